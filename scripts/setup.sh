@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv in the repository and install spin_diff with its test extras.
+#
+# torch: an already importable torch (e.g. a CUDA build) is kept. Otherwise TORCH_SPEC is
+# installed first (default torch==2.13.0, which on these CPU machines resolves to a local CPU
+# wheel; set TORCH_INDEX_URL to PyTorch's CPU wheel index elsewhere to avoid CUDA wheels), so
+# that spin_diff's own "torch>=2.1" requirement is already met and pulls nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+    .venv/bin/pip install --quiet "${TORCH_SPEC:-torch==2.13.0}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+fi
+.venv/bin/pip install --quiet -e ".[test]"

@@ -1,0 +1,89 @@
+"""Arguments and error handling shared by the ``spin-diff`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from spin_diff.config import Config, load_config
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--config, --set, --body-model, --device."""
+    parser.add_argument("--config", type=Path, help="YAML config file (see configs/)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set body.num_betas=10 (repeatable)",
+    )
+    parser.add_argument(
+        "--body-model",
+        help="SMPL .pkl/.npz or a folder with smpl/SMPL_NEUTRAL.pkl; default: the bundled free model",
+    )
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda")
+
+
+def resolve_config(args: argparse.Namespace, cls=Config):
+    """The config of a command: defaults, then --config, then --set, then shortcuts."""
+    config = load_config(cls, args.config, args.overrides)
+    if getattr(args, "body_model", None):
+        config.body.model_path = args.body_model
+    if getattr(args, "device", None):
+        config.device = args.device
+    return config
+
+
+def load_body_from_config(config):
+    """The body model a config names, on its device."""
+    from spin_diff.body.model import load_body_model
+
+    body = config.body
+    return load_body_model(
+        body.model_path,
+        body.gender,
+        num_betas=body.num_betas,
+        device=config.device,
+        j_regressor_extra=body.j_regressor_extra,
+        j_regressor_h36m=body.j_regressor_h36m,
+        mean_params=body.mean_params,
+    )
+
+
+def parse_vector(text: str | None, size: int, name: str, exact: bool = True) -> np.ndarray:
+    """A parameter vector from a file (.npy, .npz key ``name``, .json list) or 'a,b,c' text.
+
+    Returns shape (size,), zero-padded when ``exact`` is False (betas may be shorter).
+    """
+    if text is None or text == "":
+        return np.zeros(size)
+    path = Path(text)
+    if path.suffix in (".npy", ".npz", ".json"):
+        if not path.is_file():
+            raise FileNotFoundError(f"--{name} file not found: {path}")
+        if path.suffix == ".npy":
+            values = np.load(path, allow_pickle=False)
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                if name not in data.files:
+                    raise ValueError(f"{path} has no key {name!r} (keys: {data.files})")
+                values = data[name]
+        else:
+            values = np.asarray(json.loads(path.read_text()), dtype=np.float64)
+    else:
+        try:
+            values = np.array([float(v) for v in text.replace(" ", "").split(",") if v], dtype=np.float64)
+        except ValueError as err:
+            raise ValueError(f"--{name} must be a file or comma-separated numbers: {err}") from err
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if (exact and values.size != size) or values.size > size:
+        want = f"{size}" if exact else f"at most {size}"
+        raise ValueError(f"--{name} needs {want} numbers, got {values.size}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"--{name} contains NaN or inf")
+    return np.pad(values, (0, size - values.size))

@@ -1,0 +1,198 @@
+"""Configuration: YAML files in ``configs/`` read into typed dataclasses.
+
+``load_config(Config, "configs/x.yaml", ["body.num_betas=10"])`` starts from the dataclass
+defaults, applies the file, then each ``--set a.b=value`` override (values are parsed as
+YAML, so ``1e-2``, ``true``, ``[1, 2]`` and ``null`` work). Unknown keys and values of the
+wrong type are errors that name the key. ``save_config`` writes the resolved config next to
+an output so every result can be reproduced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+T = TypeVar("T")
+_FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+@dataclass
+class BodyConfig:
+    """Which body model to load. ``model_path`` None means the bundled free model."""
+
+    model_path: str | None = None
+    gender: Literal["neutral", "male", "female"] = "neutral"
+    num_betas: int = 10
+    j_regressor_extra: str | None = None
+    j_regressor_h36m: str | None = None
+    mean_params: str | None = None
+
+
+@dataclass
+class Config:
+    """Top-level configuration shared by the ``spin-diff`` commands."""
+
+    device: str = "cpu"
+    seed: int = 0
+    body: BodyConfig = field(default_factory=BodyConfig)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check (and where lossless, convert) ``value`` to the annotated type ``tp``."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        return _build(tp, value, key + ".")
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"config key {key!r}: {value!r} does not match {_type_name(tp)}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"config key {key!r} must be one of {list(choices)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"config key {key!r} needs {len(args)} values, got {value!r}")
+            items = [_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+        else:
+            inner = args[0] if args else Any
+            items = [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is float:
+        # YAML 1.1 reads 1e-2 (no dot) as a string; accept it, as users write it that way.
+        if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
+            return float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key {key!r} must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"config key {key!r} has an unsupported type {_type_name(tp)}")
+
+
+def _build(cls: type[T], values: dict[str, Any], prefix: str = "") -> T:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = [k for k in values if k not in names]
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {prefix + unknown[0]!r} (known keys here: {sorted(names)})"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"a.b=1e-2"`` -> ``{"a": {"b": 0.01}}`` (the value is parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.path=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: cannot parse value ({err})") from err
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] = ()) -> T:
+    """Defaults of ``cls``, then the YAML file at ``path``, then ``overrides`` (a.b=v)."""
+    values = dataclasses.asdict(cls())
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"cannot parse config file {path}: {err}") from err
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        values = _merge(values, loaded)
+    for text in overrides:
+        values = _merge(values, parse_override(text))
+    return _build(cls, values)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain dict (tuples as lists) for YAML/JSON output."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def save_config(config: Any, path: str | Path) -> Path:
+    """Write the resolved config as YAML (creating parent folders)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    return path

@@ -255,6 +255,8 @@ class BodyModel(nn.Module):
         self._require_extra()
         rotmats = pose_to_rotmat(pose)
         _check_inputs(rotmats, betas, transl, self.num_betas, check_finite)
+        if betas.shape[1] < self.num_betas:  # smplx needs all coefficients; the rest are zero
+            betas = torch.nn.functional.pad(betas, (0, self.num_betas - betas.shape[1]))
         out = self.smpl(
             betas=betas,
             global_orient=rotmats[:, :1],

@@ -11,13 +11,14 @@ as calls to ``numpy.ndarray`` on raw bytes instead of numpy's version-specific i
 
 from __future__ import annotations
 
-import io
 import logging
 import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from spin_diff.utils.portable_pickle import Zeros, dump_portable
 
 log = logging.getLogger(__name__)
 
@@ -175,26 +176,6 @@ def _check_shapes(arrays: dict[str, np.ndarray], path: Path) -> None:
             raise SMPLFileError(f"{path}: {key} contains NaN or inf")
 
 
-class _PortableArray:
-    """Pickles an array as ``numpy.ndarray(shape, dtype, buffer)``: readable on any numpy."""
-
-    def __init__(self, array: np.ndarray) -> None:
-        self.array = np.ascontiguousarray(array)
-
-    def __reduce__(self) -> tuple:
-        return (np.ndarray, (self.array.shape, self.array.dtype.str, self.array.tobytes()))
-
-
-class _Zeros:
-    """Pickles as ``numpy.zeros(shape, dtype)``: a few bytes for an all-zero basis."""
-
-    def __init__(self, shape: tuple[int, ...], dtype: str) -> None:
-        self.shape, self.dtype = shape, dtype
-
-    def __reduce__(self) -> tuple:
-        return (np.zeros, (self.shape, self.dtype))
-
-
 def write_smpl_pkl(
     path: str | Path,
     *,
@@ -217,21 +198,17 @@ def write_smpl_pkl(
     if posedirs is None and not zero_posedirs:
         raise ValueError("give posedirs or set zero_posedirs=True")
     content: dict[str, Any] = {
-        "v_template": _PortableArray(v_template.astype(dtype)),
-        "shapedirs": _PortableArray(shapedirs.astype(dtype)),
-        "posedirs": _Zeros((num_v, 3, (num_j - 1) * 9), dtype)
+        "v_template": v_template.astype(dtype),
+        "shapedirs": shapedirs.astype(dtype),
+        "posedirs": Zeros((num_v, 3, (num_j - 1) * 9), dtype)
         if zero_posedirs
-        else _PortableArray(posedirs.astype(dtype)),
-        "J_regressor": _PortableArray(J_regressor.astype(dtype)),
-        "weights": _PortableArray(weights.astype(dtype)),
-        "f": _PortableArray(faces.astype("<u4")),
-        "kintree_table": _PortableArray(kintree_table.astype("<i8")),
+        else posedirs.astype(dtype),
+        "J_regressor": J_regressor.astype(dtype),
+        "weights": weights.astype(dtype),
+        "f": faces.astype("<u4"),
+        "kintree_table": kintree_table.astype("<i8"),
         "bs_type": "lrotmin",
         "bs_style": "lbs",
+        **(extra or {}),
     }
-    for key, value in (extra or {}).items():
-        content[key] = _PortableArray(value) if isinstance(value, np.ndarray) else value
-    buffer = io.BytesIO()
-    pickle.dump(content, buffer, protocol=4)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_bytes(buffer.getvalue())
+    dump_portable(content, path)

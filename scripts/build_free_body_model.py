@@ -321,6 +321,9 @@ def main() -> None:
         regressor[joint, candidates] = fit_sparse_regressor(
             t_vertices[fit_idx], t_joints[fit_idx, joint], candidates
         )
+    # NNLS meets the sum-to-one row only approximately; exact rows make regressed joints
+    # follow a translation of the body exactly.
+    regressor /= regressor.sum(1, keepdims=True)
     regressed = np.einsum("jv,nvc->njc", regressor, t_vertices[check_idx])
     joint_error_mm = 1000 * np.linalg.norm(regressed - t_joints[check_idx], axis=-1)
     print("regressor error per joint, mean/max mm:")
@@ -408,8 +411,12 @@ def main() -> None:
         kintree_table=np.array([[4294967295] + list(SMPL_PARENTS[1:]), list(range(24))]),
         zero_posedirs=True,
     )
-    np.save(out / "J_regressor_extra.npy", np.stack(list(extra.values())).astype(np.float32))
-    np.save(out / "J_regressor_h36m.npy", np.stack(h36m).astype(np.float32))
+    def rows(matrix: list[np.ndarray]) -> np.ndarray:
+        stacked = np.stack(matrix)
+        return (stacked / stacked.sum(1, keepdims=True)).astype(np.float32)
+
+    np.save(out / "J_regressor_extra.npy", rows(list(extra.values())))
+    np.save(out / "J_regressor_h36m.npy", rows(h36m))
     np.savez(
         out / "smpl_mean_params.npz",
         pose=mean_rot6d.astype(np.float32),

@@ -1,0 +1,49 @@
+"""Datasets: SPIN's npz format, OpenPose JSON, detector-like keypoint corruption, synthetic sets.
+
+* :mod:`spin_diff.data.spin_npz`: read/write/validate SPIN's dataset files.
+* :mod:`spin_diff.data.openpose`: OpenPose BODY_25 JSON files and the 49-joint layout.
+* :mod:`spin_diff.data.corruption`: degrade clean keypoints the way 2D detectors do.
+* :mod:`spin_diff.data.synth`: render synthetic SPIN-format datasets with exact ground truth.
+"""
+
+from spin_diff.data.corruption import (
+    CORRUPTION_PRESETS,
+    CorruptionConfig,
+    CorruptionResult,
+    corrupt_keypoints,
+)
+from spin_diff.data.openpose import (
+    OpenPoseFileError,
+    keypoints49_to_openpose,
+    load_openpose_keypoints,
+    openpose_to_keypoints49,
+    read_openpose_json,
+    write_openpose_json,
+)
+from spin_diff.data.spin_npz import (
+    SPIN_KEYS,
+    SYNTH_KEYS,
+    SpinDataError,
+    keypoints_49,
+    read_spin_npz,
+    write_spin_npz,
+)
+
+__all__ = [
+    "CORRUPTION_PRESETS",
+    "CorruptionConfig",
+    "CorruptionResult",
+    "corrupt_keypoints",
+    "OpenPoseFileError",
+    "keypoints49_to_openpose",
+    "load_openpose_keypoints",
+    "openpose_to_keypoints49",
+    "read_openpose_json",
+    "write_openpose_json",
+    "SPIN_KEYS",
+    "SYNTH_KEYS",
+    "SpinDataError",
+    "keypoints_49",
+    "read_spin_npz",
+    "write_spin_npz",
+]

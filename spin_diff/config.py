@@ -19,6 +19,8 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from spin_diff.fitting.config import FittingConfig
+
 T = TypeVar("T")
 _FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
@@ -46,6 +48,7 @@ class Config:
     device: str = "cpu"
     seed: int = 0
     body: BodyConfig = field(default_factory=BodyConfig)
+    fitting: FittingConfig = field(default_factory=FittingConfig)
 
 
 def _type_name(tp: Any) -> str:
@@ -96,7 +99,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
-        return dict(value)
+        key_type, value_type = typing.get_args(tp) or (Any, Any)
+        return {
+            _coerce(k, key_type, f"{key}.{k}"): _coerce(v, value_type, f"{key}.{k}")
+            for k, v in value.items()
+        }
     if tp is float:
         # YAML 1.1 reads 1e-2 (no dot) as a string; accept it, as users write it that way.
         if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
@@ -131,10 +138,22 @@ def _build(cls: type[T], values: dict[str, Any], prefix: str = "") -> T:
     return cls(**kwargs)
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def _merge(base: Any, update: dict[str, Any]) -> Any:
+    """Recursive update; integer keys address list items (``stages.1.iterations=50``)."""
+    if isinstance(base, list):
+        merged_list = list(base)
+        for key, value in update.items():
+            if not str(key).isdigit() or int(key) >= len(merged_list):
+                raise ConfigError(f"list index {key!r} out of range (the list has {len(base)} items)")
+            index = int(key)
+            if isinstance(value, dict) and isinstance(merged_list[index], (dict, list)):
+                merged_list[index] = _merge(merged_list[index], value)
+            else:
+                merged_list[index] = value
+        return merged_list
     merged = dict(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if isinstance(value, dict) and isinstance(merged.get(key), (dict, list)):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value

@@ -1,0 +1,1 @@
+"""Evaluation: 3D joint errors as the field reports them."""

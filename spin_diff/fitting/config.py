@@ -1,0 +1,112 @@
+"""Configuration of the fitting stage.
+
+The objective of each stage is a weighted sum of named terms (see ``spin_diff.fitting.terms``
+for the catalogue). The default is SPIN's SMPLify recipe: a camera stage (global orientation
+and camera translation, torso joints plus a depth term) then a body stage (body pose, shape
+and orientation with the robust reprojection term and the GMM, angle and shape priors).
+SMPLify-X-style schedules are lists of stages with decaying prior weights, in YAML::
+
+    fitting:
+      optimizer: lbfgs
+      stages:
+        - {name: camera, iterations: 30, optimize: [global_orient, transl],
+           terms: {torso_reprojection: 1.0, camera_depth: 10000.0}}
+        - {name: body1, iterations: 30, optimize: [body_pose, betas, global_orient],
+           terms: {reprojection: 1.0, gmm_pose: 163216.0, shape: 10000.0, angle: 231.04}}
+        - ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# SPIN's weights are given squared in its loss (weight ** 2); these are the applied factors.
+SPIN_POSE_PRIOR_WEIGHT = 4.78**2
+SPIN_ANGLE_PRIOR_WEIGHT = 15.2**2
+SPIN_SHAPE_PRIOR_WEIGHT = 5.0**2
+SPIN_DEPTH_WEIGHT = 100.0**2
+
+PARAMETER_GROUPS = ("global_orient", "body_pose", "betas", "transl")
+
+
+@dataclass
+class StageConfig:
+    """One optimisation stage: what moves, for how long, under which weighted terms."""
+
+    name: str = "stage"
+    iterations: int = 100
+    optimize: list[str] = field(default_factory=lambda: ["body_pose", "betas", "global_orient"])
+    terms: dict[str, float] = field(default_factory=dict)
+    lr: float | None = None  # None: FittingConfig.lr
+    optimizer: Literal["adam", "lbfgs"] | None = None  # None: FittingConfig.optimizer
+
+
+def spin_stages(iterations: int = 100) -> list[StageConfig]:
+    """SPIN's in-the-loop SMPLify: camera stage then body stage (REFERENCE.md)."""
+    return [
+        StageConfig(
+            name="camera",
+            iterations=iterations,
+            optimize=["global_orient", "transl"],
+            terms={"torso_reprojection": 1.0, "camera_depth": SPIN_DEPTH_WEIGHT},
+        ),
+        StageConfig(
+            name="body",
+            iterations=iterations,
+            optimize=["body_pose", "betas", "global_orient"],
+            terms={
+                "reprojection": 1.0,
+                "gmm_pose": SPIN_POSE_PRIOR_WEIGHT,
+                "angle": SPIN_ANGLE_PRIOR_WEIGHT,
+                "shape": SPIN_SHAPE_PRIOR_WEIGHT,
+            },
+        ),
+    ]
+
+
+@dataclass
+class EarlyStopConfig:
+    """Per-sample early stopping on the relative change of the stage's loss."""
+
+    enabled: bool = False  # SPIN runs every iteration; turn on for offline fitting
+    rel_tol: float = 1e-5
+    patience: int = 5  # consecutive iterations below rel_tol before a sample stops
+    check_every: int = 10  # iterations between (host-syncing) checks whether all stopped
+
+
+@dataclass
+class OrientationFlipConfig:
+    """SMPLify-X's trial of the orientation turned 180 degrees about the vertical axis."""
+
+    enabled: bool = False  # SPIN does not; SMPLify-X does
+    shoulder_distance_px: float = 25.0  # try the flip when the 2D shoulders are this close
+
+
+@dataclass
+class FittingConfig:
+    """The fitting stage (SPIN's SMPLify by default)."""
+
+    method: Literal["smplify"] = "smplify"
+    optimizer: Literal["adam", "lbfgs"] = "adam"
+    lr: float = 1e-2
+    lbfgs_lr: float = 1.0
+    lbfgs_max_iter: int = 20  # inner iterations per L-BFGS step
+    lbfgs_history: int = 100
+    lbfgs_tolerance_grad: float = 1e-7  # torch's defaults; tighten for noise-free known answers
+    lbfgs_tolerance_change: float = 1e-9
+    sigma: float = 100.0  # GMoF scale in pixels
+    focal_length: float = 5000.0
+    crop_size: int = 224
+    stages: list[StageConfig] = field(default_factory=spin_stages)
+    # SPIN zeroes these confidences in the body stage (SMPL's hips/neck differ from 2D labels)
+    ignore_in_body_stage: list[str] = field(
+        default_factory=lambda: ["OP Neck", "OP RHip", "OP LHip", "Right Hip", "Left Hip"]
+    )
+    min_confident_joints: int = 6
+    confidence_threshold: float = 0.1
+    # a sample whose final loss exceeds this multiple of its initial loss has diverged
+    divergence_factor: float = 10.0
+    early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
+    orientation_flip: OrientationFlipConfig = field(default_factory=OrientationFlipConfig)
+    gmm_path: str | None = None  # None: gmm_08.pkl next to the body model (bundled or SPIN's data)

@@ -1,0 +1,423 @@
+"""Batched SMPLify: fit SMPL pose, shape, orientation and camera to 2D keypoints.
+
+The default configuration is SPIN's in-the-loop recipe (REFERENCE.md); stages, terms,
+weights and the optimiser come from :class:`FittingConfig`. Inside the loop only joints are
+computed (``BodyModel.joints``, the joints-only path), never meshes.
+
+Robustness: a sample with non-finite input or too few confident joints is marked failed
+before fitting and fitted on harmless placeholder values; a sample whose optimisation
+diverges (non-finite, or its loss grows past ``divergence_factor`` times its start) is marked
+failed after. Failed samples keep their initial parameters, and because every term is per
+sample and failed samples are sanitised, they never disturb their batch-mates. Inputs are
+never modified in place.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+
+from spin_diff.body import joints as J
+from spin_diff.body.model import BodyModel, pose_to_rotmat
+from spin_diff.fitting.config import PARAMETER_GROUPS, FittingConfig, StageConfig
+from spin_diff.fitting.terms import FitState, TermContext, build_term, reprojection_per_joint
+from spin_diff.geometry.cameras import estimate_translation, perspective_projection
+from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    """Per-sample outcome of a fit. B = batch size."""
+
+    pose: torch.Tensor  # (B, 72) axis-angle, global orientation first
+    betas: torch.Tensor  # (B, S)
+    transl: torch.Tensor  # (B, 3) camera translation (crop camera)
+    score: torch.Tensor  # (B,) SPIN's comparison metric: body-stage reprojection term, mean over 49 joints
+    initial_score: torch.Tensor  # (B,) the same metric at the initial parameters
+    joint_losses: torch.Tensor  # (B, 49) conf^2 * GMoF per joint (body-stage confidences)
+    joint_residuals: torch.Tensor  # (B, 49) reprojection distance in pixels
+    success: torch.Tensor  # (B,) bool
+    failure: list[str | None]  # reason per sample, None where it succeeded
+    iterations: torch.Tensor  # (B,) optimiser iterations run, all stages
+    flipped: torch.Tensor  # (B,) bool, the 180-degree orientation trial won
+    stage_losses: dict[str, torch.Tensor] = field(default_factory=dict)  # final loss per stage
+
+
+def _term_weights(stage: StageConfig) -> list[tuple[str, float]]:
+    return [(name, float(weight)) for name, weight in stage.terms.items() if weight != 0]
+
+
+class SMPLify:
+    """Batched SMPLify over a :class:`BodyModel` (fast joints-only path inside the loop)."""
+
+    def __init__(
+        self,
+        body_model: BodyModel,
+        config: FittingConfig | None = None,
+        gmm: torch.nn.Module | None = None,
+        extra_terms: dict | None = None,
+    ) -> None:
+        self.body = body_model
+        self.config = config or FittingConfig()
+        for stage in self.config.stages:
+            unknown = [g for g in stage.optimize if g not in PARAMETER_GROUPS]
+            if unknown:
+                raise ValueError(
+                    f"stage {stage.name!r} optimises unknown parameters {unknown}; "
+                    f"choose from {list(PARAMETER_GROUPS)}"
+                )
+            if stage.iterations < 0:
+                raise ValueError(f"stage {stage.name!r}: iterations must be >= 0")
+        uses_gmm = any("gmm_pose" in dict(_term_weights(s)) for s in self.config.stages)
+        if gmm is None and uses_gmm:
+            gmm = load_gmm_prior(self.config, body_model)
+        self.context = TermContext(sigma=self.config.sigma, gmm=gmm, extras=dict(extra_terms or {}))
+        self.stage_terms = [
+            [(name, weight, build_term(name, self.context, stage.name)) for name, weight in _term_weights(stage)]
+            for stage in self.config.stages
+        ]
+        ignored = J.joint_indices(self.config.ignore_in_body_stage)
+        mask = torch.ones(J.NUM_JOINTS)
+        mask[ignored] = 0.0
+        self._body_stage_mask = mask
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def device(self) -> torch.device:
+        return self.body.fast.joint_template.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.body.fast.joint_template.dtype
+
+    def _camera(self, batch: int, camera_center, focal_length) -> tuple[torch.Tensor, torch.Tensor]:
+        if camera_center is None:
+            half = self.config.crop_size / 2.0
+            camera_center = torch.full((batch, 2), half, device=self.device, dtype=self.dtype)
+        if focal_length is None:
+            focal_length = self.config.focal_length
+        focal = torch.as_tensor(focal_length, device=self.device, dtype=self.dtype)
+        if focal.ndim == 0:
+            focal = focal.expand(batch)
+        return camera_center.to(self.device, self.dtype), focal
+
+    def _joints(self, global_orient, body_pose, betas) -> torch.Tensor:
+        axis_angle = torch.cat([global_orient, body_pose], dim=1).view(-1, 24, 3)
+        return self.body.fast(axis_angle_to_matrix(axis_angle), betas).joints
+
+    def _project(self, joints, transl, camera_center, focal) -> torch.Tensor:
+        return perspective_projection(joints, transl, focal_length=focal, camera_center=camera_center)
+
+    def body_stage_confidence(self, confidence: torch.Tensor) -> torch.Tensor:
+        """Confidences with SPIN's ignored joints zeroed (a new tensor)."""
+        return confidence * self._body_stage_mask.to(confidence)
+
+    # ------------------------------------------------------------------ scoring
+    def score(
+        self,
+        pose: torch.Tensor,
+        betas: torch.Tensor,
+        keypoints: torch.Tensor,
+        transl: torch.Tensor | None = None,
+        camera_center: torch.Tensor | None = None,
+        focal_length=None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """SPIN's fit score of given parameters: (score (B,), joint_losses (B, 49), transl (B, 3)).
+
+        Parameters without a camera (e.g. a stored fit) get the weighted least-squares
+        translation over the GT joints, as SPIN does. Non-finite samples score +inf.
+        """
+        with torch.no_grad():
+            keypoints = keypoints.to(self.device, self.dtype)
+            batch = keypoints.shape[0]
+            center, focal = self._camera(batch, camera_center, focal_length)
+            rotmats = pose_to_rotmat(pose.to(self.device, self.dtype))
+            joints = self.body.fast(rotmats, betas.to(self.device, self.dtype)).joints
+            finite = torch.isfinite(keypoints).all(-1)
+            conf = torch.where(finite.all(-1, keepdim=True), keypoints[..., 2], torch.zeros_like(keypoints[..., 2]))
+            target = torch.nan_to_num(keypoints[..., :2])
+            if transl is None:
+                gt = slice(J.NUM_OPENPOSE_JOINTS, J.NUM_JOINTS)
+                transl = estimate_translation(
+                    torch.nan_to_num(joints[:, gt]), target[:, gt], conf[:, gt].clamp_min(0),
+                    focal_length=focal, camera_center=center,
+                )  # fmt: skip
+            transl = transl.to(self.device, self.dtype)
+            projected = self._project(torch.nan_to_num(joints), torch.nan_to_num(transl), center, focal)
+            losses = reprojection_per_joint(projected, target, self.body_stage_confidence(conf), self.config.sigma)
+            score = losses.mean(-1)
+            bad = ~(finite.all(-1) & torch.isfinite(joints).all((1, 2)) & torch.isfinite(transl).all(-1))
+            score = torch.where(bad, torch.full_like(score, float("inf")), score)
+            return score, losses, transl
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        keypoints: torch.Tensor,
+        init_pose: torch.Tensor,
+        init_betas: torch.Tensor,
+        init_transl: torch.Tensor | None = None,
+        camera_center: torch.Tensor | None = None,
+        focal_length=None,
+    ) -> FitResult:
+        """Fit a batch.
+
+        Args:
+            keypoints: (B, 49, 3) crop pixels (x, y) and confidence, SPIN's layout.
+            init_pose: (B, 72) axis-angle or (B, 24, 3, 3) rotation matrices.
+            init_betas: (B, S).
+            init_transl: (B, 3) camera translation; None estimates it from the initial joints.
+            camera_center: (B, 2) principal point; None -> the crop centre.
+            focal_length: scalar or (B,); None -> config.focal_length.
+        """
+        cfg = self.config
+        if keypoints.ndim != 3 or keypoints.shape[1:] != (J.NUM_JOINTS, 3):
+            raise ValueError(f"keypoints must be (B, {J.NUM_JOINTS}, 3), got {tuple(keypoints.shape)}")
+        batch = keypoints.shape[0]
+        device, dtype = self.device, self.dtype
+        keypoints = keypoints.detach().to(device, dtype).clone()
+        init_rot = pose_to_rotmat(init_pose.detach().to(device, dtype), "init_pose")
+        if init_rot.shape[0] != batch or init_betas.shape[0] != batch:
+            raise ValueError("keypoints, init_pose and init_betas must have the same batch size")
+        init_aa = matrix_to_axis_angle(init_rot).reshape(batch, 72)
+        init_betas = init_betas.detach().to(device, dtype).clone()
+        center, focal = self._camera(batch, camera_center, focal_length)
+
+        # --- validate and sanitise, per sample, without touching the caller's tensors
+        conf = keypoints[..., 2]
+        finite_kp = torch.isfinite(keypoints).all(dim=(1, 2))
+        finite_init = torch.isfinite(init_aa).all(1) & torch.isfinite(init_betas).all(1)
+        if init_transl is not None:
+            init_transl = init_transl.detach().to(device, dtype).clone()
+            finite_init &= torch.isfinite(init_transl).all(1)
+        confident = (torch.nan_to_num(conf) > cfg.confidence_threshold).sum(1)
+        enough = confident >= cfg.min_confident_joints
+        valid = finite_kp & finite_init & enough
+        keypoints = torch.where(valid[:, None, None], keypoints, torch.zeros_like(keypoints))
+        conf = keypoints[..., 2].clamp_min(0.0)
+        target = keypoints[..., :2]
+        aa = torch.where(valid[:, None], init_aa, torch.zeros_like(init_aa))
+        betas = torch.where(valid[:, None], init_betas, torch.zeros_like(init_betas))
+
+        if init_transl is None:
+            with torch.no_grad():
+                joints0 = self._joints(aa[:, :3], aa[:, 3:], betas)
+            init_transl = estimate_translation(joints0, target, conf, focal_length=focal, camera_center=center)
+        default_t = torch.tensor([0.0, 0.0, 2 * cfg.focal_length / (cfg.crop_size * 0.9)], device=device, dtype=dtype)
+        start_transl = torch.where(valid[:, None], init_transl, default_t.expand(batch, 3))
+
+        params = {
+            "global_orient": aa[:, :3].clone(),
+            "body_pose": aa[:, 3:].clone(),
+            "betas": betas.clone(),
+            "transl": start_transl.clone(),
+        }
+        data = {
+            "keypoints": target,
+            "raw_confidence": conf,
+            "body_confidence": self.body_stage_confidence(conf),
+            "init_transl": start_transl,
+            "center": center,
+            "focal": focal,
+        }
+        iterations = torch.zeros(batch, dtype=torch.long, device=device)
+        diverged = torch.zeros(batch, dtype=torch.bool, device=device)
+        flipped = torch.zeros(batch, dtype=torch.bool, device=device)
+        stage_losses: dict[str, torch.Tensor] = {}
+
+        for index, stage in enumerate(cfg.stages):
+            if index == 0 and cfg.orientation_flip.enabled and "global_orient" in stage.optimize:
+                params, flipped, its, start_loss, end_loss = self._stage_with_flip_trial(
+                    index, stage, params, data, valid
+                )
+            else:
+                params, its, start_loss, end_loss = self._run_stage(index, stage, params, data, valid)
+            iterations += its
+            stage_losses[stage.name] = end_loss.detach()
+            grew = end_loss > cfg.divergence_factor * start_loss.abs().clamp_min(1e-6)
+            diverged |= valid & (~torch.isfinite(end_loss) | grew)
+            for value in params.values():
+                diverged |= valid & ~torch.isfinite(value).all(1)
+
+        # --- assemble the result; failed samples keep their initial parameters
+        ok = valid & ~diverged
+        pose = torch.cat([params["global_orient"], params["body_pose"]], 1).detach()
+        pose = torch.where(ok[:, None], pose, init_aa)
+        out_betas = torch.where(ok[:, None], params["betas"].detach(), init_betas)
+        out_transl = torch.where(ok[:, None], params["transl"].detach(), start_transl)
+        score, losses, _ = self.score(pose, out_betas, keypoints, out_transl, center, focal)
+        with torch.no_grad():
+            initial_score, _, _ = self.score(init_aa, init_betas, keypoints, start_transl, center, focal)
+            projected = self._project(self._joints(pose[:, :3], pose[:, 3:], out_betas), out_transl, center, focal)
+            residuals = (projected - target).norm(dim=-1)
+
+        reasons: list[str | None] = [None] * batch
+        status = torch.stack([finite_kp, finite_init, enough, diverged, ok]).cpu()  # one sync, at the end
+        counts = confident.cpu()
+        for i in range(batch):
+            if not status[0, i]:
+                reasons[i] = "non-finite keypoints (NaN or inf)"
+            elif not status[1, i]:
+                reasons[i] = "non-finite initial parameters"
+            elif not status[2, i]:
+                reasons[i] = (
+                    f"too few confident joints ({int(counts[i])} above {cfg.confidence_threshold}, "
+                    f"need {cfg.min_confident_joints})"
+                )
+            elif status[3, i]:
+                reasons[i] = "optimisation diverged"
+        return FitResult(
+            pose=pose,
+            betas=out_betas,
+            transl=out_transl,
+            score=torch.where(ok, score, initial_score),
+            initial_score=initial_score,
+            joint_losses=losses,
+            joint_residuals=residuals,
+            success=ok,
+            failure=reasons,
+            iterations=iterations,
+            flipped=flipped & ok,
+            stage_losses=stage_losses,
+        )
+
+    def _state(self, params, data, stage_index: int, progress: float, body_stage: bool) -> FitState:
+        joints = self._joints(params["global_orient"], params["body_pose"], params["betas"])
+        projected = self._project(joints, params["transl"], data["center"], data["focal"])
+        return FitState(
+            global_orient=params["global_orient"],
+            body_pose=params["body_pose"],
+            betas=params["betas"],
+            transl=params["transl"],
+            joints=joints,
+            projected=projected,
+            keypoints=data["keypoints"],
+            confidence=data["body_confidence"] if body_stage else data["raw_confidence"],
+            raw_confidence=data["raw_confidence"],
+            init_transl=data["init_transl"],
+            progress=progress,
+            stage_index=stage_index,
+        )
+
+    def _stage_objective(self, index: int, params, data, progress: float, body_stage: bool) -> torch.Tensor:
+        state = self._state(params, data, index, progress, body_stage)
+        total = torch.zeros(state.joints.shape[0], device=self.device, dtype=self.dtype)
+        for _, weight, term in self.stage_terms[index]:
+            total = total + weight * term(state)
+        return total
+
+    def _run_stage(self, index: int, stage: StageConfig, params: dict, data: dict, valid: torch.Tensor):
+        """Optimise one stage. Returns (params, iterations (B,), start loss (B,), end loss (B,))."""
+        cfg = self.config
+        body_stage = "body_pose" in stage.optimize or "betas" in stage.optimize
+        leaves = {
+            k: v.detach().clone(memory_format=torch.contiguous_format).requires_grad_(k in stage.optimize)
+            for k, v in params.items()
+        }
+        trainable = [leaves[k] for k in stage.optimize]
+        batch = valid.shape[0]
+        with torch.no_grad():
+            start = self._stage_objective(index, leaves, data, 0.0, body_stage)
+        its = torch.zeros(batch, dtype=torch.long, device=self.device)
+        if stage.iterations == 0 or not trainable:
+            return {k: v.detach() for k, v in leaves.items()}, its, start, start
+
+        weight = valid.to(self.dtype)  # invalid samples add nothing to the summed loss
+        optimizer_name = stage.optimizer or cfg.optimizer
+        lr = stage.lr if stage.lr is not None else cfg.lr
+        active = valid.clone()
+        if optimizer_name == "lbfgs":
+            # The batch shares one line search (the summed loss); early stopping is L-BFGS's
+            # own tolerance on the whole batch.
+            optimizer = torch.optim.LBFGS(
+                trainable, lr=stage.lr if stage.lr is not None else cfg.lbfgs_lr,
+                max_iter=cfg.lbfgs_max_iter, history_size=cfg.lbfgs_history,
+                tolerance_grad=cfg.lbfgs_tolerance_grad, tolerance_change=cfg.lbfgs_tolerance_change,
+                line_search_fn="strong_wolfe",
+            )  # fmt: skip
+            for step in range(stage.iterations):
+                progress = step / stage.iterations
+
+                def closure():
+                    optimizer.zero_grad()
+                    loss = (weight * self._stage_objective(index, leaves, data, progress, body_stage)).sum()
+                    loss.backward()
+                    return loss
+
+                optimizer.step(closure)
+            its += active.long() * int(optimizer.state[trainable[0]].get("n_iter", 0))
+        else:
+            optimizer = torch.optim.Adam(trainable, lr=lr, betas=(0.9, 0.999))
+            previous = start.clone()
+            calm = torch.zeros(batch, dtype=torch.long, device=self.device)
+            es = cfg.early_stop
+            for step in range(stage.iterations):
+                optimizer.zero_grad()
+                per_sample = self._stage_objective(index, leaves, data, step / stage.iterations, body_stage)
+                (weight * per_sample).sum().backward()
+                if es.enabled:
+                    snapshot = [p.detach().clone() for p in trainable]
+                optimizer.step()
+                its += active.long()
+                if es.enabled:
+                    with torch.no_grad():
+                        for p, old in zip(trainable, snapshot):
+                            p.copy_(torch.where(active.view(-1, *([1] * (p.ndim - 1))), p, old))
+                        value = per_sample.detach()
+                        change = (previous - value).abs() / previous.abs().clamp_min(1e-9)
+                        calm = torch.where(change < es.rel_tol, calm + 1, torch.zeros_like(calm))
+                        active &= calm < es.patience
+                        previous = value
+                    if (step + 1) % es.check_every == 0 and not bool(active.any()):
+                        break
+        with torch.no_grad():
+            end = self._stage_objective(index, leaves, data, 1.0, body_stage)
+        return {k: v.detach() for k, v in leaves.items()}, its, start, end
+
+    def _stage_with_flip_trial(self, index, stage, params, data, valid):
+        """Run the stage on the batch twice, as given and turned 180 degrees about the vertical
+        (camera y) axis, for samples whose 2D shoulders are close; keep the lower-loss one."""
+        cfg = self.config
+        shoulders = J.joint_indices(["OP RShoulder", "OP LShoulder"])
+        kp, conf = data["keypoints"], data["raw_confidence"]
+        distance = (kp[:, shoulders[0]] - kp[:, shoulders[1]]).norm(dim=-1)
+        seen = (conf[:, shoulders] > 0).all(1)
+        eligible = valid & seen & (distance < cfg.orientation_flip.shoulder_distance_px)
+
+        turn = axis_angle_to_matrix(torch.tensor([0.0, torch.pi, 0.0], device=self.device, dtype=self.dtype))
+        flipped_orient = matrix_to_axis_angle(turn @ axis_angle_to_matrix(params["global_orient"]))
+        doubled = {k: torch.cat([v, v]) for k, v in params.items()}
+        doubled["global_orient"] = torch.cat([params["global_orient"], flipped_orient])
+        doubled_data = {k: torch.cat([v, v]) for k, v in data.items()}
+        doubled_valid = torch.cat([valid, eligible])
+        out, its, start, end = self._run_stage(index, stage, doubled, doubled_data, doubled_valid)
+        batch = valid.shape[0]
+        take_flip = eligible & (end[batch:] < end[:batch])
+        chosen = {k: torch.where(take_flip[:, None], v[batch:], v[:batch]) for k, v in out.items()}
+        pick = lambda x: torch.where(take_flip, x[batch:], x[:batch])  # noqa: E731
+        return chosen, take_flip, its[:batch] + its[batch:], pick(start), pick(end)
+
+
+def load_gmm_prior(config: FittingConfig, body_model: BodyModel) -> torch.nn.Module:
+    """SMPLify's GMM pose prior: ``config.gmm_path`` or ``gmm_08.pkl`` beside the body model."""
+    from spin_diff.priors.gmm import MaxMixturePrior, read_gmm_file
+
+    if config.gmm_path is not None:
+        path = config.gmm_path
+    else:
+        model_file = body_model.files.model
+        candidates = [folder / "gmm_08.pkl" for folder in (model_file.parent, model_file.parent.parent, model_file.parent.parent.parent)]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            raise FileNotFoundError(
+                f"no gmm_08.pkl next to the body model {model_file}: pass --set fitting.gmm_path=PATH "
+                "(SMPLify's gmm_08.pkl, or one made with 'spin-diff prior fit-gmm'), or remove "
+                "gmm_pose from the stage terms"
+            )
+        path = found[0]
+    prior = MaxMixturePrior(read_gmm_file(path))
+    return prior.to(device=body_model.fast.joint_template.device, dtype=body_model.fast.joint_template.dtype)

@@ -1,0 +1,139 @@
+"""The named terms of the fitting objective.
+
+Each term maps the current :class:`FitState` to one value per sample, shape (B,). A stage's
+objective is ``sum(weight * term(state))`` over the terms its config lists, so terms are
+added, removed and re-weighted in YAML. New terms (the diffusion prior) register themselves
+with :func:`register_term`; a factory receives the :class:`TermContext` (loaded priors and
+models) and returns the term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from spin_diff.body import joints as J
+
+Term = Callable[["FitState"], torch.Tensor]
+TermFactory = Callable[["TermContext"], Term]
+
+_REGISTRY: dict[str, TermFactory] = {}
+
+
+def register_term(name: str) -> Callable[[TermFactory], TermFactory]:
+    """Decorator: make a term available to stage configs under ``name``."""
+
+    def decorate(factory: TermFactory) -> TermFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorate
+
+
+def available_terms() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_term(name: str, context: "TermContext", stage: str = "") -> Term:
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"unknown fitting term {name!r} in stage {stage!r}; available: {', '.join(available_terms())}"
+        )
+    return _REGISTRY[name](context)
+
+
+@dataclass
+class TermContext:
+    """What terms may need beyond the state: loaded priors, models, settings."""
+
+    sigma: float = 100.0
+    gmm: torch.nn.Module | None = None  # MaxMixturePrior
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. a diffusion prior
+
+
+@dataclass
+class FitState:
+    """The current fit of a batch, as the terms see it. Shapes: B batch, 49 joints."""
+
+    global_orient: torch.Tensor  # (B, 3) axis-angle
+    body_pose: torch.Tensor  # (B, 69) axis-angle
+    betas: torch.Tensor  # (B, S)
+    transl: torch.Tensor  # (B, 3) camera translation
+    joints: torch.Tensor  # (B, 49, 3) model joints (before translation)
+    projected: torch.Tensor  # (B, 49, 2) pixels
+    keypoints: torch.Tensor  # (B, 49, 2) target pixels
+    confidence: torch.Tensor  # (B, 49) stage confidences (ignored joints zeroed)
+    raw_confidence: torch.Tensor  # (B, 49) confidences as given
+    init_transl: torch.Tensor  # (B, 3) camera translation at the start of the fit
+    progress: float = 0.0  # fraction of the current stage done, in [0, 1)
+    stage_index: int = 0
+
+
+def gmof(residual: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Geman-McClure robustifier, elementwise: sigma^2 r^2 / (sigma^2 + r^2)."""
+    squared = residual**2
+    return sigma**2 * squared / (sigma**2 + squared)
+
+
+def reprojection_per_joint(
+    projected: torch.Tensor, keypoints: torch.Tensor, confidence: torch.Tensor, sigma: float
+) -> torch.Tensor:
+    """SMPLify's robust data term per joint: conf^2 * sum_xy GMoF(residual).  -> (B, 49)."""
+    return confidence**2 * gmof(projected - keypoints, sigma).sum(-1)
+
+
+@register_term("reprojection")
+def _reprojection(context: TermContext) -> Term:
+    sigma = context.sigma
+    return lambda s: reprojection_per_joint(s.projected, s.keypoints, s.confidence, sigma).sum(-1)
+
+
+_TORSO_OP = J.joint_indices(J.TORSO_OPENPOSE)
+_TORSO_GT = J.joint_indices(J.TORSO_GT)
+
+
+@register_term("torso_reprojection")
+def _torso_reprojection(context: TermContext) -> Term:
+    """SPIN's camera-stage data term: squared error on the 4 torso joints, unweighted.
+
+    The OpenPose hips and shoulders are used when all four are detected (more reliable for
+    the camera), otherwise the GT ones.
+    """
+
+    def term(s: FitState) -> torch.Tensor:
+        use_op = (s.raw_confidence[:, _TORSO_OP] > 0).all(dim=1, keepdim=True)
+        op_error = ((s.projected[:, _TORSO_OP] - s.keypoints[:, _TORSO_OP]) ** 2).sum(-1)
+        gt_error = ((s.projected[:, _TORSO_GT] - s.keypoints[:, _TORSO_GT]) ** 2).sum(-1)
+        # a sample with neither set detected contributes nothing (marked failed elsewhere)
+        gt_present = (s.raw_confidence[:, _TORSO_GT] > 0).to(gt_error.dtype)
+        return torch.where(use_op, op_error, gt_error * gt_present).sum(-1)
+
+    return term
+
+
+@register_term("camera_depth")
+def _camera_depth(context: TermContext) -> Term:
+    """Keeps the camera depth near its initial estimate: (t_z - t_z_init)^2."""
+    return lambda s: (s.transl[:, 2] - s.init_transl[:, 2]) ** 2
+
+
+@register_term("gmm_pose")
+def _gmm_pose(context: TermContext) -> Term:
+    if context.gmm is None:
+        raise ValueError("the gmm_pose term needs a GMM pose prior (gmm_08.pkl); none is loaded")
+    gmm = context.gmm
+    return lambda s: gmm(s.body_pose)
+
+
+@register_term("angle")
+def _angle(context: TermContext) -> Term:
+    from spin_diff.priors.angle import angle_prior
+
+    return lambda s: angle_prior(s.body_pose)
+
+
+@register_term("shape")
+def _shape(context: TermContext) -> Term:
+    return lambda s: (s.betas**2).sum(-1)

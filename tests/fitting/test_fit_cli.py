@@ -1,0 +1,81 @@
+"""`spin-diff synth` then `spin-diff fit`, end to end, and fit's handling of bad items."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from spin_diff.cli.main import main
+
+FAST = ["--set", "fitting.stages.0.iterations=30", "--set", "fitting.stages.1.iterations=60", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def synth_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    assert main(["synth", "--out", str(out), "--n", "3", "--image-size", "192x192", "--corrupt", "none", "--quiet"]) == 0
+    return out
+
+
+def test_synth_then_fit_writes_every_output(synth_set, tmp_path, capsys):
+    out = tmp_path / "fits"
+    code = main(["fit", str(synth_set / "images"), "--keypoints", str(synth_set / "keypoints"), "--out", str(out), *FAST])
+    assert code == 0, capsys.readouterr()
+    folders = sorted(out.glob("*/person_00"))
+    assert len(folders) == 3
+    for folder in folders:
+        for name in ("params.npz", "params.json", "mesh.obj", "overlay.png", "side.png", "residuals.json"):
+            assert (folder / name).is_file(), name
+        params = json.loads((folder / "params.json").read_text())
+        assert len(params["pose"]) == 72 and len(params["betas"]) == 10 and params["success"]
+        assert len(params["transl_crop"]) == 3 and len(params["transl_full"]) == 3
+        residuals = json.loads((folder / "residuals.json").read_text())
+        assert len(residuals) == 49
+    assert (out / "config.yaml").is_file()
+
+
+def test_overlay_is_drawn_over_the_person(synth_set, tmp_path):
+    """The fitted mesh covers most of the person's pixels in the overlay."""
+    import cv2
+
+    out = tmp_path / "fits"
+    image = sorted((synth_set / "images").iterdir())[0]
+    assert main(["fit", str(image), "--keypoints", str(synth_set / "keypoints"), "--out", str(out), *FAST]) == 0
+    overlay = cv2.imread(str(out / image.stem / "person_00" / "overlay.png")).astype(int)
+    original = cv2.imread(str(image)).astype(int)
+    mask = cv2.imread(str(synth_set / "masks" / f"{image.stem}.png"), cv2.IMREAD_GRAYSCALE) > 0
+    changed = np.abs(overlay - original).sum(-1) > 30
+    assert changed[mask].mean() > 0.5  # the mesh lies on the person
+    assert changed[~mask].mean() < 0.2  # and mostly not elsewhere
+
+
+def test_bad_items_are_reported_and_the_rest_processed(synth_set, tmp_path, capsys):
+    images, keypoints = tmp_path / "images", tmp_path / "keypoints"
+    shutil.copytree(synth_set / "images", images)
+    shutil.copytree(synth_set / "keypoints", keypoints)
+    names = sorted(p.stem for p in images.iterdir())
+    (keypoints / f"{names[0]}_keypoints.json").write_text("{not json")  # malformed
+    (keypoints / f"{names[1]}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": []}))  # nobody
+    (images / "broken.jpg").write_bytes(b"not an image")
+    sparse = {"version": 1.3, "people": [{"pose_keypoints_2d": [10.0, 10.0, 0.9] * 3 + [0.0, 0.0, 0.0] * 22}]}
+    shutil.copy(images / f"{names[2]}.jpg", images / "sparse.jpg")
+    (keypoints / "sparse_keypoints.json").write_text(json.dumps(sparse))
+    out = tmp_path / "fits"
+    code = main(["fit", str(images), "--keypoints", str(keypoints), "--out", str(out), *FAST])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert f"FAILED {images / 'broken.jpg'}: image missing or unreadable" in printed
+    assert "too few confident joints" in printed
+    assert printed.count("FAILED") == 4
+    assert (out / names[2] / "person_00" / "params.npz").is_file()  # the good one was fitted
+    assert "fitted 1 people, 4 failed" in printed
+
+
+def test_missing_inputs_and_checkpoint_fail_clearly(tmp_path, capsys):
+    assert main(["fit", str(tmp_path / "none"), "--keypoints", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "images not found" in capsys.readouterr().err
+    (tmp_path / "a.jpg").write_bytes(b"")
+    assert main(["fit", str(tmp_path / "a.jpg"), "--keypoints", str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--checkpoint", str(tmp_path / "c.pt")]) == 2  # fmt: skip
+    assert "checkpoint" in capsys.readouterr().err

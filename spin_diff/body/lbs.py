@@ -57,6 +57,27 @@ def _tree_levels(parents: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(level) for level in levels)
 
 
+_INDEX_CACHE: dict[tuple, tuple] = {}
+
+
+def _tree_indices(parents: tuple[int, ...], device: torch.device) -> tuple:
+    """Per-level (joints, parents) index tensors on ``device``, made once per tree and device
+    so the forward pass creates no tensors from Python lists (no host-to-device copies)."""
+    key = (parents, str(device))
+    if key not in _INDEX_CACHE:
+        levels = [
+            (
+                torch.tensor(level, device=device),
+                torch.tensor([max(parents[j], 0) for j in level], device=device),
+            )
+            for level in _tree_levels(parents)
+        ]
+        parent_index = torch.tensor([max(p, 0) for p in parents], device=device)
+        has_parent = torch.tensor([p >= 0 for p in parents], device=device)
+        _INDEX_CACHE[key] = (levels, parent_index, has_parent)
+    return _INDEX_CACHE[key]
+
+
 def batch_rigid_transform(
     rotations: torch.Tensor, rest_joints: torch.Tensor, parents: tuple[int, ...]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,22 +96,15 @@ def batch_rigid_transform(
             attached to each joint to its posed location (the [R | t] part of SMPL's A).
     """
     batch, num_joints = rotations.shape[:2]
-    levels = _tree_levels(tuple(int(p) for p in parents))
-    parent_index = torch.tensor([max(p, 0) for p in parents], device=rest_joints.device)
-    offsets = rest_joints - rest_joints[:, parent_index] * (
-        torch.tensor([p >= 0 for p in parents], device=rest_joints.device, dtype=rest_joints.dtype)[
-            None, :, None
-        ]
-    )
+    levels, parent_index, has_parent = _tree_indices(tuple(int(p) for p in parents), rest_joints.device)
+    offsets = rest_joints - rest_joints[:, parent_index] * has_parent.to(rest_joints.dtype)[None, :, None]
 
     world_rot = rotations.new_empty(batch, num_joints, 3, 3)
     world_pos = rest_joints.new_empty(batch, num_joints, 3)
-    root = levels[0]
+    root = levels[0][0]
     world_rot[:, root] = rotations[:, root]
     world_pos[:, root] = rest_joints[:, root]
-    for level in levels[1:]:
-        idx = torch.tensor(level, device=rotations.device)
-        par = parent_index[idx]
+    for idx, par in levels[1:]:
         parent_rot = world_rot[:, par]
         world_rot[:, idx] = parent_rot @ rotations[:, idx]
         world_pos[:, idx] = world_pos[:, par] + (parent_rot @ offsets[:, idx, :, None])[..., 0]

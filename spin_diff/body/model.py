@@ -25,7 +25,7 @@ from torch import nn
 
 from spin_diff.body import joints as J
 from spin_diff.body.files import BodyModelFiles, resolve_body_model
-from spin_diff.body.lbs import batch_rigid_transform, blend_shapes, pose_feature, skin_points
+from spin_diff.body.lbs import batch_rigid_transform, pose_feature
 from spin_diff.body.smpl_format import SMPLFileError, read_smpl_file
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 
@@ -96,26 +96,43 @@ class JointsModel(nn.Module):
         self.parents = (-1,) + self.parents[1:]
 
         picks = np.array([vertex_ids[name] for name in J.VERTEX_JOINT_NAMES], dtype=np.int64)
-        regressed = np.flatnonzero(np.abs(extra_regressor).sum(0) > 0)
-        support = np.union1d(picks, regressed)
-        posedirs = arrays["posedirs"][support].astype(np.float64)  # (S, 3, P)
+        num_vertices = v_template.shape[0]
+        # The 30 surface joints (smplx's 21 vertex picks, then the 9 regressed extras) as the
+        # rows of one regressor over the vertices.
+        surface = np.zeros((len(picks) + extra_regressor.shape[0], num_vertices))
+        surface[np.arange(len(picks)), picks] = 1.0
+        surface[len(picks) :] = extra_regressor
+        support = np.flatnonzero(np.abs(surface).sum(0) > 0)
+        rows, weights = surface[:, support], arrays["weights"][support].astype(np.float64)
+        posedirs = arrays["posedirs"][support].astype(np.float64)  # (N, 3, F)
         self.has_pose_blend = bool(np.any(posedirs != 0))
+
+        # Skinning is linear in the rest points and in the joint transforms, so a surface joint
+        # k is sum_j T_j q_kj with q_kj = sum_n rows_kn w_nj [p_n; 1], itself linear in the
+        # betas (and pose features). Precompute q's parts for the (k, j) pairs that interact:
+        # no vertex is skinned in the loop.
+        pair_k, pair_j = np.nonzero(np.abs(rows) @ weights > 0)
+        coeff = rows[pair_k] * weights[:, pair_j].T  # (P, N)
 
         def buffer(name: str, value: np.ndarray) -> None:
             self.register_buffer(name, torch.as_tensor(value, dtype=dtype), persistent=False)
 
         buffer("joint_template", regressor @ v_template)
         buffer("joint_shapedirs", np.einsum("jv,vcs->jcs", regressor, shapedirs))
-        buffer("support_template", v_template[support])
-        buffer("support_shapedirs", shapedirs[support])
-        buffer("support_posedirs", posedirs.reshape(-1, posedirs.shape[-1]).T)  # (P, S*3)
-        buffer("support_weights", arrays["weights"][support].astype(np.float64))
-        buffer("support_extra_regressor", extra_regressor[:, support].astype(np.float64))
-        self.register_buffer(
-            "pick_index", torch.as_tensor(np.searchsorted(support, picks)), persistent=False
-        )
+        buffer("pair_rest", coeff @ v_template[support])  # (P, 3)
+        buffer("pair_weight", coeff.sum(1))  # (P,)
+        buffer("pair_shapedirs", np.einsum("pn,ncs->pcs", coeff, shapedirs[support]))  # (P, 3, S)
+        if self.has_pose_blend:
+            pair_posedirs = np.einsum("pn,ncf->pcf", coeff, posedirs)
+            buffer("pair_posedirs", pair_posedirs.reshape(-1, pair_posedirs.shape[-1]).T)  # (F, P*3)
+        else:
+            buffer("pair_posedirs", np.zeros((0, 0)))
+        buffer("pair_to_surface", (np.arange(len(rows))[:, None] == pair_k[None]).astype(np.float64))
+        buffer("surface_row_sums", rows.sum(1))  # translation moves a row by its sum
+        self.register_buffer("pair_joint", torch.as_tensor(pair_j, dtype=torch.long), persistent=False)
         self.register_buffer("joint_map", torch.as_tensor(J.JOINT_MAP), persistent=False)
         self.num_support_vertices = int(support.size)
+        self.num_pairs = int(pair_k.size)
 
     def forward(
         self, rotmats: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor | None = None
@@ -126,15 +143,16 @@ class JointsModel(nn.Module):
             "bs,jcs->bjc", betas, self.joint_shapedirs[..., :num_betas]
         )
         skeleton, transforms = batch_rigid_transform(rotmats, rest_joints, self.parents)
-        points = self.support_template + blend_shapes(betas, self.support_shapedirs[..., :num_betas])
+        q = self.pair_rest + torch.einsum("bs,pcs->bpc", betas, self.pair_shapedirs[..., :num_betas])
         if self.has_pose_blend:
-            points = points + (pose_feature(rotmats) @ self.support_posedirs).view_as(points)
-        points = skin_points(points, self.support_weights, transforms)
+            q = q + (pose_feature(rotmats) @ self.pair_posedirs).view_as(q)
+        pair_transforms = transforms[:, self.pair_joint]  # (B, P, 3, 4)
+        moved = (pair_transforms[..., :3] * q[:, :, None, :]).sum(-1) + pair_transforms[..., 3] * self.pair_weight[:, None]
+        surface = torch.einsum("kp,bpc->bkc", self.pair_to_surface, moved)
         if transl is not None:
             skeleton = skeleton + transl[:, None]
-            points = points + transl[:, None]
-        extra = torch.einsum("kv,bvc->bkc", self.support_extra_regressor, points)
-        source = torch.cat([skeleton, points[:, self.pick_index], extra], dim=1)
+            surface = surface + self.surface_row_sums[:, None] * transl[:, None]
+        source = torch.cat([skeleton, surface], dim=1)
         return BodyOutput(joints=source[:, self.joint_map], skeleton=skeleton)
 
 

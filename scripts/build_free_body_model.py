@@ -208,7 +208,9 @@ PROVENANCE = """# The bundled free body model: provenance and licence
 
 Files here: `smpl/SMPL_NEUTRAL.pkl` (SMPL's pkl format, loadable by `smplx.SMPL`),
 `J_regressor_extra.npy` and `J_regressor_h36m.npy` (SPIN's formats), `smpl_mean_params.npz`,
-`vertex_ids.json` (the vertices smplx appends as keypoints), `build_report.json`.
+`vertex_ids.json` (the vertices smplx appends as keypoints), `build_report.json`, and
+`gmm_08.pkl`: SMPLify's GMM pose-prior format, fitted by `scripts/build_free_priors.py` (EM,
+8 components) to 50,000 poses of spin_diff's own pose sampler; no mocap data involved.
 
 ## Source
 - Mesh, rig (bone heads), skinning weights and phenotype targets: the MakeHuman assets

@@ -1,0 +1,77 @@
+"""Reading collections of SMPL body poses from the npz files users have.
+
+Accepted layouts (axis-angle, SMPL's joint order):
+
+* the pose sampler's output (``spin-diff prior sample-poses``): key ``pose`` (N, 72);
+* AMASS-style motion files: key ``poses`` (N, >= 72; SMPL-H/SMPL-X files carry hand joints
+  after the first 72 numbers, which are ignored);
+* SPIN's dataset files: key ``pose`` (N, 72) with ``has_smpl``; only rows with ``has_smpl == 1``
+  hold a pose.
+
+The first three numbers (global orientation) are dropped: pose priors model joints 1..23.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["read_body_poses"]
+
+log = logging.getLogger(__name__)
+
+BODY_POSE_DIM = 69
+
+
+def read_body_poses(path: str | Path) -> np.ndarray:
+    """Body poses (N, 69) float64 from a pose npz; rows with NaN or inf are dropped with a warning.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: unreadable file, no pose key, wrong shapes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pose file not found: {path}")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise ValueError(f"cannot read {path} as an .npz of poses ({type(err).__name__}: {err})") from err
+    if not hasattr(data, "files"):
+        raise ValueError(f"{path} holds a single array, not an .npz with a 'pose' or 'poses' key")
+    with data:
+        keys = list(data.files)
+        if "poses" in keys:
+            poses, source = data["poses"], "poses (AMASS layout)"
+            if poses.ndim != 2 or poses.shape[1] < 72:
+                raise ValueError(
+                    f"{path}: 'poses' must be (N, >= 72) SMPL axis-angle, got shape {poses.shape}"
+                )
+        elif "pose" in keys:
+            poses, source = data["pose"], "pose"
+            if poses.ndim != 2 or poses.shape[1] != 72:
+                raise ValueError(f"{path}: 'pose' must be (N, 72) SMPL axis-angle, got shape {poses.shape}")
+            if "has_smpl" in keys:  # a SPIN dataset file
+                has_smpl = np.asarray(data["has_smpl"]).reshape(-1)
+                if has_smpl.shape[0] != poses.shape[0]:
+                    raise ValueError(
+                        f"{path}: has_smpl has {has_smpl.shape[0]} rows but pose has {poses.shape[0]}"
+                    )
+                poses, source = poses[has_smpl == 1], "pose rows with has_smpl == 1 (SPIN dataset)"
+        else:
+            raise ValueError(
+                f"{path} has no pose key: expected 'pose' (N, 72; sampler output or SPIN dataset) or "
+                f"'poses' (N, >= 72; AMASS), found {keys}"
+            )
+    try:
+        body = np.asarray(poses[:, 3:72], dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {source} is not numeric ({err})") from err
+    finite = np.isfinite(body).all(axis=1)
+    if not finite.all():
+        log.warning("%s: dropped %d of %d rows with NaN or inf", path, int((~finite).sum()), len(body))
+        body = body[finite]
+    log.info("%s: %d body poses from %s", path, len(body), source)
+    return body

@@ -122,8 +122,11 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=100, help="per stage (SPIN: 100)")
     parser.add_argument("--reference-iterations", type=int, default=10,
                         help="iterations per stage the reference runs above batch 64 (rate extrapolated)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared machine more threads mostly wait)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     model = load_body_model(device=args.device)
     config = FittingConfig(stages=spin_stages(args.iterations))

@@ -77,11 +77,14 @@ def make_step(body: BodyModel, method: str, batch: int, device: torch.device, se
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--body-model", default=None, help="SMPL file or folder (default: the bundled free model)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared machine more threads mostly wait)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--batch", type=int, nargs="+", default=[64, 1024])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     info = body.info()
 
     print(f"machine: {cpu_model()} ({platform.machine()}), python {platform.python_version()}")
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()} (default), device {device}", end="")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}", end="")
     print(f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
     print(f"body model: {info['source']}; {info['vertices']} vertices, pose blend shapes: {info['pose blend shapes']}")
     print(f"support vertices of the fast path: {body.fast.num_support_vertices}")

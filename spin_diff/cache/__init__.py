@@ -1,0 +1,62 @@
+"""The best-fit dictionary ("fit cache"): SPIN's best fit per training example, in LMDB.
+
+* :mod:`spin_diff.cache.records`: keys, the binary record layout, :class:`FitBatch` (to
+  write) and :class:`StoredFits` (read back), :class:`Source`.
+* :mod:`spin_diff.cache.store`: :class:`FitStore`, the LMDB store (``update_if_better``,
+  ``get_many``, per-process lazy opening, map growth, header checks).
+* :mod:`spin_diff.cache.frames`: canonical frame <-> augmented view (flip, rotation).
+* :mod:`spin_diff.cache.provenance`: body-model and config hashes.
+* :mod:`spin_diff.cache.builder`: ``spin-diff cache build`` (batched SMPLify, resumable,
+  sharded under torchrun).
+* :mod:`spin_diff.cache.transfer`: npz export/import, SPIN's static fits, merging stores.
+* :mod:`spin_diff.cache.stats`: counts, score histograms, coverage.
+* :mod:`spin_diff.cache.errors`: the errors (all ``ValueError``, reported as bad input).
+
+Importing this package loads numpy and lmdb only; the modules that need torch
+(``frames``, ``builder``) load on first use, so DataLoader workers that only read stay light.
+"""
+
+from spin_diff.cache.records import FitBatch, Source, StoredFits, decode_key, encode_key
+from spin_diff.cache.store import (
+    DEFAULT_CACHE_DIR,
+    BodyModelMismatchError,
+    FitStore,
+    FitStoreError,
+    StoreFormatError,
+    StoreWriteError,
+    UpdateResult,
+)
+
+__all__ = [
+    "FitBatch",
+    "Source",
+    "StoredFits",
+    "encode_key",
+    "decode_key",
+    "DEFAULT_CACHE_DIR",
+    "FitStore",
+    "FitStoreError",
+    "StoreFormatError",
+    "BodyModelMismatchError",
+    "StoreWriteError",
+    "UpdateResult",
+    "to_view",
+    "to_canonical",
+    "root_joint",
+    "build_fits",
+]
+
+_LAZY = {
+    "to_view": "spin_diff.cache.frames",
+    "to_canonical": "spin_diff.cache.frames",
+    "root_joint": "spin_diff.cache.frames",
+    "build_fits": "spin_diff.cache.builder",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'spin_diff.cache' has no attribute {name!r}")

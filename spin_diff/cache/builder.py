@@ -1,0 +1,341 @@
+"""Offline building of a fit cache: batched SMPLify over a SPIN-format dataset.
+
+:func:`build_fits` fits every example of a dataset (or of this process's shard of it) in
+its canonical crop frame and writes each batch through
+:meth:`~spin_diff.cache.store.FitStore.update_if_better`, so that
+
+* a run killed at any point keeps every batch committed before, and a rerun skips the
+  examples already fitted under the same config hash (``refit=True`` redoes them);
+* several processes can build into one store at once: with ``torchrun``, each rank takes
+  the examples ``indices[rank::world_size]`` (from ``RANK``/``WORLD_SIZE``; no process
+  group is needed) and LMDB serialises their writes. Across machines, build one store per
+  node and combine them with :func:`spin_diff.cache.transfer.merge_stores`
+  (``spin-diff cache merge``), which keeps the better record of each example.
+
+Examples whose fit fails (too few confident joints, divergence) are not written and are
+tried again by the next run; so are examples whose new fit did not beat a stored record
+made under another config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from spin_diff.cache.provenance import body_model_hash, config_hash, describe_fitting
+from spin_diff.cache.records import FitBatch, Source, check_dataset_name
+from spin_diff.cache.store import FitStore
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BuildReport",
+    "shard_from_environment",
+    "dataset_keypoints",
+    "score_fits",
+    "fit_config_hash",
+    "build_fits",
+]
+
+INIT_CHOICES = ("mean", "stored")
+
+
+@dataclass
+class BuildReport:
+    """What one :func:`build_fits` call did (for its shard)."""
+
+    dataset: str
+    examples: int = 0  # in this shard, after the limit
+    skipped: int = 0  # already fitted under this config, or ground truth
+    attempted: int = 0  # fits run
+    written: int = 0  # records created or improved
+    improved: int = 0  # of those, replacing an older record
+    kept: int = 0  # fitted, but the stored record was as good or better
+    failed: int = 0
+    failure_reasons: Counter = field(default_factory=Counter)
+    ground_truth: int = 0  # ground-truth records written
+    score_sum: float = 0.0
+    scored: int = 0
+    seconds: float = 0.0
+    rank: int = 0
+    world_size: int = 1
+    config_hash: int = 0
+
+    @property
+    def fitted(self) -> int:
+        """Fits that succeeded (written or kept)."""
+        return self.written + self.kept
+
+    @property
+    def mean_score(self) -> float:
+        return self.score_sum / self.scored if self.scored else float("nan")
+
+    def summary(self) -> str:
+        shard = f" (rank {self.rank} of {self.world_size})" if self.world_size > 1 else ""
+        rate = self.attempted / self.seconds if self.seconds > 0 else 0.0
+        lines = [
+            f"{self.dataset}{shard}: {self.examples} examples; {self.skipped} already fitted under config "
+            f"{self.config_hash:016x} or ground truth, {self.attempted} fitted in {self.seconds:.1f} s "
+            f"({rate:.1f} fits/s)",
+            f"  fitted {self.fitted}: {self.written} written ({self.improved} improved an older record), "
+            f"{self.kept} kept the stored record; mean score {self.mean_score:.2f}",
+        ]
+        if self.ground_truth:
+            lines.append(f"  ground truth written: {self.ground_truth}")
+        lines.append(f"  failed {self.failed}" + (":" if self.failed else ""))
+        for reason, count in self.failure_reasons.most_common():
+            lines.append(f"    {count} x {reason}")
+        return "\n".join(lines)
+
+
+def shard_from_environment() -> tuple[int, int]:
+    """``(rank, world_size)`` from torchrun's ``RANK``/``WORLD_SIZE``; ``(0, 1)`` otherwise."""
+    try:
+        rank = int(os.environ.get("RANK", "0"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as err:
+        raise ValueError(f"RANK / WORLD_SIZE must be integers: {err}") from err
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} and WORLD_SIZE={world} do not describe a shard")
+    return rank, world
+
+
+def dataset_keypoints(data: dict, crop_size: int) -> np.ndarray:
+    """The 49 keypoints of every example in its canonical crop: ``(N, 49, 3)`` crop pixels
+    and confidence. Uses the detector-like keypoints of synthetic sets when present (what a
+    real pipeline fits), otherwise ``openpose``/``part``."""
+    from spin_diff.data.spin_npz import SpinDataError, keypoints_49
+    from spin_diff.geometry.cameras import image_keypoints_to_crop
+
+    for key in ("center", "scale"):
+        if key not in data:
+            raise SpinDataError(f"dataset has no {key!r} (SPIN's person box); present: {sorted(data)}")
+    detected = "openpose_detected" in data or "part_detected" in data
+    keypoints = keypoints_49(data, detected=detected)
+    pixels = image_keypoints_to_crop(
+        torch.as_tensor(keypoints[..., :2]),
+        torch.as_tensor(np.asarray(data["center"], dtype=np.float64)),
+        torch.as_tensor(np.asarray(data["scale"], dtype=np.float64)),
+        crop_size=crop_size,
+    ).numpy()
+    return np.concatenate([pixels, keypoints[..., 2:3]], axis=-1)
+
+
+def score_fits(fitter, pose, betas, keypoints, transl=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SPIN's score of given parameters: ``(score (B,), transl (B, 3), residuals (B, 49))``.
+
+    Without ``transl`` the camera is the least-squares one (as SPIN scores a stored fit).
+    Residuals are reprojection distances in crop pixels, NaN where the confidence is 0.
+    """
+    from spin_diff.geometry.cameras import perspective_projection
+
+    device, dtype = fitter.device, fitter.dtype
+    keypoints = torch.as_tensor(keypoints, dtype=dtype, device=device)
+    pose = torch.as_tensor(pose, dtype=dtype, device=device)
+    betas = torch.as_tensor(betas, dtype=dtype, device=device)
+    if transl is not None:
+        transl = torch.as_tensor(transl, dtype=dtype, device=device)
+    score, _, transl = fitter.score(pose, betas, keypoints, transl)
+    with torch.no_grad():
+        joints = fitter.body.joints(pose, betas).joints
+        centre = torch.full_like(transl[:, :2], fitter.config.crop_size / 2)
+        projected = perspective_projection(joints, transl, fitter.config.focal_length, centre)
+        residuals = (projected - keypoints[..., :2]).norm(dim=-1)
+    return score.cpu().numpy(), transl.cpu().numpy(), _mask_residuals(residuals.cpu().numpy(), keypoints)
+
+
+def _mask_residuals(residuals: np.ndarray, keypoints) -> np.ndarray:
+    conf = np.asarray(keypoints[..., 2].detach().cpu() if hasattr(keypoints, "detach") else keypoints[..., 2])
+    return np.where(conf > 0, residuals, np.nan)
+
+
+def fit_config_hash(fitter) -> tuple[int, dict]:
+    """``(hash, description)`` of fits made by ``fitter`` (its config and body model)."""
+    description = describe_fitting(fitter.config, body_model_hash(fitter.body))
+    return config_hash(description), description
+
+
+def _initial_parameters(fitter, init: str, rows: np.ndarray, data: dict, stored):
+    """Initial pose (B, 24, 3, 3) or (B, 72), betas (B, 10), translation (B, 3) or None."""
+    from spin_diff.body.model import pose_to_rotmat
+
+    body = fitter.body
+    batch = rows.shape[0]
+    dtype, device = fitter.dtype, fitter.device
+    rotmats = body.mean_pose_rotmat(batch).clone()
+    betas = torch.zeros(batch, 10, dtype=dtype, device=device)
+    if init == "mean":
+        return rotmats, betas, None
+    # init == "stored": the cache's record, else the dataset's own SMPL, else the mean
+    def tensor(array):
+        return torch.as_tensor(np.asarray(array), dtype=dtype, device=device)
+
+    if "has_smpl" in data and "pose" in data and "shape" in data:
+        has_smpl = np.asarray(data["has_smpl"])[rows] > 0.5
+        if has_smpl.any():
+            mask = torch.as_tensor(has_smpl, device=device)
+            rotmats[mask] = pose_to_rotmat(tensor(np.asarray(data["pose"])[rows][has_smpl]))
+            betas[mask] = tensor(np.asarray(data["shape"])[rows][has_smpl])
+    found = stored.found
+    if found.any():
+        mask = torch.as_tensor(found, device=device)
+        rotmats[mask] = pose_to_rotmat(tensor(stored.pose[found]))
+        betas[mask] = tensor(stored.betas[found])
+    # A stored camera only helps if every row has one; otherwise all rows get SMPLify's estimate.
+    transl = None
+    if found.all() and stored.has_transl.all():
+        transl = torch.as_tensor(stored.transl, dtype=dtype, device=device)
+    return rotmats, betas, transl
+
+
+def check_init(init: str) -> str:
+    """Validate ``--init``: 'mean', 'stored', or a regressor checkpoint (not available yet)."""
+    if init in INIT_CHOICES:
+        return init
+    if not os.path.exists(init):
+        raise FileNotFoundError(f"--init {init!r}: not 'mean' or 'stored', and no checkpoint file there")
+    raise ValueError(
+        f"--init {init}: starting fits from a regressor checkpoint is not available in this version "
+        "(the training milestone adds regressor checkpoints); use --init mean or --init stored"
+    )
+
+
+def build_fits(
+    store: FitStore,
+    data: dict,
+    name: str,
+    fitter,
+    *,
+    init: str = "mean",
+    refit: bool = False,
+    limit: int | None = None,
+    batch_size: int = 64,
+    rank: int = 0,
+    world_size: int = 1,
+    gt_from_dataset: bool = False,
+    progress: bool = True,
+) -> BuildReport:
+    """Fit the examples of ``data`` (this rank's shard) and write them into ``store``.
+
+    Args:
+        store: a writable :class:`FitStore` (of ``fitter``'s body model).
+        data: a SPIN-format dataset (:func:`~spin_diff.data.spin_npz.read_spin_npz`).
+        name: the dataset's name in the store's keys.
+        fitter: a :class:`~spin_diff.fitting.smplify.SMPLify`.
+        init: ``"mean"`` (SPIN's mean pose, zero betas) or ``"stored"`` (the cache's record,
+            else the dataset's own SMPL where ``has_smpl``, else the mean).
+        refit: fit again examples already fitted under this config.
+        limit: only the first ``limit`` examples of the dataset.
+        batch_size: examples per fit and per write transaction.
+        rank, world_size: this process's shard, ``indices[rank::world_size]``.
+        gt_from_dataset: write the dataset's SMPL parameters (``has_smpl`` == 1) as
+            ground-truth records (scored, never replaced by fits) and do not fit those.
+        progress: show a tqdm bar with fits/s and the running mean score.
+    """
+    from tqdm import tqdm
+
+    check_dataset_name(name)
+    init = check_init(init)
+    if batch_size < 1:
+        raise ValueError("batch size must be at least 1")
+    if limit is not None and limit < 0:
+        raise ValueError("--limit must be >= 0")
+    keypoints = dataset_keypoints(data, fitter.config.crop_size)
+    total = keypoints.shape[0]
+    indices = np.arange(total if limit is None else min(limit, total), dtype=np.int64)[rank::world_size]
+    our_hash, description = fit_config_hash(fitter)
+    store.register_config(our_hash, description)
+    report = BuildReport(
+        dataset=name, examples=int(indices.size), rank=rank, world_size=world_size, config_hash=our_hash
+    )
+    start = time.perf_counter()
+
+    existing = store.get_many(name, indices)
+    is_gt = existing.source == int(Source.GROUND_TRUTH)
+    done = existing.found & (is_gt | ((existing.config_hash == np.uint64(our_hash)) & (not refit)))
+
+    if gt_from_dataset:
+        done |= _write_ground_truth(store, data, name, fitter, indices, keypoints, done, report, batch_size)
+
+    todo = indices[~done]
+    report.skipped = int(indices.size - todo.size) - report.ground_truth
+    log.info(
+        "%s: %d examples in this shard, %d to fit (config %016x)", name, indices.size, todo.size, our_hash
+    )
+    bar = tqdm(
+        total=int(todo.size), unit="fit", disable=not progress, desc=f"fitting {name}", dynamic_ncols=True
+    )
+    try:
+        for begin in range(0, todo.size, batch_size):
+            rows = todo[begin : begin + batch_size]
+            stored = store.get_many(name, rows) if init == "stored" else None
+            init_pose, init_betas, init_transl = _initial_parameters(fitter, init, rows, data, stored)
+            batch_kp = torch.as_tensor(keypoints[rows], dtype=fitter.dtype, device=fitter.device)
+            result = fitter.fit(batch_kp, init_pose, init_betas, init_transl)
+            ok = result.success.cpu().numpy()
+            report.attempted += int(rows.size)
+            for reason in result.failure:
+                if reason is not None:
+                    report.failure_reasons[reason] += 1
+            if ok.any():
+                residuals = _mask_residuals(result.joint_residuals.detach().cpu().numpy(), batch_kp)
+                batch = FitBatch(
+                    dataset=name,
+                    index=rows[ok],
+                    pose=result.pose.detach().cpu().numpy()[ok],
+                    betas=result.betas.detach().cpu().numpy()[ok],
+                    score=result.score.detach().cpu().numpy()[ok],
+                    source=Source.OFFLINE,
+                    transl=result.transl.detach().cpu().numpy()[ok],
+                    residuals=residuals[ok],
+                    config_hash=our_hash,
+                )
+                outcome = store.update_if_better(batch)
+                report.written += int(outcome.written.sum())
+                report.improved += int(outcome.improved.sum())
+                report.kept += int((~outcome.written & ~outcome.rejected).sum())
+                rejected = int(outcome.rejected.sum())
+                if rejected:
+                    report.failure_reasons["non-finite fit (NaN or inf)"] += rejected
+                scores = batch.score[~outcome.rejected]
+                report.score_sum += float(np.sum(scores))
+                report.scored += int(scores.size)
+            report.failed = sum(report.failure_reasons.values())
+            bar.set_postfix(mean_score=f"{report.mean_score:.1f}", refresh=False)
+            bar.update(int(rows.size))  # the bar's rate is fits/s
+    finally:
+        bar.close()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _write_ground_truth(
+    store, data, name, fitter, indices, keypoints, done, report, batch_size
+) -> np.ndarray:
+    """Write the dataset's own SMPL parameters as ground truth; return the rows now covered."""
+    missing = [key for key in ("pose", "shape", "has_smpl") if key not in data]
+    if missing:
+        raise ValueError(f"--gt-from-dataset: the dataset has no {missing} (SPIN's ground-truth SMPL keys)")
+    has_smpl = np.asarray(data["has_smpl"])[indices] > 0.5
+    covered = has_smpl.copy()
+    rows = indices[has_smpl & ~done]
+    description = {"kind": "ground-truth", "dataset": name, "body_model_sha256": body_model_hash(fitter.body)}
+    gt_hash = config_hash(description)
+    store.register_config(gt_hash, description)
+    for begin in range(0, rows.size, max(batch_size, 256)):
+        chunk = rows[begin : begin + max(batch_size, 256)]
+        pose = np.asarray(data["pose"], dtype=np.float32)[chunk]
+        betas = np.asarray(data["shape"], dtype=np.float32)[chunk]
+        score, transl, residuals = score_fits(fitter, pose, betas, keypoints[chunk])
+        outcome = store.update_if_better(
+            FitBatch(name, chunk, pose, betas, score, source=Source.GROUND_TRUTH, transl=transl,
+                     residuals=residuals, config_hash=gt_hash)
+        )  # fmt: skip
+        report.ground_truth += int(outcome.written.sum())
+    return covered

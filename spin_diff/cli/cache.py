@@ -1,0 +1,267 @@
+"""``spin-diff cache``: build, inspect, export, import and merge LMDB fit caches.
+
+Until ``cache`` is registered in ``spin_diff/cli/main.py`` the same commands run as
+``python -m spin_diff.cli.cache build ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from spin_diff.cli.common import add_config_arguments, load_body_from_config, resolve_config
+
+DEFAULT_CACHE = Path("fits_cache")
+
+
+def add_parser(subparsers) -> None:
+    cache = subparsers.add_parser(
+        "cache",
+        help="the best-fit dictionary (LMDB fit cache): build, stats, export, import, merge",
+        description="SPIN's best fit per training example, in an LMDB store that many processes "
+        "share, that survives crashes, and that records where each fit came from.",
+    )
+    _add_subcommands(cache.add_subparsers(dest="cache_command", required=True, metavar="COMMAND"))
+
+
+def _add_subcommands(sub) -> None:
+    build = sub.add_parser(
+        "build",
+        help="fit every example of a SPIN-format dataset into a cache (resumable; torchrun shards it)",
+        description="Batched SMPLify over a SPIN-format dataset, written batch by batch (one transaction "
+        "each) through update-if-better. A rerun skips examples already fitted under the same config. "
+        "Under torchrun each rank fits examples rank::world_size into the same store. Across machines, "
+        "build one store per node and combine them with `spin-diff cache merge`.",
+    )
+    build.add_argument("--dataset", type=Path, required=True, help="SPIN-format dataset .npz")
+    build.add_argument("--name", help="dataset name in the cache's keys (default: the npz file's stem)")
+    build.add_argument(
+        "--images", type=Path, help="image folder; only used by --init CKPT (the regressor reads crops)"
+    )
+    build.add_argument(
+        "--init", default="mean",
+        help="mean (SPIN's mean pose, default), stored (the cache's record, else the dataset's SMPL "
+        "where has_smpl, else the mean) or a regressor checkpoint",
+    )  # fmt: skip
+    build.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache folder (default fits_cache/)")
+    build.add_argument(
+        "--refit", action="store_true", help="fit again examples already fitted under this config"
+    )
+    build.add_argument("--limit", type=int, help="only the first N examples of the dataset")
+    build.add_argument(
+        "--batch-size", type=int, default=64, help="examples per fit and per write (default 64)"
+    )
+    build.add_argument(
+        "--gt-from-dataset", action="store_true",
+        help="store the dataset's SMPL (has_smpl == 1) as ground truth, never replaced by fits, "
+        "and do not fit those",
+    )  # fmt: skip
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(build)
+    build.set_defaults(handler=run_build)
+
+    stats = sub.add_parser("stats", help="counts per dataset and source, score histogram, coverage")
+    stats.add_argument(
+        "cache", type=Path, nargs="?", default=DEFAULT_CACHE, help="cache folder (default fits_cache/)"
+    )
+    stats.add_argument(
+        "--data", action="append", default=[], metavar="[NAME=]DATA.npz",
+        help="a dataset whose coverage to report (name: the file's stem unless given); repeatable",
+    )  # fmt: skip
+    stats.set_defaults(handler=run_stats)
+
+    export = sub.add_parser("export", help="write the records to an .npz (with their provenance)")
+    export.add_argument(
+        "cache", type=Path, nargs="?", default=DEFAULT_CACHE, help="cache folder (default fits_cache/)"
+    )
+    export.add_argument("--out", type=Path, required=True, help="output .npz")
+    export.add_argument("--dataset", help="only this dataset")
+    export.set_defaults(handler=run_export)
+
+    imp = sub.add_parser("import", help="import an .npz written by `cache export` (better records win)")
+    imp.add_argument("fits", type=Path, help="an export .npz")
+    imp.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache folder (default fits_cache/)")
+    imp.set_defaults(handler=run_import)
+
+    spin = sub.add_parser(
+        "import-spin",
+        help="import SPIN's static fits (N x 82 .npy), scored when the dataset is given",
+        description="Rows of SPIN's static fits file are the examples of one dataset, in order. With "
+        "--data, each fit is scored against that dataset's keypoints and written by update-if-better; "
+        "without, the fits are unscored and only fill examples that have no record.",
+    )
+    spin.add_argument("fits", type=Path, help="SPIN static fits .npy, shape (N, 82)")
+    spin.add_argument("--dataset", required=True, help="dataset name in the cache's keys")
+    spin.add_argument("--data", type=Path, help="the dataset's SPIN-format .npz, to score the fits")
+    spin.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache folder (default fits_cache/)")
+    add_config_arguments(spin)
+    spin.set_defaults(handler=run_import_spin)
+
+    merge = sub.add_parser(
+        "merge",
+        help="merge caches into one, keeping the better record per example (per-node stores)",
+    )
+    merge.add_argument("destination", type=Path, help="cache to merge into (created if missing)")
+    merge.add_argument("sources", type=Path, nargs="+", help="caches to merge from")
+    merge.set_defaults(handler=run_merge)
+
+
+# ---------------------------------------------------------------- handlers
+def _open_writable_for(model, cache: Path):
+    from spin_diff.cache.provenance import body_model_hash, body_model_label
+    from spin_diff.cache.store import FitStore
+
+    return FitStore.open_or_create(cache, body_model_hash(model), body_model_label(model))
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from spin_diff.cache.builder import build_fits, check_init, shard_from_environment
+    from spin_diff.data.spin_npz import read_spin_npz
+    from spin_diff.fitting.smplify import SMPLify
+
+    if not args.dataset.is_file():
+        raise FileNotFoundError(f"--dataset not found: {args.dataset}")
+    init = check_init(args.init)
+    if args.images is not None:
+        if not args.images.is_dir():
+            raise FileNotFoundError(f"--images folder not found: {args.images}")
+        logging.getLogger(__name__).info("--images is only used by --init CKPT; fitting uses the keypoints")
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be at least 1")
+    if args.limit is not None and args.limit < 0:
+        raise ValueError("--limit must be >= 0")
+    config = resolve_config(args)
+    data = read_spin_npz(args.dataset, require=("center", "scale"))
+    name = args.name or args.dataset.stem
+    rank, world_size = shard_from_environment()
+    model = load_body_from_config(config)
+    fitter = SMPLify(model, config.fitting)
+    store = _open_writable_for(model, args.cache)
+    report = build_fits(
+        store, data, name, fitter, init=init, refit=args.refit, limit=args.limit,
+        batch_size=args.batch_size, rank=rank, world_size=world_size,
+        gt_from_dataset=args.gt_from_dataset, progress=not args.quiet and rank == 0,
+    )  # fmt: skip
+    print(report.summary())
+    print(f"cache: {args.cache}")
+    return 1 if report.failed else 0
+
+
+def _dataset_size(path: Path) -> int:
+    from spin_diff.data.spin_npz import read_spin_npz
+
+    data = read_spin_npz(path, require=())
+    for key in ("center", "imgname", "scale"):
+        if key in data:
+            return int(data[key].shape[0])
+    return int(next(iter(data.values())).shape[0])
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from spin_diff.cache.stats import cache_stats, format_stats
+    from spin_diff.cache.store import FitStore
+
+    sizes = {}
+    for text in args.data:
+        name, _, path = text.rpartition("=") if "=" in text else ("", "", text)
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"--data not found: {path}")
+        sizes[name or path.stem] = _dataset_size(path)
+    store = FitStore.open(args.cache, readonly=True)
+    print(format_stats(cache_stats(store, sizes)))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from spin_diff.cache.store import FitStore
+    from spin_diff.cache.transfer import export_npz
+
+    store = FitStore.open(args.cache, readonly=True)
+    if args.dataset is not None and args.dataset not in store.datasets():
+        raise ValueError(
+            f"{args.cache} has no records of dataset {args.dataset!r}; it has {store.datasets()}"
+        )
+    count = export_npz(store, args.out, args.dataset)
+    print(f"exported {count} records from {args.cache} to {args.out}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from spin_diff.cache.transfer import import_npz
+
+    report = import_npz(args.fits, args.cache)
+    print(f"{args.fits} -> {args.cache}: {report.summary()}")
+    return 0
+
+
+def run_import_spin(args: argparse.Namespace) -> int:
+    from spin_diff.cache.builder import dataset_keypoints
+    from spin_diff.cache.provenance import body_model_hash, config_hash, file_sha256
+    from spin_diff.cache.records import check_dataset_name
+    from spin_diff.cache.transfer import import_spin_fits, read_spin_fits
+    from spin_diff.data.spin_npz import read_spin_npz
+
+    check_dataset_name(args.dataset)
+    fits = read_spin_fits(args.fits)
+    if args.data is not None and not args.data.is_file():
+        raise FileNotFoundError(f"--data not found: {args.data}")
+    config = resolve_config(args)
+    model = load_body_from_config(config)
+    description = {
+        "kind": "static-import",
+        "file": args.fits.name,
+        "sha256": file_sha256(args.fits),
+        "body_model_sha256": body_model_hash(model),
+    }
+    fitter = keypoints = None
+    if args.data is not None:
+        from spin_diff.fitting.smplify import SMPLify
+
+        data = read_spin_npz(args.data, require=("center", "scale"))
+        keypoints = dataset_keypoints(data, config.fitting.crop_size)
+        fitter = SMPLify(model, config.fitting)
+    store = _open_writable_for(model, args.cache)
+    hash_value = config_hash(description)
+    store.register_config(hash_value, description)
+    report = import_spin_fits(store, fits, args.dataset, hash_value, keypoints=keypoints, fitter=fitter)
+    scored = "scored against " + str(args.data) if args.data is not None else "unscored (no --data)"
+    print(f"{args.fits} -> {args.cache} dataset {args.dataset}, {scored}: {report.summary()}")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from spin_diff.cache.transfer import merge_stores
+
+    report = merge_stores(args.destination, args.sources)
+    print(f"merged {len(args.sources)} cache(s) into {args.destination}: {report.summary()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m spin_diff.cli.cache COMMAND ...``: the ``cache`` commands on their own."""
+    from spin_diff.body.files import BodyModelNotFoundError
+    from spin_diff.body.smpl_format import SMPLFileError
+    from spin_diff.config import ConfigError
+
+    parser = argparse.ArgumentParser(prog="spin-diff cache", description="LMDB fit caches")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _add_subcommands(parser.add_subparsers(dest="cache_command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except (
+        BodyModelNotFoundError, SMPLFileError, ConfigError, FileNotFoundError, ValueError, KeyError
+    ) as err:  # fmt: skip
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"spin-diff: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

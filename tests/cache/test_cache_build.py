@@ -1,0 +1,191 @@
+"""Building a cache: batched fitting, resuming, sharding, ground truth, and surviving SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from fitcache_helpers import REPO_ROOT, fast_fitting_config, make_spin_dataset, write_fast_config
+
+from spin_diff.cache.builder import build_fits, dataset_keypoints, fit_config_hash, score_fits
+from spin_diff.cache.provenance import body_model_hash
+from spin_diff.cache.store import BodyModelMismatchError, FitStore
+from spin_diff.data.spin_npz import read_spin_npz
+
+@pytest.fixture(scope="module")
+def fitter(body_model):
+    from spin_diff.fitting.smplify import SMPLify
+
+    return SMPLify(body_model, fast_fitting_config())
+
+
+def new_store(path, body_model) -> FitStore:
+    return FitStore.open_or_create(path, body_model_hash(body_model), "bundled")
+
+
+def test_build_fits_every_example_then_resumes_without_redoing(tmp_path, tiny_dataset, fitter, body_model):
+    data = read_spin_npz(tiny_dataset)
+    store = new_store(tmp_path / "cache", body_model)
+    report = build_fits(store, data, "tiny", fitter, batch_size=5, progress=False)
+    assert (report.examples, report.attempted, report.written, report.failed) == (16, 16, 16, 0)
+    fits = store.get_many("tiny", np.arange(16))
+    our_hash, description = fit_config_hash(fitter)
+    assert fits.found.all() and set(fits.source_labels()) == {"offline"}
+    assert (fits.config_hash == np.uint64(our_hash)).all() and np.isfinite(fits.score).all()
+    assert store.configs()[our_hash]["fitting"]["stages"][1]["iterations"] == 4
+    # the stored score is SPIN's score of the stored parameters against the dataset keypoints
+    keypoints = dataset_keypoints(data, 224)
+    score, _, residuals = score_fits(fitter, fits.pose, fits.betas, keypoints, fits.transl)
+    np.testing.assert_allclose(score, fits.score, rtol=1e-3)
+    np.testing.assert_allclose(residuals, fits.residuals, rtol=2e-3, atol=1e-2)
+
+    again = build_fits(store, data, "tiny", fitter, batch_size=5, progress=False)
+    assert (again.skipped, again.attempted) == (16, 0)
+    assert np.array_equal(store.get_many("tiny", np.arange(16)).time, fits.time)
+    refit = build_fits(
+        store, data, "tiny", fitter, batch_size=8, refit=True, limit=8, init="stored", progress=False
+    )
+    assert refit.attempted == 8 and refit.examples == 8
+    # starting from the stored fit, the refit can only keep or improve the score
+    assert (store.get_many("tiny", np.arange(8)).score <= fits.score[:8]).all()
+    store.close()
+
+
+def test_ranks_take_disjoint_shards_that_cover_the_dataset(tmp_path, tiny_dataset, fitter, body_model):
+    data = read_spin_npz(tiny_dataset)
+    store = new_store(tmp_path / "cache", body_model)
+    reports = [
+        build_fits(store, data, "tiny", fitter, limit=11, batch_size=4, rank=r, world_size=3, progress=False)
+        for r in range(3)
+    ]
+    assert [r.examples for r in reports] == [4, 4, 3]
+    assert sum(r.written for r in reports) == 11
+    assert store.get_many("tiny", np.arange(16)).found.tolist() == [True] * 11 + [False] * 5
+    store.close()
+
+
+def test_ground_truth_from_the_dataset_is_stored_and_never_refitted(tmp_path, body_model, fitter):
+    path = make_spin_dataset(body_model, tmp_path / "half.npz", 10, seed=3, has_smpl=0.5)
+    data = read_spin_npz(path)
+    has_smpl = data["has_smpl"] > 0.5
+    assert 0 < has_smpl.sum() < 10
+    store = new_store(tmp_path / "cache", body_model)
+    report = build_fits(store, data, "half", fitter, gt_from_dataset=True, batch_size=4, progress=False)
+    assert report.ground_truth == has_smpl.sum() and report.attempted == (~has_smpl).sum()
+    fits = store.get_many("half", np.arange(10))
+    assert [s == "ground-truth" for s in fits.source_labels()] == has_smpl.tolist()
+    np.testing.assert_allclose(fits.pose[has_smpl], data["pose"][has_smpl], rtol=1e-6, atol=1e-6)
+    assert (fits.score[has_smpl] < 1.0).all()  # exact keypoints: the truth scores ~0
+    again = build_fits(store, data, "half", fitter, refit=True, batch_size=4, progress=False)
+    assert again.attempted == (~has_smpl).sum()  # ground truth is not fitted again
+    labels = store.get_many("half", np.arange(10)).source_labels()
+    assert [s == "ground-truth" for s in labels] == has_smpl.tolist()
+    store.close()
+
+
+def test_init_stored_starts_from_the_datasets_smpl(tmp_path, fitter, body_model):
+    # noisy keypoints: SMPLify calls a fit that starts exactly at a zero-loss optimum diverged
+    data = read_spin_npz(make_spin_dataset(body_model, tmp_path / "noisy.npz", 4, seed=5, noise_px=2.0))
+    mean = build_fits(new_store(tmp_path / "a", body_model), data, "noisy", fitter, progress=False)
+    stored = build_fits(
+        new_store(tmp_path / "b", body_model), data, "noisy", fitter, init="stored", progress=False
+    )
+    assert stored.written == 4 and stored.mean_score < mean.mean_score and stored.mean_score < 10.0
+
+
+def test_build_refuses_a_cache_of_another_body_model(tmp_path, tiny_dataset, fitter):
+    store = FitStore.open_or_create(tmp_path / "cache", "another-model", "SMPL_MALE.pkl")
+    store.close()
+    data_file = tmp_path / "cache" / "data.mdb"
+    before = data_file.read_bytes()
+    with pytest.raises(BodyModelMismatchError, match="another body model: SMPL_MALE.pkl"):
+        new_store(tmp_path / "cache", fitter.body)
+    assert data_file.read_bytes() == before
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_build_killed_mid_run_keeps_committed_batches_and_resumes(tmp_path, body_model):
+    dataset = make_spin_dataset(body_model, tmp_path / "crash.npz", 60, seed=4)
+    cache = tmp_path / "cache"
+    config = write_fast_config(tmp_path / "fit.yaml", 5, 5)
+
+    def command(batch_size: int) -> list[str]:
+        return [
+            sys.executable, "-m", "spin_diff.cli.cache", "build", "--dataset", str(dataset),
+            "--cache", str(cache), "--batch-size", str(batch_size), "--quiet", "--config", str(config),
+        ]  # fmt: skip
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        command(2), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        _wait_for(lambda: (cache / "data.mdb").is_file(), 60, "the store to be created")
+        reader = FitStore(cache, readonly=True)
+
+        def committed() -> int:
+            try:
+                return reader.count("crash")
+            except Exception:  # the header may not be written yet
+                return 0
+
+        _wait_for(lambda: committed() >= 6 or process.poll() is not None, 120, "three batches")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL, process.stdout.read().decode()[-2000:]
+    reader.close()
+
+    # the store opens, and holds whole batches only, each record whole
+    after_kill = FitStore.open(cache, body_model_hash=body_model_hash(body_model))
+    survivors = after_kill.get_many("crash", np.arange(60))
+    done = int(survivors.found.sum())
+    assert 6 <= done < 60, f"{done} of 60 committed when killed"
+    assert done % 2 == 0 and survivors.found[:done].all()  # whole batches of two, in order
+    kept = survivors.found
+    assert np.isfinite(survivors.pose[kept]).all() and np.isfinite(survivors.score[kept]).all()
+    after_kill.close()
+
+    # the rerun may batch differently: the config hash, not the batch size, says what is done
+    result = subprocess.run(command(32), cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{done} already fitted" in result.stdout and f"{60 - done} fitted in" in result.stdout
+    final = FitStore.open(cache).get_many("crash", np.arange(60))
+    assert final.found.all()
+    # the batches committed before the kill were not redone: identical records
+    for field in ("pose", "betas", "transl", "score", "time", "config_hash"):
+        assert np.array_equal(getattr(final, field)[kept], getattr(survivors, field)[kept]), field
+
+
+def test_torchrun_ranks_build_disjoint_shards_into_one_store(tmp_path, tiny_dataset):
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    if not os.path.exists(torchrun):
+        pytest.skip("torchrun is not installed")
+    cache = tmp_path / "cache"
+    config = write_fast_config(tmp_path / "fit.yaml", 2, 2)
+    command = [
+        torchrun, "--standalone", "--nproc-per-node", "2", "-m", "spin_diff.cli.cache", "build",
+        "--dataset", str(tiny_dataset), "--cache", str(cache), "--quiet", "--config", str(config),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for rank in (0, 1):
+        assert f"tiny (rank {rank} of 2): 8 examples; 0 already fitted" in result.stdout
+    fits = FitStore.open(cache).get_many("tiny", np.arange(16))
+    assert fits.found.all() and set(fits.source_labels()) == {"offline"}

@@ -11,6 +11,9 @@ import numpy as np
 def add_parser(subparsers) -> None:
     prior = subparsers.add_parser("prior", help="pose sampler and GMM pose priors")
     commands = prior.add_subparsers(dest="prior_command", required=True)
+    from spin_diff.cli.prior_diffusion import add_commands as add_diffusion_commands
+
+    add_diffusion_commands(commands)
 
     sample = commands.add_parser("sample-poses", help="draw plausible SMPL body poses to an .npz")
     sample.add_argument("--n", type=int, required=True, help="number of poses")

@@ -3,7 +3,13 @@
 The objective of each stage is a weighted sum of named terms (see ``spin_diff.fitting.terms``
 for the catalogue). The default is SPIN's SMPLify recipe: a camera stage (global orientation
 and camera translation, torso joints plus a depth term) then a body stage (body pose, shape
-and orientation with the robust reprojection term and the GMM, angle and shape priors).
+and orientation with the robust reprojection term and the GMM, angle and shape priors), with
+the learned diffusion pose prior added to the body stage (``diffusion_pose``; settings in
+``fitting.diffusion``). ``spin_stages()`` is SPIN's recipe without it.
+
+``method: guided`` replaces the stages after ``fitting.diffusion.guided.pre_stages`` (the
+camera stage) by ScoreHMR's guided refinement with the diffusion prior.
+
 SMPLify-X-style schedules are lists of stages with decaying prior weights, in YAML::
 
     fitting:
@@ -21,11 +27,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from spin_diff.diffusion.config import DiffusionFitConfig
+
 # SPIN's weights are given squared in its loss (weight ** 2); these are the applied factors.
 SPIN_POSE_PRIOR_WEIGHT = 4.78**2
 SPIN_ANGLE_PRIOR_WEIGHT = 15.2**2
 SPIN_SHAPE_PRIOR_WEIGHT = 5.0**2
 SPIN_DEPTH_WEIGHT = 100.0**2
+# The diffusion term's weight in the default body stage: calibrated on the prior ablation
+# (benchmarks/prior_ablation.py); its value is ||x - x0_hat||^2 over the 144 6D numbers.
+DIFFUSION_POSE_WEIGHT = 10000.0
 
 PARAMETER_GROUPS = ("global_orient", "body_pose", "betas", "transl")
 
@@ -65,6 +76,13 @@ def spin_stages(iterations: int = 100) -> list[StageConfig]:
     ]
 
 
+def default_stages(iterations: int = 100) -> list[StageConfig]:
+    """SPIN's recipe with the diffusion pose prior beside the GMM in the body stage."""
+    stages = spin_stages(iterations)
+    stages[1].terms["diffusion_pose"] = DIFFUSION_POSE_WEIGHT
+    return stages
+
+
 @dataclass
 class EarlyStopConfig:
     """Per-sample early stopping on the relative change of the stage's loss."""
@@ -85,9 +103,9 @@ class OrientationFlipConfig:
 
 @dataclass
 class FittingConfig:
-    """The fitting stage (SPIN's SMPLify by default)."""
+    """The fitting stage (SPIN's SMPLify with the diffusion term by default)."""
 
-    method: Literal["smplify"] = "smplify"
+    method: Literal["smplify", "guided"] = "smplify"
     optimizer: Literal["adam", "lbfgs"] = "adam"
     lr: float = 1e-2
     lbfgs_lr: float = 1.0
@@ -98,7 +116,7 @@ class FittingConfig:
     sigma: float = 100.0  # GMoF scale in pixels
     focal_length: float = 5000.0
     crop_size: int = 224
-    stages: list[StageConfig] = field(default_factory=spin_stages)
+    stages: list[StageConfig] = field(default_factory=default_stages)
     # SPIN zeroes these confidences in the body stage (SMPL's hips/neck differ from 2D labels)
     ignore_in_body_stage: list[str] = field(
         default_factory=lambda: ["OP Neck", "OP RHip", "OP LHip", "Right Hip", "Left Hip"]
@@ -110,3 +128,4 @@ class FittingConfig:
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
     orientation_flip: OrientationFlipConfig = field(default_factory=OrientationFlipConfig)
     gmm_path: str | None = None  # None: gmm_08.pkl next to the body model (bundled or SPIN's data)
+    diffusion: DiffusionFitConfig = field(default_factory=DiffusionFitConfig)

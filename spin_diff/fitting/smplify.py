@@ -4,6 +4,13 @@ The default configuration is SPIN's in-the-loop recipe (REFERENCE.md); stages, t
 weights and the optimiser come from :class:`FittingConfig`. Inside the loop only joints are
 computed (``BodyModel.joints``, the joints-only path), never meshes.
 
+The learned diffusion pose prior enters in one of two ways (``spin_diff.diffusion``): as the
+``diffusion_pose`` term of a stage (in the default body stage, beside the GMM), or, with
+``method: guided``, as ScoreHMR's guided refinement, which replaces every stage after
+``fitting.diffusion.guided.pre_stages`` (the camera stage). The prior is loaded from
+``fitting.diffusion.checkpoint``, else ``diffusion_prior.pt`` beside the body model, else
+the bundled one.
+
 Robustness: a sample with non-finite input or too few confident joints is marked failed
 before fitting and fitted on harmless placeholder values; a sample whose optimisation
 diverges (non-finite, or its loss grows past ``divergence_factor`` times its start) is marked
@@ -27,6 +34,11 @@ from spin_diff.geometry.cameras import estimate_translation, perspective_project
 from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 log = logging.getLogger(__name__)
+
+# Loss growth below this absolute amount (squared pixels, summed over joints) is never called
+# divergence: from an exact optimum Adam's first, fixed-size steps raise the loss a little
+# (measured: 0 -> 6-9) before it settles, and such a fit has not diverged.
+_DIVERGENCE_FLOOR = 100.0
 
 
 @dataclass
@@ -72,20 +84,45 @@ class SMPLify:
                 )
             if stage.iterations < 0:
                 raise ValueError(f"stage {stage.name!r}: iterations must be >= 0")
-        uses_gmm = any("gmm_pose" in dict(_term_weights(s)) for s in self.config.stages)
+        if self.config.method not in ("smplify", "guided"):
+            raise ValueError(f"fitting.method must be 'smplify' or 'guided', got {self.config.method!r}")
+        uses_gmm = any("gmm_pose" in dict(_term_weights(s)) for s in self._stages_to_run())
         if gmm is None and uses_gmm:
             gmm = load_gmm_prior(self.config, body_model)
-        self.context = TermContext(sigma=self.config.sigma, gmm=gmm, extras=dict(extra_terms or {}))
+        extras = dict(extra_terms or {})
+        uses_diffusion = self.config.method == "guided" or any(
+            "diffusion_pose" in dict(_term_weights(s)) for s in self._stages_to_run()
+        )
+        if uses_diffusion and extras.get("diffusion_prior") is None:
+            extras["diffusion_prior"] = load_diffusion_prior_for(self.config, body_model)
+        extras.setdefault("diffusion_config", self.config.diffusion)
+        self.context = TermContext(sigma=self.config.sigma, gmm=gmm, extras=extras)
+        run = self._stages_to_run()
         self.stage_terms = [
             [(name, weight, build_term(name, self.context, stage.name)) for name, weight in _term_weights(stage)]
+            if stage in run else []
             for stage in self.config.stages
-        ]
+        ]  # fmt: skip
         ignored = J.joint_indices(self.config.ignore_in_body_stage)
         mask = torch.ones(J.NUM_JOINTS)
         mask[ignored] = 0.0
         self._body_stage_mask = mask
 
     # ------------------------------------------------------------------ helpers
+    def _stages_to_run(self) -> list[StageConfig]:
+        """All stages for SMPLify; for guided refinement only the ones that precede it."""
+        if self.config.method != "guided":
+            return list(self.config.stages)
+        wanted = self.config.diffusion.guided.pre_stages
+        known = [s.name for s in self.config.stages]
+        missing = [name for name in wanted if name not in known]
+        if missing:
+            raise ValueError(
+                f"fitting.diffusion.guided.pre_stages names stages {missing} that fitting.stages lacks "
+                f"(stages: {known})"
+            )
+        return [s for s in self.config.stages if s.name in wanted]
+
     @property
     def device(self) -> torch.device:
         return self.body.fast.joint_template.device
@@ -229,7 +266,14 @@ class SMPLify:
         flipped = torch.zeros(batch, dtype=torch.bool, device=device)
         stage_losses: dict[str, torch.Tensor] = {}
 
+        for stage_terms in self.stage_terms:  # a fit's stochastic terms start afresh
+            for _, _, term in stage_terms:
+                if hasattr(term, "reset"):
+                    term.reset()
+        run = self._stages_to_run()
         for index, stage in enumerate(cfg.stages):
+            if stage not in run:
+                continue
             if index == 0 and cfg.orientation_flip.enabled and "global_orient" in stage.optimize:
                 params, flipped, its, start_loss, end_loss = self._stage_with_flip_trial(
                     index, stage, params, data, valid
@@ -238,7 +282,16 @@ class SMPLify:
                 params, its, start_loss, end_loss = self._run_stage(index, stage, params, data, valid)
             iterations += its
             stage_losses[stage.name] = end_loss.detach()
-            grew = end_loss > cfg.divergence_factor * start_loss.abs().clamp_min(1e-6)
+            grew = end_loss > cfg.divergence_factor * start_loss.abs() + _DIVERGENCE_FLOOR
+            diverged |= valid & (~torch.isfinite(end_loss) | grew)
+            for value in params.values():
+                diverged |= valid & ~torch.isfinite(value).all(1)
+
+        if cfg.method == "guided":
+            params, its, start_loss, end_loss = self._guided(params, data, valid)
+            iterations += its
+            stage_losses["guided"] = end_loss.detach()
+            grew = end_loss > cfg.divergence_factor * start_loss.abs() + _DIVERGENCE_FLOOR
             diverged |= valid & (~torch.isfinite(end_loss) | grew)
             for value in params.values():
                 diverged |= valid & ~torch.isfinite(value).all(1)
@@ -378,6 +431,29 @@ class SMPLify:
             end = self._stage_objective(index, leaves, data, 1.0, body_stage)
         return {k: v.detach() for k, v in leaves.items()}, its, start, end
 
+    def _guided(self, params: dict, data: dict, valid: torch.Tensor):
+        """ScoreHMR's guided refinement of pose and camera (betas fixed), after the pre-stages.
+        Returns (params, steps (B,), start loss (B,), end loss (B,)), the loss being the
+        robust reprojection term with the body-stage confidences."""
+        from spin_diff.diffusion.guidance import guided_refinement
+
+        aa = torch.cat([params["global_orient"], params["body_pose"]], 1).view(-1, 24, 3)
+        result = guided_refinement(
+            self.context.extras["diffusion_prior"],
+            lambda rotmats, betas: self.body.fast(rotmats, betas).joints,
+            data["keypoints"], data["body_confidence"], axis_angle_to_matrix(aa), params["betas"],
+            params["transl"], data["center"], data["focal"],
+            settings=self.config.diffusion.guided, sigma=self.config.sigma, active=valid,
+        )  # fmt: skip
+        pose = matrix_to_axis_angle(result.rotmats).reshape(-1, 72).to(self.dtype)
+        refined = {
+            "global_orient": pose[:, :3],
+            "body_pose": pose[:, 3:],
+            "betas": params["betas"],
+            "transl": result.transl.to(self.dtype),
+        }
+        return refined, result.steps, result.initial_loss, result.loss
+
     def _stage_with_flip_trial(self, index, stage, params, data, valid):
         """Run the stage on the batch twice, as given and turned 180 degrees about the vertical
         (camera y) axis, for samples whose 2D shoulders are close; keep the lower-loss one."""
@@ -400,6 +476,20 @@ class SMPLify:
         chosen = {k: torch.where(take_flip[:, None], v[batch:], v[:batch]) for k, v in out.items()}
         pick = lambda x: torch.where(take_flip, x[batch:], x[:batch])  # noqa: E731
         return chosen, take_flip, its[:batch] + its[batch:], pick(start), pick(end)
+
+
+def load_diffusion_prior_for(config: FittingConfig, body_model: BodyModel):
+    """The diffusion pose prior: ``config.diffusion.checkpoint``, else ``diffusion_prior.pt``
+    beside the body model, else the bundled one (its poses mean the same for SMPL)."""
+    from spin_diff.diffusion.model import PRIOR_FILE_NAME, load_diffusion_prior
+
+    path = config.diffusion.checkpoint
+    if path is None:
+        model_file = body_model.files.model
+        folders = (model_file.parent, model_file.parent.parent, model_file.parent.parent.parent)
+        path = next((f / PRIOR_FILE_NAME for f in folders if (f / PRIOR_FILE_NAME).is_file()), None)
+    template = body_model.fast.joint_template
+    return load_diffusion_prior(path, device=template.device, dtype=template.dtype)
 
 
 def load_gmm_prior(config: FittingConfig, body_model: BodyModel) -> torch.nn.Module:

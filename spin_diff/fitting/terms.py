@@ -137,3 +137,21 @@ def _angle(context: TermContext) -> Term:
 @register_term("shape")
 def _shape(context: TermContext) -> Term:
     return lambda s: (s.betas**2).sum(-1)
+
+
+@register_term("diffusion_pose")
+def _diffusion_pose(context: TermContext) -> Term:
+    """The learned diffusion pose prior, by score distillation (``spin_diff.diffusion.term``).
+
+    Needs ``context.extras["diffusion_prior"]`` (SMPLify loads it from
+    ``fitting.diffusion.checkpoint``); settings from ``context.extras["diffusion_config"]``.
+    """
+    from spin_diff.diffusion.term import DiffusionPoseTerm
+
+    prior = context.extras.get("diffusion_prior")
+    if prior is None:
+        raise ValueError(
+            "the diffusion_pose term needs a diffusion pose prior; none is loaded (SMPLify loads "
+            "fitting.diffusion.checkpoint, or the bundled one when it is unset)"
+        )
+    return DiffusionPoseTerm(prior, context.extras.get("diffusion_config"))

@@ -8,7 +8,8 @@ Accepted layouts (axis-angle, SMPL's joint order):
 * SPIN's dataset files: key ``pose`` (N, 72) with ``has_smpl``; only rows with ``has_smpl == 1``
   hold a pose.
 
-The first three numbers (global orientation) are dropped: pose priors model joints 1..23.
+:func:`read_smpl_poses` returns whole poses (N, 72); :func:`read_body_poses` drops the global
+orientation (the GMM prior models joints 1..23).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_body_poses"]
+__all__ = ["read_body_poses", "read_smpl_poses"]
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,17 @@ BODY_POSE_DIM = 69
 
 
 def read_body_poses(path: str | Path) -> np.ndarray:
-    """Body poses (N, 69) float64 from a pose npz; rows with NaN or inf are dropped with a warning.
+    """Body poses (N, 69) float64 from a pose npz (see :func:`read_smpl_poses`)."""
+    return read_smpl_poses(path)[:, 3:]
+
+
+def read_smpl_poses(path: str | Path, sampler_orientation: bool = False) -> np.ndarray:
+    """Whole SMPL poses (N, 72) float64 from a pose npz; rows with NaN or inf are dropped
+    with a warning.
+
+    With ``sampler_orientation``, the pose sampler's files (zero orientation, ``posture``
+    names) get the upright orientation each posture stands in
+    (:func:`spin_diff.priors.pose_sampler.upright_global_orient`).
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -60,18 +71,23 @@ def read_body_poses(path: str | Path) -> np.ndarray:
                         f"{path}: has_smpl has {has_smpl.shape[0]} rows but pose has {poses.shape[0]}"
                     )
                 poses, source = poses[has_smpl == 1], "pose rows with has_smpl == 1 (SPIN dataset)"
+            elif sampler_orientation and "posture" in keys and not np.any(poses[:, :3]):
+                from spin_diff.priors.pose_sampler import upright_global_orient
+
+                poses = np.array(poses, dtype=np.float64)
+                poses[:, :3] = upright_global_orient(poses[:, 3:], [str(p) for p in data["posture"]])
         else:
             raise ValueError(
                 f"{path} has no pose key: expected 'pose' (N, 72; sampler output or SPIN dataset) or "
                 f"'poses' (N, >= 72; AMASS), found {keys}"
             )
     try:
-        body = np.asarray(poses[:, 3:72], dtype=np.float64)
+        poses = np.asarray(poses[:, :72], dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path}: {source} is not numeric ({err})") from err
-    finite = np.isfinite(body).all(axis=1)
+    finite = np.isfinite(poses).all(axis=1)
     if not finite.all():
-        log.warning("%s: dropped %d of %d rows with NaN or inf", path, int((~finite).sum()), len(body))
-        body = body[finite]
-    log.info("%s: %d body poses from %s", path, len(body), source)
-    return body
+        log.warning("%s: dropped %d of %d rows with NaN or inf", path, int((~finite).sum()), len(poses))
+        poses = poses[finite]
+    log.info("%s: %d poses from %s", path, len(poses), source)
+    return poses

@@ -79,3 +79,20 @@ def test_missing_inputs_and_checkpoint_fail_clearly(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "a.jpg"), "--keypoints", str(tmp_path), "--out", str(tmp_path / "o"),
                  "--checkpoint", str(tmp_path / "c.pt")]) == 2  # fmt: skip
     assert "checkpoint" in capsys.readouterr().err
+
+
+def test_guided_method_and_the_default_term_run_from_bundled_assets(synth_set, tmp_path, capsys):
+    """Acceptance: `spin-diff fit --set fitting.method=guided` on a fresh install (bundled prior)."""
+    out = tmp_path / "guided"
+    image = sorted((synth_set / "images").iterdir())[0]
+    code = main(["fit", str(image), "--keypoints", str(synth_set / "keypoints"), "--out", str(out), "--quiet",
+                 "--set", "fitting.stages.0.iterations=30", "--set", "fitting.method=guided",
+                 "--set", "fitting.diffusion.guided.loops=2"])  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    params = json.loads((out / image.stem / "person_00" / "params.json").read_text())
+    assert params["success"] and np.isfinite(params["pose"]).all()
+    import yaml
+
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["fitting"]["method"] == "guided"
+    assert "diffusion_pose" in saved["fitting"]["stages"][1]["terms"]  # the default keeps the term

@@ -258,3 +258,12 @@ def test_early_stopping_saves_iterations_without_changing_the_answer(model):
     early = SMPLify(model, config).fit(keypoints, init_pose, betas, transl)
     assert (early.iterations < full.iterations).all(), early.iterations
     assert (early.score <= full.score * 1.5 + 0.5).all()
+
+
+def test_a_fit_that_starts_at_the_answer_is_not_called_diverged(model):
+    """Loss ~0 at the start: float noise in the end loss must not count as divergence."""
+    pose, betas, transl, keypoints = known_bodies(model, ["walk", "apose"])
+    config = FittingConfig(stages=[StageConfig(name="b", iterations=20, terms={"reprojection": 1.0})])
+    result = SMPLify(model, config).fit(keypoints, pose, betas, transl)
+    assert result.success.all(), result.failure
+    assert result.score.max() < 0.5

@@ -1,0 +1,89 @@
+"""``spin-diff prior train`` and ``spin-diff prior sample``: the diffusion pose prior.
+
+``cli/prior.py`` owns the ``prior`` command group; it calls :func:`add_commands` with its
+subparsers to add these two.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_commands(prior_subparsers) -> None:
+    """Add ``train`` and ``sample`` to the ``prior`` command group."""
+    train = prior_subparsers.add_parser(
+        "train",
+        help="train a diffusion pose prior from pose files",
+        description="Train a diffusion pose prior. Writes config.yaml, loss_log.csv, last.pt (resumable) "
+        "and prior.pt (EMA weights; use it with --set fitting.diffusion.checkpoint=DIR/prior.pt).",
+    )
+    train.add_argument(
+        "--poses", type=Path, action="append", required=True,
+        help="npz with 'pose' (N, 72; sample-poses output or a SPIN dataset with has_smpl) or 'poses' "
+        "(N, >= 72; AMASS); repeatable",
+    )  # fmt: skip
+    train.add_argument("--out", type=Path, required=True, help="run folder")
+    train.add_argument("--config", type=Path, help="YAML training config (keys of DiffusionTrainConfig)")
+    train.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a training config value, e.g. --set steps=20000 --set model.orientation=camera",
+    )  # fmt: skip
+    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=run_train)
+
+    sample = prior_subparsers.add_parser("sample", help="draw poses from a diffusion prior and render them as a grid")
+    sample.add_argument("--n", type=int, default=16, help="number of poses")
+    sample.add_argument("--out", type=Path, required=True, help="output folder: samples.png, samples.npz")
+    sample.add_argument("--checkpoint", type=Path, help="prior checkpoint (default: the bundled prior)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--ddim-step", type=int, default=20, help="DDIM stride from t = T-1 (default 20: 50 steps)")
+    sample.add_argument("--columns", type=int, default=4, help="poses per row (each shown front and side)")
+    sample.add_argument("--size", type=int, default=200, help="tile side in pixels")
+    sample.add_argument("--body-model", help="body model to show the poses on (default: the bundled free model)")
+    sample.set_defaults(handler=run_sample)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from spin_diff.config import load_config
+    from spin_diff.diffusion.config import DiffusionTrainConfig
+    from spin_diff.diffusion.training import read_training_poses, train_diffusion_prior
+
+    config = load_config(DiffusionTrainConfig, args.config, args.overrides)
+    if config.steps < 1 or config.batch_size < 1:
+        raise ValueError("steps and batch_size must be positive")
+    poses = np.concatenate([read_training_poses(path) for path in args.poses])
+    if len(poses) < 2:
+        raise ValueError(f"{', '.join(map(str, args.poses))}: {len(poses)} usable poses; need at least 2")
+    path = train_diffusion_prior(poses, config, args.out, resume=args.resume, progress=not args.quiet)
+    print(f"trained on {len(poses)} poses for {config.steps} steps; prior: {path}")
+    print(f"use it with: spin-diff fit ... --set fitting.diffusion.checkpoint={path}")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from spin_diff.body.model import load_body_model
+    from spin_diff.diffusion.model import load_diffusion_prior
+    from spin_diff.diffusion.samples import render_pose_grid, sample_poses
+    from spin_diff.geometry.rotations import matrix_to_axis_angle
+    from spin_diff.render import save_png
+
+    if args.n < 1:
+        raise ValueError(f"--n must be a positive number of poses, got {args.n}")
+    if args.ddim_step < 1 or args.columns < 1 or args.size < 32:
+        raise ValueError("--ddim-step and --columns must be >= 1 and --size >= 32")
+    prior = load_diffusion_prior(args.checkpoint)
+    rotmats = sample_poses(prior, args.n, seed=args.seed, step=args.ddim_step)
+    args.out.mkdir(parents=True, exist_ok=True)
+    pose = matrix_to_axis_angle(rotmats).reshape(args.n, 72).numpy()
+    np.savez(args.out / "samples.npz", pose=pose)
+    picture = save_png(
+        args.out / "samples.png", render_pose_grid(rotmats, load_body_model(args.body_model), args.columns, args.size)
+    )
+    print(f"wrote {picture} and {args.out / 'samples.npz'} ({args.n} poses from {prior.source})")
+    return 0

@@ -60,16 +60,21 @@ def _find_model_file(folder: Path, gender: str) -> Path | None:
     return None
 
 
+def find_beside_model(model_file: Path, name: str) -> Path | None:
+    """``name`` next to the model file, or one or two folders up (SPIN's data layout), if any."""
+    for folder in (model_file.parent, model_file.parent.parent, model_file.parent.parent.parent):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 def _find_companion(model_file: Path, name: str, explicit: str | Path | None) -> Path | None:
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
             raise BodyModelNotFoundError(f"{name} not found at {path}")
         return path
-    for folder in (model_file.parent, model_file.parent.parent, model_file.parent.parent.parent):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    return find_beside_model(model_file, name)
 
 
 def resolve_body_model(

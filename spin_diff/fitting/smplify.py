@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from spin_diff.body import joints as J
+from spin_diff.body.files import find_beside_model
 from spin_diff.body.model import BodyModel, pose_to_rotmat
 from spin_diff.fitting.config import PARAMETER_GROUPS, FittingConfig, StageConfig
 from spin_diff.fitting.terms import FitState, TermContext, build_term, reprojection_per_joint
@@ -270,6 +271,16 @@ class SMPLify:
             for _, _, term in stage_terms:
                 if hasattr(term, "reset"):
                     term.reset()
+        def record(name: str, its, start_loss, end_loss) -> None:
+            """Count iterations, keep the stage loss, and mark samples that diverged in it."""
+            nonlocal iterations, diverged
+            iterations = iterations + its
+            stage_losses[name] = end_loss.detach()
+            grew = end_loss > cfg.divergence_factor * start_loss.abs() + _DIVERGENCE_FLOOR
+            diverged = diverged | (valid & (~torch.isfinite(end_loss) | grew))
+            for value in params.values():
+                diverged = diverged | (valid & ~torch.isfinite(value).all(1))
+
         run = self._stages_to_run()
         for index, stage in enumerate(cfg.stages):
             if stage not in run:
@@ -280,21 +291,10 @@ class SMPLify:
                 )
             else:
                 params, its, start_loss, end_loss = self._run_stage(index, stage, params, data, valid)
-            iterations += its
-            stage_losses[stage.name] = end_loss.detach()
-            grew = end_loss > cfg.divergence_factor * start_loss.abs() + _DIVERGENCE_FLOOR
-            diverged |= valid & (~torch.isfinite(end_loss) | grew)
-            for value in params.values():
-                diverged |= valid & ~torch.isfinite(value).all(1)
-
+            record(stage.name, its, start_loss, end_loss)
         if cfg.method == "guided":
             params, its, start_loss, end_loss = self._guided(params, data, valid)
-            iterations += its
-            stage_losses["guided"] = end_loss.detach()
-            grew = end_loss > cfg.divergence_factor * start_loss.abs() + _DIVERGENCE_FLOOR
-            diverged |= valid & (~torch.isfinite(end_loss) | grew)
-            for value in params.values():
-                diverged |= valid & ~torch.isfinite(value).all(1)
+            record("guided", its, start_loss, end_loss)
 
         # --- assemble the result; failed samples keep their initial parameters
         ok = valid & ~diverged
@@ -483,11 +483,7 @@ def load_diffusion_prior_for(config: FittingConfig, body_model: BodyModel):
     beside the body model, else the bundled one (its poses mean the same for SMPL)."""
     from spin_diff.diffusion.model import PRIOR_FILE_NAME, load_diffusion_prior
 
-    path = config.diffusion.checkpoint
-    if path is None:
-        model_file = body_model.files.model
-        folders = (model_file.parent, model_file.parent.parent, model_file.parent.parent.parent)
-        path = next((f / PRIOR_FILE_NAME for f in folders if (f / PRIOR_FILE_NAME).is_file()), None)
+    path = config.diffusion.checkpoint or find_beside_model(body_model.files.model, PRIOR_FILE_NAME)
     template = body_model.fast.joint_template
     return load_diffusion_prior(path, device=template.device, dtype=template.dtype)
 
@@ -496,18 +492,12 @@ def load_gmm_prior(config: FittingConfig, body_model: BodyModel) -> torch.nn.Mod
     """SMPLify's GMM pose prior: ``config.gmm_path`` or ``gmm_08.pkl`` beside the body model."""
     from spin_diff.priors.gmm import MaxMixturePrior, read_gmm_file
 
-    if config.gmm_path is not None:
-        path = config.gmm_path
-    else:
-        model_file = body_model.files.model
-        candidates = [folder / "gmm_08.pkl" for folder in (model_file.parent, model_file.parent.parent, model_file.parent.parent.parent)]
-        found = [c for c in candidates if c.is_file()]
-        if not found:
-            raise FileNotFoundError(
-                f"no gmm_08.pkl next to the body model {model_file}: pass --set fitting.gmm_path=PATH "
-                "(SMPLify's gmm_08.pkl, or one made with 'spin-diff prior fit-gmm'), or remove "
-                "gmm_pose from the stage terms"
-            )
-        path = found[0]
+    path = config.gmm_path or find_beside_model(body_model.files.model, "gmm_08.pkl")
+    if path is None:
+        raise FileNotFoundError(
+            f"no gmm_08.pkl next to the body model {body_model.files.model}: pass --set "
+            "fitting.gmm_path=PATH (SMPLify's gmm_08.pkl, or one made with 'spin-diff prior fit-gmm'), "
+            "or remove gmm_pose from the stage terms"
+        )
     prior = MaxMixturePrior(read_gmm_file(path))
     return prior.to(device=body_model.fast.joint_template.device, dtype=body_model.fast.joint_template.dtype)

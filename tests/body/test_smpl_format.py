@@ -74,9 +74,12 @@ def test_smplx_runs_on_what_was_read(random_smpl):
     reference = quiet_smpl(model_path=str(random_smpl.plain_model_file), vertex_ids=random_smpl.vertex_ids)
     pose, betas, transl = random_inputs(4)
     with torch.no_grad():
-        np.testing.assert_array_equal(
+        # Same arrays, but the regressor may arrive sparse or dense, so float32 sums can be
+        # ordered differently: equal to a few ulps of a metre-scale coordinate.
+        np.testing.assert_allclose(
             smplx_vertices(ours, pose, betas, transl).numpy(),
             smplx_vertices(reference, pose, betas, transl).numpy(),
+            rtol=0, atol=1e-6,
         )
 
 

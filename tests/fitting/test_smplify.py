@@ -104,7 +104,6 @@ def test_from_mean_pose_the_spin_recipe_explains_the_keypoints(model):
     result = SMPLify(model, config).fit(keypoints, init_pose, init_betas)
     assert result.success.all()
     fitter = SMPLify(model, config)
-    start_t = None
     _, _, start_t = fitter.score(
         torch.cat([torch.tensor([[np.pi, 0.0, 0.0]] * 4), torch.zeros(4, 69)], 1), init_betas, keypoints
     )

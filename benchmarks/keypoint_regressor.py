@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     for entry in history:
         print(
-            f"  step {entry['step']:5d}: loss {entry['loss']:.4f} (3D {entry['3d']:.4f}, rotations {entry['pose']:.4f})"
+            f"  step {entry['step']:5d}: loss {entry['loss']:.4f} "
+            f"(3D {entry['3d']:.4f}, rotations {entry['pose']:.4f})"
         )
     rows = args.rows.split(",")
     with tempfile.TemporaryDirectory() as folder:

@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     precision = f"autocast {args.amp_dtype}" if args.amp else "float32"
     print(
-        f"device: {where}; batch {args.batch}; {precision}; median of {args.repeats} after {args.warmup} warm-up"
+        f"device: {where}; batch {args.batch}; {precision}; "
+        f"median of {args.repeats} after {args.warmup} warm-up"
     )
     print(f"{'network':16s}{'parameters':>12s}{'forward img/s':>16s}{'fwd+bwd img/s':>16s}")
     for name in args.models.split(","):

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from spin_diff.body import joints as J
-from spin_diff.body.files import BodyModelFiles, resolve_body_model
+from spin_diff.body.files import BodyModelFiles, BodyModelNotFoundError, resolve_body_model
 from spin_diff.body.lbs import batch_rigid_transform, pose_feature
 from spin_diff.body.smpl_format import SMPLFileError, read_smpl_file
 from spin_diff.geometry.rotations import axis_angle_to_matrix
@@ -254,12 +254,22 @@ class BodyModel(nn.Module):
                 raise SMPLFileError(f"{path}: {key} must have shape {shape}, got {tuple(params[key].shape)}")
         return params
 
-    def _require_extra(self) -> None:
+    @property
+    def device(self) -> torch.device:
+        return self.fast.joint_template.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.fast.joint_template.dtype
+
+    def require_keypoint_regressor(self) -> None:
+        """Refuse to compute SPIN's 49 joints without ``J_regressor_extra.npy``: 9 of them
+        would otherwise come from a zero regressor and sit at the origin."""
         if self.extra_regressor is None:
-            raise FileNotFoundError(
-                f"J_regressor_extra.npy not found next to {self.files.model}: SPIN's 49-joint "
-                "layout needs it. Put SPIN's data file beside the model or pass "
-                "--set body.j_regressor_extra=PATH"
+            raise BodyModelNotFoundError(
+                f"J_regressor_extra.npy not found next to {self.files.model} (nor one or two folders "
+                "up): SPIN's 49-joint layout needs it for 9 of its joints. Put SPIN's data file "
+                "J_regressor_extra.npy beside the model or pass --set body.j_regressor_extra=PATH"
             )
 
     def forward(
@@ -270,7 +280,7 @@ class BodyModel(nn.Module):
         check_finite: bool = True,
     ) -> BodyOutput:
         """Full forward through smplx: vertices (B, V, 3), 49 joints, skeleton, H36M joints."""
-        self._require_extra()
+        self.require_keypoint_regressor()
         rotmats = pose_to_rotmat(pose)
         _check_inputs(rotmats, betas, transl, self.num_betas, check_finite)
         if betas.shape[1] < self.num_betas:  # smplx needs all coefficients; the rest are zero
@@ -301,8 +311,12 @@ class BodyModel(nn.Module):
         transl: torch.Tensor | None = None,
         check_finite: bool = False,
     ) -> BodyOutput:
-        """Joints-only fast path: 49 joints and skeleton, no vertices. Differentiable."""
-        self._require_extra()
+        """Joints-only fast path: 49 joints and skeleton, no vertices. Differentiable.
+
+        The one checked entry to the joints (fitting, scoring and guidance call it): it
+        refuses a model without ``J_regressor_extra.npy``. ``check_finite`` syncs the host;
+        leave it off inside loops."""
+        self.require_keypoint_regressor()
         rotmats = pose_to_rotmat(pose)
         _check_inputs(rotmats, betas, transl, self.num_betas, check_finite)
         return self.fast(rotmats, betas, transl)

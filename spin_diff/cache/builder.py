@@ -29,8 +29,10 @@ import numpy as np
 import torch
 
 from spin_diff.cache.provenance import body_model_hash, config_hash, describe_fitting
-from spin_diff.cache.records import FitBatch, Source, check_dataset_name
+from spin_diff.cache.records import NUM_BETAS, FitBatch, Source, check_dataset_name
 from spin_diff.cache.store import FitStore
+from spin_diff.config import ConfigError
+from spin_diff.diffusion.keyed_noise import example_seeds
 
 log = logging.getLogger(__name__)
 
@@ -162,31 +164,35 @@ def fit_config_hash(fitter) -> tuple[int, dict]:
 
 
 def _initial_parameters(fitter, init: str, rows: np.ndarray, data: dict, stored):
-    """Initial pose (B, 24, 3, 3) or (B, 72), betas (B, 10), translation (B, 3) or None."""
+    """Initial pose (B, 24, 3, 3) or (B, 72), betas (B, num_betas), translation (B, 3) or None."""
     from spin_diff.body.model import pose_to_rotmat
 
     body = fitter.body
     batch = rows.shape[0]
     dtype, device = fitter.dtype, fitter.device
     rotmats = body.mean_pose_rotmat(batch).clone()
-    betas = torch.zeros(batch, 10, dtype=dtype, device=device)
+    betas = torch.zeros(batch, body.num_betas, dtype=dtype, device=device)
     if init == "mean":
         return rotmats, betas, None
     # init == "stored": the cache's record, else the dataset's own SMPL, else the mean
     def tensor(array):
         return torch.as_tensor(np.asarray(array), dtype=dtype, device=device)
 
+    def shape_tensor(array):  # stored/dataset betas (10) to the model's count
+        value = tensor(array)[:, : body.num_betas]
+        return torch.nn.functional.pad(value, (0, body.num_betas - value.shape[1]))
+
     if "has_smpl" in data and "pose" in data and "shape" in data:
         has_smpl = np.asarray(data["has_smpl"])[rows] > 0.5
         if has_smpl.any():
             mask = torch.as_tensor(has_smpl, device=device)
             rotmats[mask] = pose_to_rotmat(tensor(np.asarray(data["pose"])[rows][has_smpl]))
-            betas[mask] = tensor(np.asarray(data["shape"])[rows][has_smpl])
+            betas[mask] = shape_tensor(np.asarray(data["shape"])[rows][has_smpl])
     found = stored.found
     if found.any():
         mask = torch.as_tensor(found, device=device)
         rotmats[mask] = pose_to_rotmat(tensor(stored.pose[found]))
-        betas[mask] = tensor(stored.betas[found])
+        betas[mask] = shape_tensor(stored.betas[found])
     # A stored camera only helps if every row has one; otherwise all rows get SMPLify's estimate.
     transl = None
     if found.all() and stored.has_transl.all():
@@ -246,6 +252,11 @@ def build_fits(
         raise ValueError("batch size must be at least 1")
     if limit is not None and limit < 0:
         raise ValueError("--limit must be >= 0")
+    if fitter.body.num_betas > NUM_BETAS:
+        raise ConfigError(
+            f"the fit cache stores {NUM_BETAS} shape coefficients, but body.num_betas is "
+            f"{fitter.body.num_betas}: build with --set body.num_betas={NUM_BETAS} (or fewer)"
+        )
     keypoints = dataset_keypoints(data, fitter.config.crop_size)
     total = keypoints.shape[0]
     indices = np.arange(total if limit is None else min(limit, total), dtype=np.int64)[rank::world_size]
@@ -277,7 +288,9 @@ def build_fits(
             stored = store.get_many(name, rows) if init == "stored" else None
             init_pose, init_betas, init_transl = _initial_parameters(fitter, init, rows, data, stored)
             batch_kp = torch.as_tensor(keypoints[rows], dtype=fitter.dtype, device=fitter.device)
-            result = fitter.fit(batch_kp, init_pose, init_betas, init_transl)
+            # noise keyed by the example, so a fit is the same at any --batch-size, shard or row
+            seeds = example_seeds(name, rows, device=fitter.device)
+            result = fitter.fit(batch_kp, init_pose, init_betas, init_transl, sample_seeds=seeds)
             ok = result.success.cpu().numpy()
             report.attempted += int(rows.size)
             for reason in result.failure:

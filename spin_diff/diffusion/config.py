@@ -106,5 +106,7 @@ class DiffusionFitConfig:
     # the term: at stage progress p the pose is noised to t = t_max - (t_max - t_min) * p
     term_t_max: int = 100
     term_t_min: int = 10
-    seed: int = 0  # noise of the term, re-seeded at every fit so fits are reproducible
+    # the term's noise is hashed from this, each sample's seed (SMPLify.fit's sample_seeds), the
+    # stage and the step: fits are reproducible and independent of their batch-mates
+    seed: int = 0
     guided: GuidedConfig = field(default_factory=GuidedConfig)

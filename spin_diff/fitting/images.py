@@ -21,6 +21,7 @@ import torch
 
 from spin_diff.body import joints as J
 from spin_diff.body.model import BodyModel
+from spin_diff.diffusion.keyed_noise import seed_from_text
 from spin_diff.fitting.smplify import SMPLify
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,9 @@ def fit_people(model: BodyModel, fitter: SMPLify, people: list[Person], crop_siz
     crop_xy = image_keypoints_to_crop(keypoints[..., :2], centers, scales, crop_size=crop_size)
     crop_keypoints = torch.cat([crop_xy, keypoints[..., 2:]], dim=-1).to(device)
     pose, betas = mean_initialisation(model, len(people))
-    return fitter.fit(crop_keypoints, pose, betas), crop_keypoints
+    # each person's noise is keyed by its image name and index: the same fit in any batch
+    seeds = torch.tensor([seed_from_text(p.name) for p in people], dtype=torch.int64, device=device)
+    return fitter.fit(crop_keypoints, pose, betas, sample_seeds=seeds), crop_keypoints
 
 
 def write_person(out_dir: Path, person: Person, result, i: int, model: BodyModel, fitter: SMPLify) -> Path:

@@ -69,6 +69,7 @@ class FitState:
     init_transl: torch.Tensor  # (B, 3) camera translation at the start of the fit
     progress: float = 0.0  # fraction of the current stage done, in [0, 1)
     stage_index: int = 0
+    sample_seed: torch.Tensor | None = None  # (B,) int64 key of each sample's noise (stochastic terms)
 
 
 def gmof(residual: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -19,7 +19,7 @@ DEFAULT_CACHE = Path("fits_cache")
 def add_parser(subparsers) -> None:
     cache = subparsers.add_parser(
         "cache",
-        help="the best-fit dictionary (LMDB fit cache): build, stats, export, import, merge",
+        help="the best-fit dictionary (LMDB fit cache): build, stats, export, import, merge, verify, salvage",
         description="SPIN's best fit per training example, in an LMDB store that many processes "
         "share, that survives crashes, and that records where each fit came from.",
     )
@@ -98,6 +98,28 @@ def _add_subcommands(sub) -> None:
     spin.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache folder (default fits_cache/)")
     add_config_arguments(spin)
     spin.set_defaults(handler=run_import_spin)
+
+    verify = sub.add_parser(
+        "verify",
+        help="check a cache for damage (every record read and checked, in a child process)",
+        description="Reads the header, every key and every record, and begins (and abandons) a write "
+        "transaction, in a child process, so that damage which makes LMDB abort is reported instead of "
+        "crashing. Exit status 0 when the store is intact, 1 when it is damaged.",
+    )
+    verify.add_argument(
+        "cache", type=Path, nargs="?", default=DEFAULT_CACHE, help="cache folder (default fits_cache/)"
+    )
+    verify.set_defaults(handler=run_verify)
+
+    salvage = sub.add_parser(
+        "salvage",
+        help="copy every record that still reads from a damaged cache into a new one",
+        description="Reads SRC's data.mdb page by page without LMDB, keeps the best copy of every record "
+        "found, and writes them into the new store DEST by update-if-better. SRC is only read.",
+    )
+    salvage.add_argument("source", type=Path, help="the damaged cache folder (SRC)")
+    salvage.add_argument("destination", type=Path, help="a new cache folder (DEST)")
+    salvage.set_defaults(handler=run_salvage)
 
     merge = sub.add_parser(
         "merge",
@@ -229,6 +251,25 @@ def run_import_spin(args: argparse.Namespace) -> int:
     report = import_spin_fits(store, fits, args.dataset, hash_value, keypoints=keypoints, fitter=fitter)
     scored = "scored against " + str(args.data) if args.data is not None else "unscored (no --data)"
     print(f"{args.fits} -> {args.cache} dataset {args.dataset}, {scored}: {report.summary()}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from spin_diff.cache.repair import verify_store
+
+    if not (args.cache / "data.mdb").is_file():
+        raise FileNotFoundError(f"no fit cache at {args.cache} (no data.mdb there)")
+    report = verify_store(args.cache)
+    print(report.summary())
+    if not report.ok:
+        print(f"rescue its records with: spin-diff cache salvage {args.cache} NEW_CACHE")
+    return 0 if report.ok else 1
+
+
+def run_salvage(args: argparse.Namespace) -> int:
+    from spin_diff.cache.repair import salvage_store
+
+    print(salvage_store(args.source, args.destination).summary())
     return 0
 
 

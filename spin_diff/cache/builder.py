@@ -159,7 +159,7 @@ def _mask_residuals(residuals: np.ndarray, keypoints) -> np.ndarray:
 
 def fit_config_hash(fitter) -> tuple[int, dict]:
     """``(hash, description)`` of fits made by ``fitter`` (its config and body model)."""
-    description = describe_fitting(fitter.config, body_model_hash(fitter.body))
+    description = describe_fitting(fitter.config, body_model_hash(fitter.body), getattr(fitter, "input_files", None))
     return config_hash(description), description
 
 

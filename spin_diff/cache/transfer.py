@@ -251,6 +251,14 @@ def read_spin_fits(path: str | Path) -> np.ndarray:
         fits = np.load(path, allow_pickle=False)
     except Exception as err:
         raise ValueError(f"{path}: not a readable .npy file ({err})") from err
+    if isinstance(fits, np.lib.npyio.NpzFile):
+        keys = list(fits.keys())
+        fits.close()
+        raise ValueError(
+            f"{path} is an .npz archive (arrays {keys}); SPIN's static fits are one .npy array of shape "
+            "(N, 82), e.g. data/static_fits/<dataset>_fits.npy. To import a `cache export` .npz, use "
+            "`spin-diff cache import`"
+        )
     if fits.ndim != 2 or fits.shape[1] != NUM_POSE + NUM_BETAS:
         raise ValueError(
             f"{path} has shape {fits.shape}; SPIN's static fits are (N, 82): 72 pose + 10 betas per example"

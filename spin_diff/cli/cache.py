@@ -1,8 +1,4 @@
-"""``spin-diff cache``: build, inspect, export, import and merge LMDB fit caches.
-
-Until ``cache`` is registered in ``spin_diff/cli/main.py`` the same commands run as
-``python -m spin_diff.cli.cache build ...``.
-"""
+"""``spin-diff cache``: build, inspect, export, import, merge, verify and salvage LMDB fit caches."""
 
 from __future__ import annotations
 
@@ -87,14 +83,17 @@ def _add_subcommands(sub) -> None:
 
     spin = sub.add_parser(
         "import-spin",
-        help="import SPIN's static fits (N x 82 .npy), scored when the dataset is given",
-        description="Rows of SPIN's static fits file are the examples of one dataset, in order. With "
-        "--data, each fit is scored against that dataset's keypoints and written by update-if-better; "
-        "without, the fits are unscored and only fill examples that have no record.",
+        help="import SPIN's static fits (N x 82 .npy) of a dataset, scored against its keypoints",
+        description="Rows of SPIN's static fits file are the examples of one dataset, in order. Each fit "
+        "is scored against that dataset's keypoints (--data) and written by update-if-better; a file "
+        "whose row count differs from the dataset's is refused.",
     )
     spin.add_argument("fits", type=Path, help="SPIN static fits .npy, shape (N, 82)")
     spin.add_argument("--dataset", required=True, help="dataset name in the cache's keys")
-    spin.add_argument("--data", type=Path, help="the dataset's SPIN-format .npz, to score the fits")
+    spin.add_argument(
+        "--data", type=Path, required=True,
+        help="the dataset's SPIN-format .npz: which examples exist, and their keypoints to score the fits",
+    )  # fmt: skip
     spin.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache folder (default fits_cache/)")
     add_config_arguments(spin)
     spin.set_defaults(handler=run_import_spin)
@@ -139,7 +138,7 @@ def _open_writable_for(model, cache: Path):
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from spin_diff.cache.builder import build_fits, check_init, shard_from_environment
+    from spin_diff.cache.builder import build_fits, check_init, dataset_keypoints, shard_from_environment
     from spin_diff.data.spin_npz import read_spin_npz
     from spin_diff.fitting.smplify import SMPLify
 
@@ -156,6 +155,7 @@ def run_build(args: argparse.Namespace) -> int:
         raise ValueError("--limit must be >= 0")
     config = resolve_config(args)
     data = read_spin_npz(args.dataset, require=("center", "scale"))
+    dataset_keypoints(data, config.fitting.crop_size)  # a dataset without usable keypoints fails here, before any store exists
     name = args.name or args.dataset.stem
     rank, world_size = shard_from_environment()
     model = load_body_from_config(config)
@@ -224,11 +224,11 @@ def run_import_spin(args: argparse.Namespace) -> int:
     from spin_diff.cache.provenance import body_model_hash, config_hash, file_sha256
     from spin_diff.cache.records import check_dataset_name
     from spin_diff.cache.transfer import import_spin_fits, read_spin_fits
-    from spin_diff.data.spin_npz import read_spin_npz
+    from spin_diff.data.spin_npz import SpinDataError, read_spin_npz
 
     check_dataset_name(args.dataset)
     fits = read_spin_fits(args.fits)
-    if args.data is not None and not args.data.is_file():
+    if not args.data.is_file():
         raise FileNotFoundError(f"--data not found: {args.data}")
     config = resolve_config(args)
     model = load_body_from_config(config)
@@ -238,19 +238,21 @@ def run_import_spin(args: argparse.Namespace) -> int:
         "sha256": file_sha256(args.fits),
         "body_model_sha256": body_model_hash(model),
     }
-    fitter = keypoints = None
-    if args.data is not None:
-        from spin_diff.fitting.smplify import SMPLify
+    from spin_diff.fitting.smplify import SMPLify
 
-        data = read_spin_npz(args.data, require=("center", "scale"))
-        keypoints = dataset_keypoints(data, config.fitting.crop_size)
-        fitter = SMPLify(model, config.fitting)
+    data = read_spin_npz(args.data, require=("center", "scale"))
+    keypoints = dataset_keypoints(data, config.fitting.crop_size)
+    if keypoints.shape[0] != fits.shape[0]:
+        raise SpinDataError(
+            f"{args.fits} has {fits.shape[0]} rows but {args.data} has {keypoints.shape[0]} examples; SPIN's "
+            "static fits hold one row per example of their dataset, in order: pass the matching dataset"
+        )
+    fitter = SMPLify(model, config.fitting)
     store = _open_writable_for(model, args.cache)
     hash_value = config_hash(description)
     store.register_config(hash_value, description)
     report = import_spin_fits(store, fits, args.dataset, hash_value, keypoints=keypoints, fitter=fitter)
-    scored = "scored against " + str(args.data) if args.data is not None else "unscored (no --data)"
-    print(f"{args.fits} -> {args.cache} dataset {args.dataset}, {scored}: {report.summary()}")
+    print(f"{args.fits} -> {args.cache} dataset {args.dataset}, scored against {args.data}: {report.summary()}")
     return 0
 
 
@@ -282,26 +284,10 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m spin_diff.cli.cache COMMAND ...``: the ``cache`` commands on their own."""
-    from spin_diff.body.files import BodyModelNotFoundError
-    from spin_diff.body.smpl_format import SMPLFileError
-    from spin_diff.config import ConfigError
+    """``python -m spin_diff.cli.cache COMMAND ...``: the same as ``spin-diff cache COMMAND ...``."""
+    from spin_diff.cli.main import main as spin_diff_main
 
-    parser = argparse.ArgumentParser(prog="spin-diff cache", description="LMDB fit caches")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    _add_subcommands(parser.add_subparsers(dest="cache_command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        return int(args.handler(args) or 0)
-    except (
-        BodyModelNotFoundError, SMPLFileError, ConfigError, FileNotFoundError, ValueError, KeyError
-    ) as err:  # fmt: skip
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"spin-diff: error: {message}", file=sys.stderr)
-        return 2
+    return spin_diff_main(["cache", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

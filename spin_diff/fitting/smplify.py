@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 # divergence: from an exact optimum Adam's first, fixed-size steps raise the loss a little
 # (measured: 0 -> 6-9) before it settles, and such a fit has not diverged.
 _DIVERGENCE_FLOOR = 100.0
+_IN_MEMORY = "(given in memory)"
 
 
 @dataclass
@@ -95,15 +97,25 @@ class SMPLify:
                 raise ValueError(f"stage {stage.name!r}: iterations must be >= 0")
         if self.config.method not in ("smplify", "guided"):
             raise ValueError(f"fitting.method must be 'smplify' or 'guided', got {self.config.method!r}")
+        # every file that shapes a fit, for its provenance hash (spin_diff.cache.provenance);
+        # priors handed in as objects are named by "(given in memory)"
+        self.input_files: dict[str, Path | str] = {"body_model": body_model.files.model}
+        self.input_files["J_regressor_extra"] = body_model.files.j_regressor_extra
         uses_gmm = any("gmm_pose" in dict(_term_weights(s)) for s in self._stages_to_run())
         if gmm is None and uses_gmm:
-            gmm = load_gmm_prior(self.config, body_model)
+            gmm = gmm_prior_for(self.config, body_model)
+            self.input_files["gmm"] = gmm_prior_path(self.config, body_model)
+        elif uses_gmm:
+            self.input_files["gmm"] = _IN_MEMORY
         extras = dict(extra_terms or {})
         uses_diffusion = self.config.method == "guided" or any(
             "diffusion_pose" in dict(_term_weights(s)) for s in self._stages_to_run()
         )
         if uses_diffusion and extras.get("diffusion_prior") is None:
             extras["diffusion_prior"] = load_diffusion_prior_for(self.config, body_model)
+            self.input_files["diffusion_prior"] = diffusion_prior_path(self.config, body_model)
+        elif uses_diffusion:
+            self.input_files["diffusion_prior"] = _IN_MEMORY
         extras.setdefault("diffusion_config", self.config.diffusion)
         self.context = TermContext(sigma=self.config.sigma, gmm=gmm, extras=extras)
         run = self._stages_to_run()
@@ -523,26 +535,40 @@ class SMPLify:
         return chosen, take_flip, its[:batch] + its[batch:], pick(start), pick(end)
 
 
-def load_diffusion_prior_for(config: FittingConfig, body_model: BodyModel):
-    """The diffusion pose prior: ``config.diffusion.checkpoint``, else ``diffusion_prior.pt``
-    beside the body model, else the bundled one (its poses mean the same for SMPL)."""
-    from spin_diff.diffusion.model import PRIOR_FILE_NAME, load_diffusion_prior
+def diffusion_prior_path(config: FittingConfig, body_model: BodyModel) -> Path:
+    """Which diffusion prior a fit uses: ``config.diffusion.checkpoint``, else
+    ``diffusion_prior.pt`` beside the body model, else the bundled one."""
+    from spin_diff.diffusion.model import BUNDLED_DIFFUSION_PRIOR, PRIOR_FILE_NAME
 
     path = config.diffusion.checkpoint or find_beside_model(body_model.files.model, PRIOR_FILE_NAME)
-    template = body_model.fast.joint_template
-    return load_diffusion_prior(path, device=template.device, dtype=template.dtype)
+    return BUNDLED_DIFFUSION_PRIOR if path is None else Path(path).expanduser()
 
 
-def load_gmm_prior(config: FittingConfig, body_model: BodyModel) -> torch.nn.Module:
-    """SMPLify's GMM pose prior: ``config.gmm_path`` or ``gmm_08.pkl`` beside the body model."""
-    from spin_diff.priors.gmm import MaxMixturePrior, read_gmm_file
-
+def gmm_prior_path(config: FittingConfig, body_model: BodyModel) -> Path | None:
+    """Which GMM a fit uses: ``config.gmm_path`` or ``gmm_08.pkl`` beside the body model."""
     path = config.gmm_path or find_beside_model(body_model.files.model, "gmm_08.pkl")
+    return None if path is None else Path(path).expanduser()
+
+
+def load_diffusion_prior_for(config: FittingConfig, body_model: BodyModel):
+    """The diffusion pose prior of :func:`diffusion_prior_path` (the bundled one's poses mean
+    the same for SMPL)."""
+    from spin_diff.diffusion.model import load_diffusion_prior
+
+    path = diffusion_prior_path(config, body_model)
+    return load_diffusion_prior(path, device=body_model.device, dtype=body_model.dtype)
+
+
+def gmm_prior_for(config: FittingConfig, body_model: BodyModel) -> torch.nn.Module:
+    """SMPLify's GMM pose prior from :func:`gmm_prior_path`, on the body model's device."""
+    from spin_diff.body.files import BodyModelNotFoundError
+    from spin_diff.priors.gmm import load_gmm_prior
+
+    path = gmm_prior_path(config, body_model)
     if path is None:
-        raise FileNotFoundError(
+        raise BodyModelNotFoundError(
             f"no gmm_08.pkl next to the body model {body_model.files.model}: pass --set "
             "fitting.gmm_path=PATH (SMPLify's gmm_08.pkl, or one made with 'spin-diff prior fit-gmm'), "
             "or remove gmm_pose from the stage terms"
         )
-    prior = MaxMixturePrior(read_gmm_file(path))
-    return prior.to(device=body_model.fast.joint_template.device, dtype=body_model.fast.joint_template.dtype)
+    return load_gmm_prior(path, dtype=body_model.dtype).to(body_model.device)

@@ -26,12 +26,12 @@ from torch import nn
 from spin_diff.body import joints as J
 from spin_diff.body.files import BodyModelFiles, BodyModelNotFoundError, resolve_body_model
 from spin_diff.body.lbs import batch_rigid_transform, pose_feature
+from spin_diff.body.sizes import NUM_SMPL_JOINTS
 from spin_diff.body.smpl_format import SMPLFileError, read_smpl_file
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 
 log = logging.getLogger(__name__)
 
-NUM_BODY_JOINTS = 24
 
 
 @dataclass
@@ -46,11 +46,11 @@ class BodyOutput:
 
 def pose_to_rotmat(pose: torch.Tensor, name: str = "pose") -> torch.Tensor:
     """Accept (B, 72), (B, 24, 3) axis-angle or (B, 24, 3, 3) matrices; return (B, 24, 3, 3)."""
-    if pose.ndim == 4 and pose.shape[1:] == (NUM_BODY_JOINTS, 3, 3):
+    if pose.ndim == 4 and pose.shape[1:] == (NUM_SMPL_JOINTS, 3, 3):
         return pose
-    if pose.ndim == 2 and pose.shape[1] == NUM_BODY_JOINTS * 3:
-        pose = pose.reshape(-1, NUM_BODY_JOINTS, 3)
-    if pose.ndim == 3 and pose.shape[1:] == (NUM_BODY_JOINTS, 3):
+    if pose.ndim == 2 and pose.shape[1] == NUM_SMPL_JOINTS * 3:
+        pose = pose.reshape(-1, NUM_SMPL_JOINTS, 3)
+    if pose.ndim == 3 and pose.shape[1:] == (NUM_SMPL_JOINTS, 3):
         return axis_angle_to_matrix(pose)
     raise ValueError(
         f"{name} must be (B, 72) or (B, 24, 3) axis-angle or (B, 24, 3, 3) rotation matrices, "
@@ -299,7 +299,7 @@ class BodyModel(nn.Module):
             h36m = torch.einsum("kv,bvc->bkc", self.h36m_regressor, out.vertices)
         return BodyOutput(
             joints=source[:, self.fast.joint_map],
-            skeleton=out.joints[:, :NUM_BODY_JOINTS],
+            skeleton=out.joints[:, :NUM_SMPL_JOINTS],
             vertices=out.vertices,
             h36m_joints=h36m,
         )
@@ -334,7 +334,7 @@ class BodyModel(nn.Module):
             "licence": licence,
             "vertices": self.num_vertices,
             "faces": int(self.faces.shape[0]),
-            "skeleton joints": NUM_BODY_JOINTS,
+            "skeleton joints": NUM_SMPL_JOINTS,
             "keypoint joints": J.NUM_JOINTS if self.extra_regressor is not None else "unavailable (no J_regressor_extra.npy)",
             "H36M regressor": str(self.files.j_regressor_h36m) if self.files.j_regressor_h36m else "none",
             "mean params": str(self.files.mean_params) if self.files.mean_params else "none",
@@ -351,7 +351,7 @@ class BodyModel(nn.Module):
                 f"smpl_mean_params.npz not found next to {self.files.model}; pass "
                 "--set body.mean_params=PATH (SPIN's data file)"
             )
-        rot = rot6d_to_matrix(self.mean_params["pose"].view(NUM_BODY_JOINTS, 6))
+        rot = rot6d_to_matrix(self.mean_params["pose"].view(NUM_SMPL_JOINTS, 6))
         device = self.fast.joint_template.device
         return rot.to(device=device, dtype=self.fast.joint_template.dtype).expand(batch_size, -1, -1, -1)
 

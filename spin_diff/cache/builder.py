@@ -33,6 +33,7 @@ from spin_diff.cache.records import NUM_BETAS, FitBatch, Source, check_dataset_n
 from spin_diff.cache.store import FitStore
 from spin_diff.config import ConfigError
 from spin_diff.diffusion.keyed_noise import example_seeds
+from spin_diff.errors import BadInputError, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,9 @@ def shard_from_environment() -> tuple[int, int]:
         rank = int(os.environ.get("RANK", "0"))
         world = int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError as err:
-        raise ValueError(f"RANK / WORLD_SIZE must be integers: {err}") from err
+        raise BadInputError(f"RANK / WORLD_SIZE must be integers: {err}") from err
     if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"RANK={rank} and WORLD_SIZE={world} do not describe a shard")
+        raise BadInputError(f"RANK={rank} and WORLD_SIZE={world} do not describe a shard")
     return rank, world
 
 
@@ -205,8 +206,8 @@ def check_init(init: str) -> str:
     if init in INIT_CHOICES:
         return init
     if not os.path.exists(init):
-        raise FileNotFoundError(f"--init {init!r}: not 'mean' or 'stored', and no checkpoint file there")
-    raise ValueError(
+        raise MissingInputError(f"--init {init!r}: not 'mean' or 'stored', and no checkpoint file there")
+    raise BadInputError(
         f"--init {init}: starting fits from a regressor checkpoint is not available in this version "
         "(the training milestone adds regressor checkpoints); use --init mean or --init stored"
     )
@@ -249,9 +250,9 @@ def build_fits(
     check_dataset_name(name)
     init = check_init(init)
     if batch_size < 1:
-        raise ValueError("batch size must be at least 1")
+        raise BadInputError("batch size must be at least 1")
     if limit is not None and limit < 0:
-        raise ValueError("--limit must be >= 0")
+        raise BadInputError("--limit must be >= 0")
     if fitter.body.num_betas > NUM_BETAS:
         raise ConfigError(
             f"the fit cache stores {NUM_BETAS} shape coefficients, but body.num_betas is "
@@ -334,7 +335,7 @@ def _write_ground_truth(
     """Write the dataset's own SMPL parameters as ground truth; return the rows now covered."""
     missing = [key for key in ("pose", "shape", "has_smpl") if key not in data]
     if missing:
-        raise ValueError(f"--gt-from-dataset: the dataset has no {missing} (SPIN's ground-truth SMPL keys)")
+        raise BadInputError(f"--gt-from-dataset: the dataset has no {missing} (SPIN's ground-truth SMPL keys)")
     has_smpl = np.asarray(data["has_smpl"])[indices] > 0.5
     covered = has_smpl.copy()
     rows = indices[has_smpl & ~done]

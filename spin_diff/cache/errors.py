@@ -1,6 +1,9 @@
-"""Errors of the fit cache. All are ValueErrors, so the CLI reports them as bad input."""
+"""Errors of the fit cache. All are input errors (and ValueErrors): the CLI reports them as
+bad input, naming the store and what to do."""
 
 from __future__ import annotations
+
+from spin_diff.errors import BadInputError
 
 __all__ = [
     "FitStoreError",
@@ -12,7 +15,7 @@ __all__ = [
 ]
 
 
-class FitStoreError(ValueError):
+class FitStoreError(BadInputError):
     """A fit cache cannot be used as asked; the message names the store and what to do."""
 
 

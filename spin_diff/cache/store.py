@@ -73,6 +73,7 @@ from spin_diff.cache.records import (
     decode_records,
     encode_keys,
 )
+from spin_diff.errors import BadInputError, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ def _open_environment(
     if data.is_file() and data.stat().st_size == 0 and time.time() - data.stat().st_mtime > _EMPTY_FILE_GRACE_S:
         raise StoreCorruptedError(damaged_store_message(path, "its data.mdb is empty: 0 bytes"))
     if not create and not data.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no fit cache at {path} (no data.mdb there): build one with `spin-diff cache build "
             f"--cache {path}` or import fits with `spin-diff cache import-spin`"
         )
@@ -251,7 +252,7 @@ class FitStore:
         self.create = create and not readonly
         self.durable = durable
         if self.create and body_model_hash is None:
-            raise ValueError("creating a fit cache needs body_model_hash (see spin_diff.cache.provenance)")
+            raise BadInputError("creating a fit cache needs body_model_hash (see spin_diff.cache.provenance)")
         self._header: dict | None = None
         self._checked_pid: int | None = None
         self._resolved: str | None = None

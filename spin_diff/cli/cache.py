@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from spin_diff.cli.common import add_config_arguments, load_body_from_config, resolve_config
+from spin_diff.errors import BadInputError, MissingInputError
 
 DEFAULT_CACHE = Path("fits_cache")
 
@@ -143,16 +144,16 @@ def run_build(args: argparse.Namespace) -> int:
     from spin_diff.fitting.smplify import SMPLify
 
     if not args.dataset.is_file():
-        raise FileNotFoundError(f"--dataset not found: {args.dataset}")
+        raise MissingInputError(f"--dataset not found: {args.dataset}")
     init = check_init(args.init)
     if args.images is not None:
         if not args.images.is_dir():
-            raise FileNotFoundError(f"--images folder not found: {args.images}")
+            raise MissingInputError(f"--images folder not found: {args.images}")
         logging.getLogger(__name__).info("--images is only used by --init CKPT; fitting uses the keypoints")
     if args.batch_size < 1:
-        raise ValueError("--batch-size must be at least 1")
+        raise BadInputError("--batch-size must be at least 1")
     if args.limit is not None and args.limit < 0:
-        raise ValueError("--limit must be >= 0")
+        raise BadInputError("--limit must be >= 0")
     config = resolve_config(args)
     data = read_spin_npz(args.dataset, require=("center", "scale"))
     dataset_keypoints(data, config.fitting.crop_size)  # a dataset without usable keypoints fails here, before any store exists
@@ -190,7 +191,7 @@ def run_stats(args: argparse.Namespace) -> int:
         name, _, path = text.rpartition("=") if "=" in text else ("", "", text)
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"--data not found: {path}")
+            raise MissingInputError(f"--data not found: {path}")
         sizes[name or path.stem] = _dataset_size(path)
     store = FitStore.open(args.cache, readonly=True)
     print(format_stats(cache_stats(store, sizes)))
@@ -203,7 +204,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     store = FitStore.open(args.cache, readonly=True)
     if args.dataset is not None and args.dataset not in store.datasets():
-        raise ValueError(
+        raise BadInputError(
             f"{args.cache} has no records of dataset {args.dataset!r}; it has {store.datasets()}"
         )
     count = export_npz(store, args.out, args.dataset)
@@ -229,7 +230,7 @@ def run_import_spin(args: argparse.Namespace) -> int:
     check_dataset_name(args.dataset)
     fits = read_spin_fits(args.fits)
     if not args.data.is_file():
-        raise FileNotFoundError(f"--data not found: {args.data}")
+        raise MissingInputError(f"--data not found: {args.data}")
     config = resolve_config(args)
     model = load_body_from_config(config)
     description = {
@@ -260,7 +261,7 @@ def run_verify(args: argparse.Namespace) -> int:
     from spin_diff.cache.repair import verify_store
 
     if not (args.cache / "data.mdb").is_file():
-        raise FileNotFoundError(f"no fit cache at {args.cache} (no data.mdb there)")
+        raise MissingInputError(f"no fit cache at {args.cache} (no data.mdb there)")
     report = verify_store(args.cache)
     print(report.summary())
     if not report.ok:

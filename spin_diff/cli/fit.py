@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from spin_diff.cli.common import add_config_arguments, load_body_from_config, resolve_config
+from spin_diff.errors import BadInputError, MissingInputError
 
 
 def add_parser(subparsers) -> None:
@@ -30,16 +31,16 @@ def run_fit(args: argparse.Namespace) -> int:
     from spin_diff.fitting.smplify import SMPLify
 
     if args.checkpoint is not None:
-        raise ValueError(
+        raise BadInputError(
             "--checkpoint: regressor checkpoints are not available in this version (the training "
             "milestone adds them); omit it to start from the mean pose"
         )
     if not args.images.exists():
-        raise FileNotFoundError(f"images not found: {args.images}")
+        raise MissingInputError(f"images not found: {args.images}")
     if not args.keypoints.exists():
-        raise FileNotFoundError(f"--keypoints not found: {args.keypoints}")
+        raise MissingInputError(f"--keypoints not found: {args.keypoints}")
     if args.batch_size < 1:
-        raise ValueError("--batch-size must be at least 1")
+        raise BadInputError("--batch-size must be at least 1")
     config = resolve_config(args)
     model = load_body_from_config(config)
     fitter = SMPLify(model, config.fitting)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-NUM_JOINTS = 24  # global orientation + 23 body joints
-POSE_DIM = NUM_JOINTS * 6  # 144: the SPIN 6D layout per joint
-NUM_BETAS = 10
+from spin_diff.body.sizes import NUM_BETAS, NUM_SMPL_JOINTS
+
+POSE_DIM = NUM_SMPL_JOINTS * 6  # 144: the SPIN 6D layout per joint
 
 # How the prior sees the global orientation (see spin_diff/diffusion/representation.py):
 #   camera:    the orientation as the camera sees it (ScoreHMR), yaw included;

@@ -27,6 +27,7 @@ from spin_diff.diffusion.keyed_noise import keyed_normal
 from spin_diff.diffusion.model import DiffusionPrior
 from spin_diff.diffusion.representation import project_to_rotations
 from spin_diff.diffusion.schedule import q_sample
+from spin_diff.errors import BadInputError
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 
 
@@ -64,7 +65,7 @@ class DiffusionPoseTerm:
         self.settings = settings or DiffusionFitConfig()
         s = self.settings
         if not 0 <= s.term_t_min <= s.term_t_max < prior.timesteps:
-            raise ValueError(
+            raise BadInputError(
                 f"fitting.diffusion: need 0 <= term_t_min <= term_t_max < {prior.timesteps}, "
                 f"got {s.term_t_min} and {s.term_t_max}"
             )

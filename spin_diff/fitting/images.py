@@ -22,6 +22,7 @@ import torch
 from spin_diff.body import joints as J
 from spin_diff.body.model import BodyModel
 from spin_diff.diffusion.keyed_noise import seed_from_text
+from spin_diff.errors import BadInputError
 from spin_diff.fitting.smplify import SMPLify
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,9 @@ def parse_bbox(text: str) -> tuple[np.ndarray, float]:
     try:
         x1, y1, x2, y2 = (float(v) for v in text.split(","))
     except ValueError as err:
-        raise ValueError(f"--bbox must be x1,y1,x2,y2 in pixels, got {text!r}") from err
+        raise BadInputError(f"--bbox must be x1,y1,x2,y2 in pixels, got {text!r}") from err
     if x2 <= x1 or y2 <= y1:
-        raise ValueError(f"--bbox {text!r} is empty (need x2 > x1 and y2 > y1)")
+        raise BadInputError(f"--bbox {text!r} is empty (need x2 > x1 and y2 > y1)")
     return np.array([(x1 + x2) / 2, (y1 + y2) / 2]), max(x2 - x1, y2 - y1)
 
 

@@ -31,8 +31,10 @@ from spin_diff.body import joints as J
 from spin_diff.body.files import find_beside_model
 from spin_diff.body.model import BodyModel, pose_to_rotmat
 from spin_diff.config import ConfigError
+from spin_diff.errors import BadInputError
 from spin_diff.fitting.config import PARAMETER_GROUPS, FittingConfig, StageConfig
-from spin_diff.fitting.terms import FitState, TermContext, build_term, reprojection_per_joint
+from spin_diff.fitting.losses import reprojection_per_joint
+from spin_diff.fitting.terms import FitState, TermContext, build_term
 from spin_diff.geometry.cameras import default_depth, estimate_translation, perspective_projection
 from spin_diff.geometry.rotations import axis_angle_to_matrix, canonical_axis_angle, matrix_to_axis_angle
 
@@ -89,14 +91,14 @@ class SMPLify:
         for stage in self.config.stages:
             unknown = [g for g in stage.optimize if g not in PARAMETER_GROUPS]
             if unknown:
-                raise ValueError(
+                raise ConfigError(
                     f"stage {stage.name!r} optimises unknown parameters {unknown}; "
                     f"choose from {list(PARAMETER_GROUPS)}"
                 )
             if stage.iterations < 0:
-                raise ValueError(f"stage {stage.name!r}: iterations must be >= 0")
+                raise ConfigError(f"stage {stage.name!r}: iterations must be >= 0")
         if self.config.method not in ("smplify", "guided"):
-            raise ValueError(f"fitting.method must be 'smplify' or 'guided', got {self.config.method!r}")
+            raise ConfigError(f"fitting.method must be 'smplify' or 'guided', got {self.config.method!r}")
         # every file that shapes a fit, for its provenance hash (spin_diff.cache.provenance);
         # priors handed in as objects are named by "(given in memory)"
         self.input_files: dict[str, Path | str] = {"body_model": body_model.files.model}
@@ -138,7 +140,7 @@ class SMPLify:
         known = [s.name for s in self.config.stages]
         missing = [name for name in wanted if name not in known]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"fitting.diffusion.guided.pre_stages names stages {missing} that fitting.stages lacks "
                 f"(stages: {known})"
             )
@@ -186,7 +188,7 @@ class SMPLify:
         """(B, S) betas padded with zeros to the body model's num_betas (S <= num_betas)."""
         num = self.body.num_betas
         if betas.ndim != 2 or betas.shape[1] > num:
-            raise ValueError(
+            raise BadInputError(
                 f"betas must be (B, <= {num}) for this body model (body.num_betas = {num}), got "
                 f"{tuple(betas.shape)}; pass --set body.num_betas=N to fit more shape coefficients"
             )

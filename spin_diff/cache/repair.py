@@ -130,6 +130,11 @@ def verify_store(path: str | Path, timeout: float | None = None) -> VerifyReport
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         return VerifyReport(str(path), ok=False, problem=f"the check did not finish in {timeout} s")
+    return _report_from_child(path, done)
+
+
+def _report_from_child(path: Path, done: subprocess.CompletedProcess) -> VerifyReport:
+    """Read the child's verdict; a child killed by a signal (LMDB's abort) means damage."""
     if done.returncode == 0 and done.stdout.strip():
         return VerifyReport(**json.loads(done.stdout.strip().splitlines()[-1]))
     if done.returncode < 0 or done.returncode in (134, 135, 139):

@@ -144,3 +144,14 @@ def test_a_writer_does_not_close_the_store_under_a_reader_in_the_same_process(tm
     assert len(first[1]) + sum(len(c[1]) for c in rest) == 50
     assert reader.count("d") == 60
     writer.close()
+
+
+def test_a_check_that_aborts_is_reported_as_damage(tmp_path):
+    """LMDB's C assertions abort the process (SIGABRT, exit status 134 from a shell): verify
+    runs the check in a child and reports that as damage, naming the signal."""
+    from spin_diff.cache.repair import _report_from_child
+
+    child = subprocess.run([sys.executable, "-c", "import os; os.abort()"], capture_output=True, text=True)
+    report = _report_from_child(tmp_path, child)
+    assert not report.ok and "LMDB aborted while reading it (signal 6)" in report.problem
+    assert "DAMAGED" in report.summary()

@@ -16,10 +16,9 @@ its own inputs and its noise seed, never on its batch-mates (tested for batches 
 search and one convergence test on the summed loss of the whole batch: the step lengths, and
 when a step ends, depend on the batch-mates, so L-BFGS fits are coupled across the batch by
 construction (fit with batch size 1 where that matters; a per-sample L-BFGS is not
-implemented). ``torch.optim.LBFGS`` also reads its loss and tolerances on the host, which
-synchronises a GPU several times per inner iteration (up to ``lbfgs_max_iter`` per step);
-Adam's loop has no host sync. The cost of those syncs on a GPU has not been measured (no GPU
-was available).
+implemented). ``torch.optim.LBFGS`` also reads its loss and gradients on the host, a GPU
+sync about 7 times per objective evaluation (``benchmarks/host_syncs.py``); Adam's loop has
+none. The cost of those syncs on a GPU has not been measured (no GPU was available).
 
 SMPLify-X-style schedules are lists of stages with decaying prior weights, in YAML::
 

@@ -71,3 +71,16 @@ def test_keyed_noise_is_splitmix64_and_independent_of_the_batch():
     # other streams and other examples give different noise
     assert not torch.allclose(keyed_normal(seeds[:3], 6, 144), noise[:3])
     assert len(set(seeds.tolist())) == 2000
+
+
+def test_guided_refinement_does_not_depend_on_the_batch(model):
+    config = FittingConfig(stages=default_stages(8), method="guided")
+    config.diffusion.guided.loops = 3
+    fitter = SMPLify(model, config)
+    start, betas, keypoints = turned_problems(model, 6, seed=4)
+    rows = torch.arange(6)
+    reference = fit_in_batches(fitter, start, betas, keypoints, 6, rows)
+    for batch_size in (1, 4):
+        pose, out_betas, transl, _ = fit_in_batches(fitter, start, betas, keypoints, batch_size, rows)
+        torch.testing.assert_close(pose, reference[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(transl, reference[2], atol=1e-4, rtol=1e-6)

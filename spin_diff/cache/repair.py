@@ -21,6 +21,8 @@ LMDB's C code that aborts the process (exit status 134). So:
 from __future__ import annotations
 
 import json
+import mmap
+import os
 import struct
 import subprocess
 import sys
@@ -107,8 +109,6 @@ def check_store(path: str | Path) -> VerifyReport:
 
 
 def _folder_writable(path: Path) -> bool:
-    import os
-
     return os.access(path, os.W_OK) and os.access(path / "data.mdb", os.W_OK)
 
 
@@ -163,7 +163,14 @@ def _page_size(raw: bytes) -> int:
 def read_pages(data_file: str | Path) -> Iterator[tuple[bytes, bytes]]:
     """Every (key, value) found in the leaf pages of an LMDB ``data.mdb``, current or stale,
     skipping pages and nodes that do not parse. Never calls LMDB."""
-    raw = Path(data_file).read_bytes()
+    with open(data_file, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as raw:  # no copy of a large store
+            yield from _leaf_nodes(raw)
+
+
+def _leaf_nodes(raw) -> Iterator[tuple[bytes, bytes]]:
     psize = _page_size(raw)
     pages = len(raw) // psize
     for number in range(2, pages):  # pages 0 and 1 are the meta pages

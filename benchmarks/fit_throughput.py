@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spin_diff.body import joints as J  # noqa: E402
 from spin_diff.body.model import load_body_model  # noqa: E402
 from spin_diff.fitting.config import FittingConfig, spin_stages  # noqa: E402
-from spin_diff.fitting.smplify import SMPLify, load_gmm_prior  # noqa: E402
+from spin_diff.fitting.smplify import SMPLify, gmm_prior_for  # noqa: E402
 from spin_diff.geometry.cameras import perspective_projection  # noqa: E402
 from spin_diff.geometry.rotations import matrix_to_axis_angle  # noqa: E402
 from spin_diff.priors.angle import angle_prior  # noqa: E402
@@ -131,7 +131,7 @@ def main() -> None:
     model = load_body_model(device=args.device)
     config = FittingConfig(stages=spin_stages(args.iterations))
     fitter = SMPLify(model, config)
-    gmm = load_gmm_prior(config, model)
+    gmm = gmm_prior_for(config, model)
     print(f"machine: {machine(args.device)}; torch {torch.__version__}; body model: {model.num_vertices} vertices")
     print(f"SPIN recipe: 2 x {args.iterations} Adam iterations, lr 1e-2, same start, same terms")
     header = f"{'batch':>6} | {'spin_diff fits/s':>16} | {'reference fits/s':>16} | {'ratio':>6} | {'final loss (ours / ref)':>26}"

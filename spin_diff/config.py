@@ -19,13 +19,14 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from spin_diff.errors import BadInputError
 from spin_diff.fitting.config import FittingConfig
 
 T = TypeVar("T")
 _FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInputError):
     """A configuration file or override is invalid; the message names the key."""
 
 

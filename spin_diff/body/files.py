@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from spin_diff.errors import MissingInputError
 
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "free_body"
 BUNDLED_NAMES = ("bundled", "free", "default")
@@ -33,7 +34,7 @@ HOW_TO_GET_SMPL = (
 )
 
 
-class BodyModelNotFoundError(FileNotFoundError):
+class BodyModelNotFoundError(MissingInputError):
     """The requested body model (or one of its companion files) does not exist."""
 
 

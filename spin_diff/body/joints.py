@@ -19,6 +19,8 @@ import re
 
 import torch
 
+from spin_diff.body.sizes import NUM_KEYPOINTS, NUM_OPENPOSE_JOINTS
+
 SMPL_JOINT_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
     "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
@@ -41,8 +43,8 @@ GT_JOINT_NAMES = (
     "Right Ear",
 )  # fmt: skip
 JOINT_NAMES = OPENPOSE_JOINT_NAMES + GT_JOINT_NAMES
-NUM_JOINTS = len(JOINT_NAMES)  # 49
-NUM_OPENPOSE_JOINTS = len(OPENPOSE_JOINT_NAMES)  # 25
+NUM_JOINTS = NUM_KEYPOINTS  # 49 keypoints (this module's name for them; see spin_diff.body.sizes)
+assert len(JOINT_NAMES) == NUM_KEYPOINTS and len(OPENPOSE_JOINT_NAMES) == NUM_OPENPOSE_JOINTS
 
 # smplx's extra vertex joints, in the order its VertexJointSelector appends them.
 VERTEX_JOINT_NAMES = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from spin_diff.errors import BadInputError
 
 
 def write_obj(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> Path:
@@ -17,11 +18,11 @@ def write_obj(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> Path
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"vertices must be (V, 3), got {vertices.shape}")
+        raise BadInputError(f"vertices must be (V, 3), got {vertices.shape}")
     if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"faces must be (F, 3), got {faces.shape}")
+        raise BadInputError(f"faces must be (F, 3), got {faces.shape}")
     if not np.all(np.isfinite(vertices)):
-        raise ValueError("vertices contain NaN or inf; refusing to write a broken mesh")
+        raise BadInputError("vertices contain NaN or inf; refusing to write a broken mesh")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# written by spin_diff"]

@@ -24,14 +24,14 @@ import torch
 from torch import nn
 
 from spin_diff.body import joints as J
-from spin_diff.body.files import BodyModelFiles, resolve_body_model
+from spin_diff.body.files import BodyModelFiles, BodyModelNotFoundError, resolve_body_model
 from spin_diff.body.lbs import batch_rigid_transform, pose_feature
+from spin_diff.body.sizes import NUM_SMPL_JOINTS
 from spin_diff.body.smpl_format import SMPLFileError, read_smpl_file
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 
 log = logging.getLogger(__name__)
 
-NUM_BODY_JOINTS = 24
 
 
 @dataclass
@@ -46,11 +46,11 @@ class BodyOutput:
 
 def pose_to_rotmat(pose: torch.Tensor, name: str = "pose") -> torch.Tensor:
     """Accept (B, 72), (B, 24, 3) axis-angle or (B, 24, 3, 3) matrices; return (B, 24, 3, 3)."""
-    if pose.ndim == 4 and pose.shape[1:] == (NUM_BODY_JOINTS, 3, 3):
+    if pose.ndim == 4 and pose.shape[1:] == (NUM_SMPL_JOINTS, 3, 3):
         return pose
-    if pose.ndim == 2 and pose.shape[1] == NUM_BODY_JOINTS * 3:
-        pose = pose.reshape(-1, NUM_BODY_JOINTS, 3)
-    if pose.ndim == 3 and pose.shape[1:] == (NUM_BODY_JOINTS, 3):
+    if pose.ndim == 2 and pose.shape[1] == NUM_SMPL_JOINTS * 3:
+        pose = pose.reshape(-1, NUM_SMPL_JOINTS, 3)
+    if pose.ndim == 3 and pose.shape[1:] == (NUM_SMPL_JOINTS, 3):
         return axis_angle_to_matrix(pose)
     raise ValueError(
         f"{name} must be (B, 72) or (B, 24, 3) axis-angle or (B, 24, 3, 3) rotation matrices, "
@@ -254,12 +254,22 @@ class BodyModel(nn.Module):
                 raise SMPLFileError(f"{path}: {key} must have shape {shape}, got {tuple(params[key].shape)}")
         return params
 
-    def _require_extra(self) -> None:
+    @property
+    def device(self) -> torch.device:
+        return self.fast.joint_template.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.fast.joint_template.dtype
+
+    def require_keypoint_regressor(self) -> None:
+        """Refuse to compute SPIN's 49 joints without ``J_regressor_extra.npy``: 9 of them
+        would otherwise come from a zero regressor and sit at the origin."""
         if self.extra_regressor is None:
-            raise FileNotFoundError(
-                f"J_regressor_extra.npy not found next to {self.files.model}: SPIN's 49-joint "
-                "layout needs it. Put SPIN's data file beside the model or pass "
-                "--set body.j_regressor_extra=PATH"
+            raise BodyModelNotFoundError(
+                f"J_regressor_extra.npy not found next to {self.files.model} (nor one or two folders "
+                "up): SPIN's 49-joint layout needs it for 9 of its joints. Put SPIN's data file "
+                "J_regressor_extra.npy beside the model or pass --set body.j_regressor_extra=PATH"
             )
 
     def forward(
@@ -270,7 +280,7 @@ class BodyModel(nn.Module):
         check_finite: bool = True,
     ) -> BodyOutput:
         """Full forward through smplx: vertices (B, V, 3), 49 joints, skeleton, H36M joints."""
-        self._require_extra()
+        self.require_keypoint_regressor()
         rotmats = pose_to_rotmat(pose)
         _check_inputs(rotmats, betas, transl, self.num_betas, check_finite)
         if betas.shape[1] < self.num_betas:  # smplx needs all coefficients; the rest are zero
@@ -289,7 +299,7 @@ class BodyModel(nn.Module):
             h36m = torch.einsum("kv,bvc->bkc", self.h36m_regressor, out.vertices)
         return BodyOutput(
             joints=source[:, self.fast.joint_map],
-            skeleton=out.joints[:, :NUM_BODY_JOINTS],
+            skeleton=out.joints[:, :NUM_SMPL_JOINTS],
             vertices=out.vertices,
             h36m_joints=h36m,
         )
@@ -301,8 +311,12 @@ class BodyModel(nn.Module):
         transl: torch.Tensor | None = None,
         check_finite: bool = False,
     ) -> BodyOutput:
-        """Joints-only fast path: 49 joints and skeleton, no vertices. Differentiable."""
-        self._require_extra()
+        """Joints-only fast path: 49 joints and skeleton, no vertices. Differentiable.
+
+        The one checked entry to the joints (fitting, scoring and guidance call it): it
+        refuses a model without ``J_regressor_extra.npy``. ``check_finite`` syncs the host;
+        leave it off inside loops."""
+        self.require_keypoint_regressor()
         rotmats = pose_to_rotmat(pose)
         _check_inputs(rotmats, betas, transl, self.num_betas, check_finite)
         return self.fast(rotmats, betas, transl)
@@ -320,7 +334,7 @@ class BodyModel(nn.Module):
             "licence": licence,
             "vertices": self.num_vertices,
             "faces": int(self.faces.shape[0]),
-            "skeleton joints": NUM_BODY_JOINTS,
+            "skeleton joints": NUM_SMPL_JOINTS,
             "keypoint joints": J.NUM_JOINTS if self.extra_regressor is not None else "unavailable (no J_regressor_extra.npy)",
             "H36M regressor": str(self.files.j_regressor_h36m) if self.files.j_regressor_h36m else "none",
             "mean params": str(self.files.mean_params) if self.files.mean_params else "none",
@@ -337,7 +351,7 @@ class BodyModel(nn.Module):
                 f"smpl_mean_params.npz not found next to {self.files.model}; pass "
                 "--set body.mean_params=PATH (SPIN's data file)"
             )
-        rot = rot6d_to_matrix(self.mean_params["pose"].view(NUM_BODY_JOINTS, 6))
+        rot = rot6d_to_matrix(self.mean_params["pose"].view(NUM_SMPL_JOINTS, 6))
         device = self.fast.joint_template.device
         return rot.to(device=device, dtype=self.fast.joint_template.dtype).expand(batch_size, -1, -1, -1)
 

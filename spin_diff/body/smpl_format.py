@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from spin_diff.errors import BadInputError
 from spin_diff.utils.portable_pickle import Zeros, dump_portable
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 SMPL_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 
 
-class SMPLFileError(ValueError):
+class SMPLFileError(BadInputError):
     """A body-model file is missing, unreadable or has the wrong content."""
 
 

@@ -29,8 +29,11 @@ import numpy as np
 import torch
 
 from spin_diff.cache.provenance import body_model_hash, config_hash, describe_fitting
-from spin_diff.cache.records import FitBatch, Source, check_dataset_name
+from spin_diff.cache.records import NUM_BETAS, FitBatch, Source, check_dataset_name
 from spin_diff.cache.store import FitStore
+from spin_diff.config import ConfigError
+from spin_diff.diffusion.keyed_noise import example_seeds
+from spin_diff.errors import BadInputError, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +103,9 @@ def shard_from_environment() -> tuple[int, int]:
         rank = int(os.environ.get("RANK", "0"))
         world = int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError as err:
-        raise ValueError(f"RANK / WORLD_SIZE must be integers: {err}") from err
+        raise BadInputError(f"RANK / WORLD_SIZE must be integers: {err}") from err
     if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"RANK={rank} and WORLD_SIZE={world} do not describe a shard")
+        raise BadInputError(f"RANK={rank} and WORLD_SIZE={world} do not describe a shard")
     return rank, world
 
 
@@ -157,36 +160,40 @@ def _mask_residuals(residuals: np.ndarray, keypoints) -> np.ndarray:
 
 def fit_config_hash(fitter) -> tuple[int, dict]:
     """``(hash, description)`` of fits made by ``fitter`` (its config and body model)."""
-    description = describe_fitting(fitter.config, body_model_hash(fitter.body))
+    description = describe_fitting(fitter.config, body_model_hash(fitter.body), getattr(fitter, "input_files", None))
     return config_hash(description), description
 
 
 def _initial_parameters(fitter, init: str, rows: np.ndarray, data: dict, stored):
-    """Initial pose (B, 24, 3, 3) or (B, 72), betas (B, 10), translation (B, 3) or None."""
+    """Initial pose (B, 24, 3, 3) or (B, 72), betas (B, num_betas), translation (B, 3) or None."""
     from spin_diff.body.model import pose_to_rotmat
 
     body = fitter.body
     batch = rows.shape[0]
     dtype, device = fitter.dtype, fitter.device
     rotmats = body.mean_pose_rotmat(batch).clone()
-    betas = torch.zeros(batch, 10, dtype=dtype, device=device)
+    betas = torch.zeros(batch, body.num_betas, dtype=dtype, device=device)
     if init == "mean":
         return rotmats, betas, None
     # init == "stored": the cache's record, else the dataset's own SMPL, else the mean
     def tensor(array):
         return torch.as_tensor(np.asarray(array), dtype=dtype, device=device)
 
+    def shape_tensor(array):  # stored/dataset betas (10) to the model's count
+        value = tensor(array)[:, : body.num_betas]
+        return torch.nn.functional.pad(value, (0, body.num_betas - value.shape[1]))
+
     if "has_smpl" in data and "pose" in data and "shape" in data:
         has_smpl = np.asarray(data["has_smpl"])[rows] > 0.5
         if has_smpl.any():
             mask = torch.as_tensor(has_smpl, device=device)
             rotmats[mask] = pose_to_rotmat(tensor(np.asarray(data["pose"])[rows][has_smpl]))
-            betas[mask] = tensor(np.asarray(data["shape"])[rows][has_smpl])
+            betas[mask] = shape_tensor(np.asarray(data["shape"])[rows][has_smpl])
     found = stored.found
     if found.any():
         mask = torch.as_tensor(found, device=device)
         rotmats[mask] = pose_to_rotmat(tensor(stored.pose[found]))
-        betas[mask] = tensor(stored.betas[found])
+        betas[mask] = shape_tensor(stored.betas[found])
     # A stored camera only helps if every row has one; otherwise all rows get SMPLify's estimate.
     transl = None
     if found.all() and stored.has_transl.all():
@@ -200,7 +207,7 @@ def check_init(init: str) -> str:
     if init in INIT_CHOICES or init == "regressor":
         return init
     if not os.path.exists(init):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"--init {init!r}: not 'mean', 'stored' or 'regressor', and no checkpoint file there"
         )
     return init
@@ -232,10 +239,10 @@ def _load_init_regressor(init: str, data: dict, fitter, images):
     regressor = resolve_init(init, fitter.body, images_available=images is not None, device=fitter.device)
     if regressor.input_kind == "image":
         if "imgname" not in data:
-            raise ValueError(f"--init {init} is an image regressor, but the dataset has no 'imgname' key")
+            raise BadInputError(f"--init {init} is an image regressor, but the dataset has no 'imgname' key")
         missing = [str(n) for n in np.asarray(data["imgname"]) if not (images / str(n)).is_file()]
         if missing:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"--init {init} reads crops, but {len(missing)} image(s) are not under --images {images} "
                 f"(first: {missing[:3]}); pass the folder the dataset's imgname paths are relative to"
             )
@@ -283,9 +290,14 @@ def build_fits(
     check_dataset_name(name)
     init = check_init(init)
     if batch_size < 1:
-        raise ValueError("batch size must be at least 1")
+        raise BadInputError("batch size must be at least 1")
     if limit is not None and limit < 0:
-        raise ValueError("--limit must be >= 0")
+        raise BadInputError("--limit must be >= 0")
+    if fitter.body.num_betas > NUM_BETAS:
+        raise ConfigError(
+            f"the fit cache stores {NUM_BETAS} shape coefficients, but body.num_betas is "
+            f"{fitter.body.num_betas}: build with --set body.num_betas={NUM_BETAS} (or fewer)"
+        )
     keypoints = dataset_keypoints(data, fitter.config.crop_size)
     regressor = _load_init_regressor(init, data, fitter, images)
     total = keypoints.shape[0]
@@ -323,7 +335,9 @@ def build_fits(
             else:
                 init_pose, init_betas, init_transl = _initial_parameters(fitter, init, rows, data, stored)
             batch_kp = torch.as_tensor(keypoints[rows], dtype=fitter.dtype, device=fitter.device)
-            result = fitter.fit(batch_kp, init_pose, init_betas, init_transl)
+            # noise keyed by the example, so a fit is the same at any --batch-size, shard or row
+            seeds = example_seeds(name, rows, device=fitter.device)
+            result = fitter.fit(batch_kp, init_pose, init_betas, init_transl, sample_seeds=seeds)
             ok = result.success.cpu().numpy()
             report.attempted += int(rows.size)
             for reason in result.failure:
@@ -367,7 +381,7 @@ def _write_ground_truth(
     """Write the dataset's own SMPL parameters as ground truth; return the rows now covered."""
     missing = [key for key in ("pose", "shape", "has_smpl") if key not in data]
     if missing:
-        raise ValueError(f"--gt-from-dataset: the dataset has no {missing} (SPIN's ground-truth SMPL keys)")
+        raise BadInputError(f"--gt-from-dataset: the dataset has no {missing} (SPIN's ground-truth SMPL keys)")
     has_smpl = np.asarray(data["has_smpl"])[indices] > 0.5
     covered = has_smpl.copy()
     rows = indices[has_smpl & ~done]

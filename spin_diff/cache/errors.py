@@ -1,11 +1,21 @@
-"""Errors of the fit cache. All are ValueErrors, so the CLI reports them as bad input."""
+"""Errors of the fit cache. All are input errors (and ValueErrors): the CLI reports them as
+bad input, naming the store and what to do."""
 
 from __future__ import annotations
 
-__all__ = ["FitStoreError", "StoreFormatError", "BodyModelMismatchError", "StoreWriteError"]
+from spin_diff.errors import BadInputError
+
+__all__ = [
+    "FitStoreError",
+    "StoreFormatError",
+    "StoreCorruptedError",
+    "BodyModelMismatchError",
+    "StoreWriteError",
+    "damaged_store_message",
+]
 
 
-class FitStoreError(ValueError):
+class FitStoreError(BadInputError):
     """A fit cache cannot be used as asked; the message names the store and what to do."""
 
 
@@ -19,3 +29,17 @@ class BodyModelMismatchError(FitStoreError):
 
 class StoreWriteError(FitStoreError):
     """A write transaction failed (disk full, I/O error); nothing of it was written."""
+
+
+class StoreCorruptedError(StoreFormatError):
+    """The store's files are damaged (LMDB reports a corrupt or missing page, or data.mdb is
+    truncated). The message names the store and the commands that check and rescue it."""
+
+
+def damaged_store_message(path, detail) -> str:
+    """What to tell a user whose fit cache at ``path`` is damaged (``detail``: what was seen)."""
+    return (
+        f"the fit cache {path} is damaged ({detail}). It was left as it is. Check it with "
+        f"`spin-diff cache verify {path}`, and copy every record that still reads into a new store "
+        f"with `spin-diff cache salvage {path} NEW_CACHE`; then use NEW_CACHE (or move {path} away)"
+    )

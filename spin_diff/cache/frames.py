@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from spin_diff.body.joints import flip_pose
+from spin_diff.errors import BadInputError
 from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 __all__ = ["view_rotation", "to_view", "to_canonical", "root_joint"]
@@ -54,7 +55,7 @@ def _per_row(value, batch: int, like: torch.Tensor, dtype) -> torch.Tensor:
     if tensor.ndim == 0:
         return tensor.expand(batch)
     if tensor.shape != (batch,):
-        raise ValueError(
+        raise BadInputError(
             f"flip / rotation_deg must be one value or ({batch},), got shape {tuple(tensor.shape)}"
         )
     return tensor
@@ -92,7 +93,7 @@ def _transform(pose, transl, flip, rotation_deg, root, inverse: bool):
     was_numpy = not isinstance(pose, torch.Tensor)
     pose_t = _as_tensor(pose)
     if pose_t.ndim != 2 or pose_t.shape[1] != 72:
-        raise ValueError(f"pose must be (B, 72) axis-angle, got shape {tuple(pose_t.shape)}")
+        raise BadInputError(f"pose must be (B, 72) axis-angle, got shape {tuple(pose_t.shape)}")
     batch = pose_t.shape[0]
     flip_t = _per_row(flip, batch, pose_t, torch.bool)
     rotation = view_rotation(rotation_deg, batch, pose_t)

@@ -3,8 +3,9 @@
 * The **body-model hash** is the SHA-256 of the model file's bytes. A store holds fits of one
   body model (its header records the hash): a pose means nothing on another model.
 * The **config hash** of a record is the first 8 bytes of the SHA-256 of a canonical JSON
-  description of what produced it: the fitting configuration plus the body-model hash for
-  fits, or a short description for imports and ground truth. The store keeps each
+  description of what produced it: for fits, the fitting configuration, the body-model hash
+  and the SHA-256 of every file that shapes a fit (J_regressor_extra, the GMM, the diffusion
+  prior); for imports and ground truth, a short description. The store keeps each
   description under its hash (:meth:`FitStore.register_config`), so ``spin-diff cache stats``
   can say what made every record.
 """
@@ -55,11 +56,27 @@ def body_model_label(body_model) -> str:
     return f"bundled free body model ({files.model.name})" if files.bundled else str(files.model)
 
 
-def describe_fitting(fitting_config, body_hash: str) -> dict[str, Any]:
-    """The description hashed for fits made with ``fitting_config`` on a body model."""
+def describe_fitting(fitting_config, body_hash: str, input_files: dict | None = None) -> dict[str, Any]:
+    """The description hashed for fits made with ``fitting_config`` on a body model.
+
+    ``input_files`` (name -> path, e.g. ``SMPLify.input_files``: the model, J_regressor_extra,
+    the GMM and the diffusion prior) enter by content: a retrained prior or another GMM gives
+    another hash, so ``cache build`` fits again instead of skipping. A name whose value is not
+    a path (a prior given in memory) enters as that text."""
     from spin_diff.config import config_to_dict
 
-    return {"kind": "fit", "fitting": config_to_dict(fitting_config), "body_model_sha256": body_hash}
+    fitting = config_to_dict(fitting_config)
+    if input_files:
+        # the files enter by content below; where they lie does not change a fit
+        fitting["gmm_path"] = None
+        fitting.get("diffusion", {})["checkpoint"] = None
+    description = {"kind": "fit", "fitting": fitting, "body_model_sha256": body_hash}
+    if input_files:
+        description["files_sha256"] = {
+            name: file_sha256(path) if isinstance(path, (Path, os.PathLike)) else (None if path is None else str(path))
+            for name, path in sorted(input_files.items())
+        }
+    return description
 
 
 def config_hash(description: dict[str, Any]) -> int:

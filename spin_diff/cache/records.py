@@ -41,7 +41,9 @@ from typing import Sequence
 
 import numpy as np
 
+from spin_diff.body.sizes import NUM_BETAS, NUM_KEYPOINTS, NUM_POSE
 from spin_diff.cache.errors import StoreFormatError
+from spin_diff.errors import BadInputError
 
 __all__ = [
     "RECORD_VERSION",
@@ -49,7 +51,7 @@ __all__ = [
     "RECORD_SIZE",
     "NUM_POSE",
     "NUM_BETAS",
-    "NUM_JOINTS",
+    "NUM_KEYPOINTS",
     "MISSING_SOURCE",
     "Source",
     "parse_source",
@@ -64,9 +66,6 @@ __all__ = [
 ]
 
 RECORD_VERSION = 1
-NUM_POSE = 72
-NUM_BETAS = 10
-NUM_JOINTS = 49
 MAX_INDEX = 10**10 - 1
 
 RECORD_DTYPE = np.dtype(
@@ -81,7 +80,7 @@ RECORD_DTYPE = np.dtype(
         ("pose", "<f4", (NUM_POSE,)),
         ("betas", "<f4", (NUM_BETAS,)),
         ("transl", "<f4", (3,)),
-        ("residuals", "<f2", (NUM_JOINTS,)),
+        ("residuals", "<f2", (NUM_KEYPOINTS,)),
     ]
 )
 RECORD_SIZE = RECORD_DTYPE.itemsize
@@ -128,19 +127,19 @@ def parse_source(value: "str | int | Source") -> Source:
             return Source(int(value))
         except ValueError:
             known = [int(s) for s in Source]
-            raise ValueError(f"unknown fit source code {int(value)}; known: {known}") from None
+            raise BadInputError(f"unknown fit source code {int(value)}; known: {known}") from None
     text = str(value).strip()
     if text in _BY_LABEL:
         return _BY_LABEL[text]
     if text.upper().replace("-", "_") in Source.__members__:
         return Source[text.upper().replace("-", "_")]
-    raise ValueError(f"unknown fit source {value!r}; choose from {sorted(_BY_LABEL)}")
+    raise BadInputError(f"unknown fit source {value!r}; choose from {sorted(_BY_LABEL)}")
 
 
 def check_dataset_name(name: str) -> str:
     """Return ``name`` if it can be a key prefix; otherwise raise ValueError saying why."""
     if not isinstance(name, str) or not _DATASET_NAME.match(name):
-        raise ValueError(
+        raise BadInputError(
             f"dataset name {name!r} cannot key a fit cache: use 1-200 characters from "
             "letters, digits, '_', '.', '-' (e.g. the npz file's stem)"
         )
@@ -152,7 +151,7 @@ def encode_key(dataset: str, index: int) -> bytes:
     check_dataset_name(dataset)
     index = int(index)
     if not 0 <= index <= MAX_INDEX:
-        raise ValueError(f"example index {index} out of range [0, {MAX_INDEX}]")
+        raise BadInputError(f"example index {index} out of range [0, {MAX_INDEX}]")
     return b"%s/%010d" % (dataset.encode(), index)
 
 
@@ -165,16 +164,16 @@ def encode_keys(dataset: "str | Sequence[str]", indices) -> list[bytes]:
     """Keys of a batch; ``dataset`` is one name for all rows or one name per row."""
     indices = np.asarray(indices)
     if indices.ndim != 1 or indices.dtype.kind not in "iu":
-        raise ValueError(f"indices must be a 1-D integer array, got {indices.dtype} of shape {indices.shape}")
+        raise BadInputError(f"indices must be a 1-D integer array, got {indices.dtype} of shape {indices.shape}")
     if indices.size and (indices.min() < 0 or indices.max() > MAX_INDEX):
-        raise ValueError(f"example indices must lie in [0, {MAX_INDEX}]")
+        raise BadInputError(f"example indices must lie in [0, {MAX_INDEX}]")
     values = indices.tolist()
     if isinstance(dataset, str):
         prefix = dataset_prefix(dataset)
         return [b"%s%010d" % (prefix, i) for i in values]
     names = list(dataset)
     if len(names) != len(values):
-        raise ValueError(f"{len(names)} dataset names for {len(values)} indices")
+        raise BadInputError(f"{len(names)} dataset names for {len(values)} indices")
     prefixes = {name: dataset_prefix(name) for name in set(names)}
     return [b"%s%010d" % (prefixes[n], i) for n, i in zip(names, values)]
 
@@ -183,7 +182,7 @@ def decode_key(key: bytes) -> tuple[str, int]:
     """``b"lsp/0000000012"`` -> ``("lsp", 12)``."""
     name, _, index = bytes(key).rpartition(b"/")
     if not name or len(index) != 10 or not index.isdigit():
-        raise ValueError(f"not a fit record key: {bytes(key)!r}")
+        raise BadInputError(f"not a fit record key: {bytes(key)!r}")
     return name.decode(), int(index)
 
 
@@ -192,7 +191,7 @@ def _as_numpy(value, dtype, shape: tuple, name: str) -> np.ndarray:
         value = value.detach().cpu().numpy()
     array = np.asarray(value, dtype=np.float64 if dtype is None else dtype)
     if array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+        raise BadInputError(f"{name} must have shape {shape}, got {array.shape}")
     return array
 
 
@@ -233,12 +232,12 @@ class FitBatch:
         else:
             sources = list(self.source)
             if len(sources) != n:
-                raise ValueError(f"{len(sources)} sources for a batch of {n}")
+                raise BadInputError(f"{len(sources)} sources for a batch of {n}")
             records["source"] = [parse_source(s) for s in sources]
         records["pose"] = _as_numpy(self.pose, np.float32, (n, NUM_POSE), "pose")
         betas = self.betas.detach().cpu().numpy() if hasattr(self.betas, "detach") else np.asarray(self.betas)
         if betas.ndim != 2 or betas.shape[0] != n or betas.shape[1] > NUM_BETAS:
-            raise ValueError(f"betas must have shape ({n}, <={NUM_BETAS}), got {betas.shape}")
+            raise BadInputError(f"betas must have shape ({n}, <={NUM_BETAS}), got {betas.shape}")
         records["betas"][:, : betas.shape[1]] = betas
         records["score"] = _as_numpy(self.score, np.float32, (n,), "score")
         flags = np.zeros(n, dtype=np.uint16)
@@ -248,7 +247,7 @@ class FitBatch:
             records["transl"] = np.where(known[:, None], transl, 0.0)
             flags |= np.where(known, FLAG_TRANSL, 0).astype(np.uint16)
         if self.residuals is not None:
-            residuals = _as_numpy(self.residuals, np.float64, (n, NUM_JOINTS), "residuals")
+            residuals = _as_numpy(self.residuals, np.float64, (n, NUM_KEYPOINTS), "residuals")
             records["residuals"] = np.clip(residuals, 0.0, _FLOAT16_MAX)  # NaN stays NaN
             flags |= np.where(~np.isnan(residuals).all(1), FLAG_RESIDUALS, 0).astype(np.uint16)
         else:

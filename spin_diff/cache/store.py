@@ -53,7 +53,14 @@ from typing import Iterator, Sequence
 import lmdb
 import numpy as np
 
-from spin_diff.cache.errors import BodyModelMismatchError, FitStoreError, StoreFormatError, StoreWriteError
+from spin_diff.cache.errors import (
+    BodyModelMismatchError,
+    FitStoreError,
+    StoreCorruptedError,
+    StoreFormatError,
+    StoreWriteError,
+    damaged_store_message,
+)
 from spin_diff.cache.records import (
     RECORD_SIZE,
     RECORD_VERSION,
@@ -66,6 +73,7 @@ from spin_diff.cache.records import (
     decode_records,
     encode_keys,
 )
+from spin_diff.errors import BadInputError, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +83,7 @@ __all__ = [
     "FORMAT_VERSION",
     "FitStoreError",
     "StoreFormatError",
+    "StoreCorruptedError",
     "BodyModelMismatchError",
     "StoreWriteError",
     "UpdateResult",
@@ -91,6 +100,11 @@ MAX_MAP_SIZE = 1 << 42
 MAX_READERS = 1024
 
 _GROUND_TRUTH = int(Source.GROUND_TRUTH)
+# What LMDB raises for damaged files: a page of the wrong type or out of range, or a
+# transaction that a damaged page made fail.
+_DAMAGE = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.BadTxnError, lmdb.InvalidError, lmdb.BadValsizeError)
+# A data.mdb that has been empty this long is a truncated store, not one being created.
+_EMPTY_FILE_GRACE_S = 5.0
 _SCORE = struct.Struct("<f")
 
 
@@ -166,8 +180,11 @@ def _open_environment(
 ) -> lmdb.Environment:
     if path.exists() and not path.is_dir():
         raise StoreFormatError(f"{path} is a file, not a fit cache (a folder holding data.mdb)")
-    if not create and not (path / "data.mdb").is_file():
-        raise FileNotFoundError(
+    data = path / "data.mdb"
+    if data.is_file() and data.stat().st_size == 0 and time.time() - data.stat().st_mtime > _EMPTY_FILE_GRACE_S:
+        raise StoreCorruptedError(damaged_store_message(path, "its data.mdb is empty: 0 bytes"))
+    if not create and not data.is_file():
+        raise MissingInputError(
             f"no fit cache at {path} (no data.mdb there): build one with `spin-diff cache build "
             f"--cache {path}` or import fits with `spin-diff cache import-spin`"
         )
@@ -187,6 +204,10 @@ def _open_environment(
             readahead=False,  # random access by example index
         )
     except lmdb.Error as err:
+        if data.is_file():
+            raise StoreCorruptedError(
+                damaged_store_message(path, f"corrupt or not LMDB: {type(err).__name__}: {err}")
+            ) from err
         raise StoreFormatError(
             f"cannot open {path} as an LMDB fit cache ({type(err).__name__}: {err}); its files are "
             "corrupt or not LMDB. Nothing was changed: move the folder away or choose another cache"
@@ -231,7 +252,7 @@ class FitStore:
         self.create = create and not readonly
         self.durable = durable
         if self.create and body_model_hash is None:
-            raise ValueError("creating a fit cache needs body_model_hash (see spin_diff.cache.provenance)")
+            raise BadInputError("creating a fit cache needs body_model_hash (see spin_diff.cache.provenance)")
         self._header: dict | None = None
         self._checked_pid: int | None = None
         self._resolved: str | None = None
@@ -293,11 +314,16 @@ class FitStore:
         _forget_inherited_environments()
         key = self._key()
         entry = _ENVS.get(key)
-        writable = not self.readonly
-        if entry is not None and writable and not entry.writable:
-            entry.close()  # a reader in this process opened it first: reopen writable
-            del _ENVS[key]
-            entry = None
+        # One environment per path and process, shared by readers and writers: it is opened
+        # writable whenever the folder is, so that a writer never has to close (and so break)
+        # an environment a reader in this process is still using. Read-only stores never
+        # write through it (``write`` is refused above).
+        writable = not self.readonly or (self.path.is_dir() and os.access(self.path, os.W_OK))
+        if entry is not None and not self.readonly and not entry.writable:
+            raise FitStoreError(
+                f"{self.path} is open read-only in this process (its folder was not writable when a "
+                "reader opened it); close the readers (FitStore.close) before writing"
+            )
         if entry is None:
             env = _open_environment(self.path, writable, self.map_size, self.durable, self.create)
             _ENVS[key] = entry = _OpenEnvironment(env, writable, synced=self.durable)
@@ -337,10 +363,16 @@ class FitStore:
                 env.set_mapsize(0)
         raise FitStoreError(f"{self.path}: the map keeps being resized under this reader")
 
+    def _damaged(self, err: Exception) -> StoreCorruptedError:
+        return StoreCorruptedError(damaged_store_message(self.path, f"{type(err).__name__}: {err}"))
+
     def _read_txn(self, env: lmdb.Environment, fn):
         """Run ``fn(txn)`` in one read transaction (one consistent snapshot)."""
-        with self._begin_read(env) as txn:
-            return fn(txn)
+        try:
+            with self._begin_read(env) as txn:
+                return fn(txn)
+        except _DAMAGE as err:
+            raise self._damaged(err) from err
 
     def _write_txn(self, fn, env: lmdb.Environment | None = None):
         """Run ``fn(txn)`` in one write transaction; grow the map and redo it when full."""
@@ -369,6 +401,9 @@ class FitStore:
                 env.set_mapsize(2 * size)
             except FitStoreError:
                 raise
+            except _DAMAGE as err:
+                self.close()
+                raise self._damaged(err) from err
             except (lmdb.Error, OSError) as err:
                 self.close()  # the environment may be unusable after a failed commit
                 raise StoreWriteError(
@@ -530,6 +565,12 @@ class FitStore:
         """
         datasets = [dataset] if dataset is not None else self.datasets()
         env = self._environment()
+        try:
+            yield from self._scan(env, datasets, chunk)
+        except _DAMAGE as err:
+            raise self._damaged(err) from err
+
+    def _scan(self, env, datasets, chunk):
         for name in datasets:
             prefix = dataset_prefix(name)
             # Each dataset is read in one transaction held across the yields.
@@ -575,7 +616,10 @@ class FitStore:
     def info(self) -> dict:
         """Map size, bytes in use, number of keys (records plus header entries)."""
         env = self._environment()
-        info, stat = env.info(), env.stat()
+        try:
+            info, stat = env.info(), env.stat()
+        except _DAMAGE as err:
+            raise self._damaged(err) from err
         return {
             "map_size": info["map_size"],
             "used_bytes": (info["last_pgno"] + 1) * stat["psize"],

@@ -41,6 +41,7 @@ import numpy as np
 
 from spin_diff.cache.records import NUM_BETAS, NUM_POSE, FitBatch, Source, StoredFits, check_dataset_name
 from spin_diff.cache.store import BodyModelMismatchError, FitStore, StoreFormatError
+from spin_diff.errors import BadInputError, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -163,19 +164,19 @@ def read_export(path: str | Path) -> dict[str, np.ndarray]:
     """Read and check a file written by :func:`export_npz`."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"fits file not found: {path}")
+        raise MissingInputError(f"fits file not found: {path}")
     if not zipfile.is_zipfile(path):
-        raise ValueError(
+        raise BadInputError(
             f"{path}: not an .npz archive; `spin-diff cache import` reads files written by `cache export`"
         )
     try:
         with np.load(path, allow_pickle=False) as archive:
             data = {key: archive[key] for key in archive.files}
     except Exception as err:
-        raise ValueError(f"{path}: not a readable .npz file ({err})") from err
+        raise BadInputError(f"{path}: not a readable .npz file ({err})") from err
     missing = [key for key in EXPORT_KEYS if key not in data]
     if missing:
-        raise ValueError(
+        raise BadInputError(
             f"{path}: not a fit-cache export (missing keys {missing}); write one with "
             "`spin-diff cache export`. For SPIN's N x 82 static fits use `spin-diff cache import-spin`"
         )
@@ -237,7 +238,7 @@ def merge_stores(destination: str | Path, sources: Iterable[str | Path]) -> Tran
         for names, indices, fits in source.scan():
             report.add(write_preserving(store, FitBatch.from_stored(names, indices, fits)))
     if store is None:
-        raise ValueError("cache merge needs at least one source store")
+        raise BadInputError("cache merge needs at least one source store")
     return report
 
 
@@ -246,13 +247,21 @@ def read_spin_fits(path: str | Path) -> np.ndarray:
     """SPIN's static fits file: ``(N, 82)`` = 72 axis-angle pose + 10 betas per example."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"SPIN fits file not found: {path}")
+        raise MissingInputError(f"SPIN fits file not found: {path}")
     try:
         fits = np.load(path, allow_pickle=False)
     except Exception as err:
-        raise ValueError(f"{path}: not a readable .npy file ({err})") from err
+        raise BadInputError(f"{path}: not a readable .npy file ({err})") from err
+    if isinstance(fits, np.lib.npyio.NpzFile):
+        keys = list(fits.keys())
+        fits.close()
+        raise BadInputError(
+            f"{path} is an .npz archive (arrays {keys}); SPIN's static fits are one .npy array of shape "
+            "(N, 82), e.g. data/static_fits/<dataset>_fits.npy. To import a `cache export` .npz, use "
+            "`spin-diff cache import`"
+        )
     if fits.ndim != 2 or fits.shape[1] != NUM_POSE + NUM_BETAS:
-        raise ValueError(
+        raise BadInputError(
             f"{path} has shape {fits.shape}; SPIN's static fits are (N, 82): 72 pose + 10 betas per example"
         )
     return np.asarray(fits, dtype=np.float64)
@@ -279,7 +288,7 @@ def import_spin_fits(
     check_dataset_name(dataset)
     n = fits.shape[0]
     if keypoints is not None and keypoints.shape[0] != n:
-        raise ValueError(
+        raise BadInputError(
             f"the fits file has {n} rows but the dataset has {keypoints.shape[0]} examples; "
             "SPIN's static fits hold one row per dataset example, in order"
         )

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from spin_diff.cli.common import add_config_arguments, load_body_from_config, parse_vector, resolve_config
+from spin_diff.errors import BadInputError
 
 
 def add_parser(subparsers) -> None:
@@ -81,7 +82,7 @@ def run_render(args: argparse.Namespace) -> int:
     try:
         yaws = tuple(float(v) for v in args.views.split(","))
     except ValueError as err:
-        raise ValueError(f"--views must be comma-separated angles in degrees: {err}") from err
+        raise BadInputError(f"--views must be comma-separated angles in degrees: {err}") from err
     colors = None
     if args.parts:
         colors = part_colors(model.smpl.lbs_weights.argmax(1).cpu().numpy())

@@ -1,8 +1,4 @@
-"""``spin-diff cache``: build, inspect, export, import and merge LMDB fit caches.
-
-Until ``cache`` is registered in ``spin_diff/cli/main.py`` the same commands run as
-``python -m spin_diff.cli.cache build ...``.
-"""
+"""``spin-diff cache``: build, inspect, export, import, merge, verify and salvage LMDB fit caches."""
 
 from __future__ import annotations
 
@@ -12,6 +8,7 @@ import sys
 from pathlib import Path
 
 from spin_diff.cli.common import add_config_arguments, load_body_from_config, resolve_config
+from spin_diff.errors import BadInputError, MissingInputError
 
 DEFAULT_CACHE = Path("fits_cache")
 
@@ -19,7 +16,7 @@ DEFAULT_CACHE = Path("fits_cache")
 def add_parser(subparsers) -> None:
     cache = subparsers.add_parser(
         "cache",
-        help="the best-fit dictionary (LMDB fit cache): build, stats, export, import, merge",
+        help="the best-fit dictionary (LMDB fit cache): build, stats, export, import, merge, verify, salvage",
         description="SPIN's best fit per training example, in an LMDB store that many processes "
         "share, that survives crashes, and that records where each fit came from.",
     )
@@ -88,17 +85,42 @@ def _add_subcommands(sub) -> None:
 
     spin = sub.add_parser(
         "import-spin",
-        help="import SPIN's static fits (N x 82 .npy), scored when the dataset is given",
-        description="Rows of SPIN's static fits file are the examples of one dataset, in order. With "
-        "--data, each fit is scored against that dataset's keypoints and written by update-if-better; "
-        "without, the fits are unscored and only fill examples that have no record.",
+        help="import SPIN's static fits (N x 82 .npy) of a dataset, scored against its keypoints",
+        description="Rows of SPIN's static fits file are the examples of one dataset, in order. Each fit "
+        "is scored against that dataset's keypoints (--data) and written by update-if-better; a file "
+        "whose row count differs from the dataset's is refused.",
     )
     spin.add_argument("fits", type=Path, help="SPIN static fits .npy, shape (N, 82)")
     spin.add_argument("--dataset", required=True, help="dataset name in the cache's keys")
-    spin.add_argument("--data", type=Path, help="the dataset's SPIN-format .npz, to score the fits")
+    spin.add_argument(
+        "--data", type=Path, required=True,
+        help="the dataset's SPIN-format .npz: which examples exist, and their keypoints to score the fits",
+    )  # fmt: skip
     spin.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache folder (default fits_cache/)")
     add_config_arguments(spin)
     spin.set_defaults(handler=run_import_spin)
+
+    verify = sub.add_parser(
+        "verify",
+        help="check a cache for damage (every record read and checked, in a child process)",
+        description="Reads the header, every key and every record, and begins (and abandons) a write "
+        "transaction, in a child process, so that damage which makes LMDB abort is reported instead of "
+        "crashing. Exit status 0 when the store is intact, 1 when it is damaged.",
+    )
+    verify.add_argument(
+        "cache", type=Path, nargs="?", default=DEFAULT_CACHE, help="cache folder (default fits_cache/)"
+    )
+    verify.set_defaults(handler=run_verify)
+
+    salvage = sub.add_parser(
+        "salvage",
+        help="copy every record that still reads from a damaged cache into a new one",
+        description="Reads SRC's data.mdb page by page without LMDB, keeps the best copy of every record "
+        "found, and writes them into the new store DEST by update-if-better. SRC is only read.",
+    )
+    salvage.add_argument("source", type=Path, help="the damaged cache folder (SRC)")
+    salvage.add_argument("destination", type=Path, help="a new cache folder (DEST)")
+    salvage.set_defaults(handler=run_salvage)
 
     merge = sub.add_parser(
         "merge",
@@ -118,25 +140,26 @@ def _open_writable_for(model, cache: Path):
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from spin_diff.cache.builder import build_fits, check_init, shard_from_environment
+    from spin_diff.cache.builder import build_fits, check_init, dataset_keypoints, shard_from_environment
     from spin_diff.data.spin_npz import read_spin_npz
     from spin_diff.fitting.smplify import SMPLify
 
     if not args.dataset.is_file():
-        raise FileNotFoundError(f"--dataset not found: {args.dataset}")
+        raise MissingInputError(f"--dataset not found: {args.dataset}")
     init = check_init(args.init)
     if args.images is not None:
         if not args.images.is_dir():
-            raise FileNotFoundError(f"--images folder not found: {args.images}")
+            raise MissingInputError(f"--images folder not found: {args.images}")
         logging.getLogger(__name__).info(
             "--images is only used by an image regressor's --init; fitting uses the keypoints"
         )
     if args.batch_size < 1:
-        raise ValueError("--batch-size must be at least 1")
+        raise BadInputError("--batch-size must be at least 1")
     if args.limit is not None and args.limit < 0:
-        raise ValueError("--limit must be >= 0")
+        raise BadInputError("--limit must be >= 0")
     config = resolve_config(args)
     data = read_spin_npz(args.dataset, require=("center", "scale"))
+    dataset_keypoints(data, config.fitting.crop_size)  # a dataset without usable keypoints fails here, before any store exists
     name = args.name or args.dataset.stem
     rank, world_size = shard_from_environment()
     model = load_body_from_config(config)
@@ -171,7 +194,7 @@ def run_stats(args: argparse.Namespace) -> int:
         name, _, path = text.rpartition("=") if "=" in text else ("", "", text)
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"--data not found: {path}")
+            raise MissingInputError(f"--data not found: {path}")
         sizes[name or path.stem] = _dataset_size(path)
     store = FitStore.open(args.cache, readonly=True)
     print(format_stats(cache_stats(store, sizes)))
@@ -184,7 +207,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     store = FitStore.open(args.cache, readonly=True)
     if args.dataset is not None and args.dataset not in store.datasets():
-        raise ValueError(
+        raise BadInputError(
             f"{args.cache} has no records of dataset {args.dataset!r}; it has {store.datasets()}"
         )
     count = export_npz(store, args.out, args.dataset)
@@ -205,12 +228,12 @@ def run_import_spin(args: argparse.Namespace) -> int:
     from spin_diff.cache.provenance import body_model_hash, config_hash, file_sha256
     from spin_diff.cache.records import check_dataset_name
     from spin_diff.cache.transfer import import_spin_fits, read_spin_fits
-    from spin_diff.data.spin_npz import read_spin_npz
+    from spin_diff.data.spin_npz import SpinDataError, read_spin_npz
 
     check_dataset_name(args.dataset)
     fits = read_spin_fits(args.fits)
-    if args.data is not None and not args.data.is_file():
-        raise FileNotFoundError(f"--data not found: {args.data}")
+    if not args.data.is_file():
+        raise MissingInputError(f"--data not found: {args.data}")
     config = resolve_config(args)
     model = load_body_from_config(config)
     description = {
@@ -219,19 +242,40 @@ def run_import_spin(args: argparse.Namespace) -> int:
         "sha256": file_sha256(args.fits),
         "body_model_sha256": body_model_hash(model),
     }
-    fitter = keypoints = None
-    if args.data is not None:
-        from spin_diff.fitting.smplify import SMPLify
+    from spin_diff.fitting.smplify import SMPLify
 
-        data = read_spin_npz(args.data, require=("center", "scale"))
-        keypoints = dataset_keypoints(data, config.fitting.crop_size)
-        fitter = SMPLify(model, config.fitting)
+    data = read_spin_npz(args.data, require=("center", "scale"))
+    keypoints = dataset_keypoints(data, config.fitting.crop_size)
+    if keypoints.shape[0] != fits.shape[0]:
+        raise SpinDataError(
+            f"{args.fits} has {fits.shape[0]} rows but {args.data} has {keypoints.shape[0]} examples; SPIN's "
+            "static fits hold one row per example of their dataset, in order: pass the matching dataset"
+        )
+    fitter = SMPLify(model, config.fitting)
     store = _open_writable_for(model, args.cache)
     hash_value = config_hash(description)
     store.register_config(hash_value, description)
     report = import_spin_fits(store, fits, args.dataset, hash_value, keypoints=keypoints, fitter=fitter)
-    scored = "scored against " + str(args.data) if args.data is not None else "unscored (no --data)"
-    print(f"{args.fits} -> {args.cache} dataset {args.dataset}, {scored}: {report.summary()}")
+    print(f"{args.fits} -> {args.cache} dataset {args.dataset}, scored against {args.data}: {report.summary()}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from spin_diff.cache.repair import verify_store
+
+    if not (args.cache / "data.mdb").is_file():
+        raise MissingInputError(f"no fit cache at {args.cache} (no data.mdb there)")
+    report = verify_store(args.cache)
+    print(report.summary())
+    if not report.ok:
+        print(f"rescue its records with: spin-diff cache salvage {args.cache} NEW_CACHE")
+    return 0 if report.ok else 1
+
+
+def run_salvage(args: argparse.Namespace) -> int:
+    from spin_diff.cache.repair import salvage_store
+
+    print(salvage_store(args.source, args.destination).summary())
     return 0
 
 
@@ -244,26 +288,10 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m spin_diff.cli.cache COMMAND ...``: the ``cache`` commands on their own."""
-    from spin_diff.body.files import BodyModelNotFoundError
-    from spin_diff.body.smpl_format import SMPLFileError
-    from spin_diff.config import ConfigError
+    """``python -m spin_diff.cli.cache COMMAND ...``: the same as ``spin-diff cache COMMAND ...``."""
+    from spin_diff.cli.main import main as spin_diff_main
 
-    parser = argparse.ArgumentParser(prog="spin-diff cache", description="LMDB fit caches")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    _add_subcommands(parser.add_subparsers(dest="cache_command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        return int(args.handler(args) or 0)
-    except (
-        BodyModelNotFoundError, SMPLFileError, ConfigError, FileNotFoundError, ValueError, KeyError
-    ) as err:  # fmt: skip
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"spin-diff: error: {message}", file=sys.stderr)
-        return 2
+    return spin_diff_main(["cache", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from spin_diff.config import Config, load_config
+from spin_diff.errors import BadInputError, MissingInputError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,13 +66,13 @@ def parse_vector(text: str | None, size: int, name: str, exact: bool = True) -> 
     path = Path(text)
     if path.suffix in (".npy", ".npz", ".json"):
         if not path.is_file():
-            raise FileNotFoundError(f"--{name} file not found: {path}")
+            raise MissingInputError(f"--{name} file not found: {path}")
         if path.suffix == ".npy":
             values = np.load(path, allow_pickle=False)
         elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 if name not in data.files:
-                    raise ValueError(f"{path} has no key {name!r} (keys: {data.files})")
+                    raise BadInputError(f"{path} has no key {name!r} (keys: {data.files})")
                 values = data[name]
         else:
             values = np.asarray(json.loads(path.read_text()), dtype=np.float64)
@@ -79,11 +80,11 @@ def parse_vector(text: str | None, size: int, name: str, exact: bool = True) -> 
         try:
             values = np.array([float(v) for v in text.replace(" ", "").split(",") if v], dtype=np.float64)
         except ValueError as err:
-            raise ValueError(f"--{name} must be a file or comma-separated numbers: {err}") from err
+            raise BadInputError(f"--{name} must be a file or comma-separated numbers: {err}") from err
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if (exact and values.size != size) or values.size > size:
         want = f"{size}" if exact else f"at most {size}"
-        raise ValueError(f"--{name} needs {want} numbers, got {values.size}")
+        raise BadInputError(f"--{name} needs {want} numbers, got {values.size}")
     if not np.all(np.isfinite(values)):
-        raise ValueError(f"--{name} contains NaN or inf")
+        raise BadInputError(f"--{name} contains NaN or inf")
     return np.pad(values, (0, size - values.size))

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from spin_diff.cli.common import add_config_arguments, load_body_from_config, resolve_config
+from spin_diff.errors import BadInputError, MissingInputError
 
 
 def add_parser(subparsers) -> None:
@@ -60,12 +61,12 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         if args.threads < 1:
-            raise ValueError("--threads must be at least 1")
+            raise BadInputError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
     if args.limit is not None and args.limit < 1:
-        raise ValueError("--limit must be at least 1")
+        raise BadInputError("--limit must be at least 1")
     if args.images is not None and not args.images.is_dir():
-        raise FileNotFoundError(f"--images folder not found: {args.images}")
+        raise MissingInputError(f"--images folder not found: {args.images}")
     rows = parse_refinements(args.refine)
     config = resolve_config(args)
     evalset = load_eval_set(args.dataset, args.protocol)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from spin_diff.cli.common import add_config_arguments, load_body_from_config, resolve_config
+from spin_diff.errors import BadInputError, MissingInputError
 
 
 def add_parser(subparsers) -> None:
@@ -38,11 +39,11 @@ def run_fit(args: argparse.Namespace) -> int:
 
     init = args.checkpoint if args.checkpoint is not None else args.init
     if not args.images.exists():
-        raise FileNotFoundError(f"images not found: {args.images}")
+        raise MissingInputError(f"images not found: {args.images}")
     if not args.keypoints.exists():
-        raise FileNotFoundError(f"--keypoints not found: {args.keypoints}")
+        raise MissingInputError(f"--keypoints not found: {args.keypoints}")
     if args.batch_size < 1:
-        raise ValueError("--batch-size must be at least 1")
+        raise BadInputError("--batch-size must be at least 1")
     config = resolve_config(args)
     model = load_body_from_config(config)
     regressor = resolve_init(init, model, images_available=True, device=config.device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 
 from spin_diff import __version__
 
@@ -33,15 +34,16 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    from spin_diff.body.files import BodyModelNotFoundError
-    from spin_diff.body.smpl_format import SMPLFileError
-    from spin_diff.config import ConfigError
+    from spin_diff.errors import InputError
 
+    # Only expected input errors become a one-line message; anything else is a bug and keeps
+    # its traceback. With -v the traceback of an input error is printed too.
     try:
         return int(args.handler(args) or 0)
-    except (BodyModelNotFoundError, SMPLFileError, ConfigError, FileNotFoundError, ValueError, KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"spin-diff: error: {message}", file=sys.stderr)
+    except InputError as err:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"spin-diff: error: {err}", file=sys.stderr)
         return 2
 
 

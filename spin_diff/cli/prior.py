@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from spin_diff.errors import BadInputError
 
 
 def add_parser(subparsers) -> None:
@@ -41,13 +42,13 @@ def run_sample_poses(args: argparse.Namespace) -> int:
     from spin_diff.priors.pose_sampler import POSTURES, sample_poses
 
     if args.n < 1:
-        raise ValueError(f"--n must be a positive number of poses, got {args.n}")
+        raise BadInputError(f"--n must be a positive number of poses, got {args.n}")
     postures = None
     if args.postures:
         postures = [p.strip() for p in args.postures.split(",") if p.strip()]
         unknown = [p for p in postures if p not in POSTURES]
         if unknown:
-            raise ValueError(f"--postures: unknown {unknown}; choose from {', '.join(POSTURES)}")
+            raise BadInputError(f"--postures: unknown {unknown}; choose from {', '.join(POSTURES)}")
     body, names = sample_poses(args.n, np.random.default_rng(args.seed), postures)
     pose = np.concatenate([np.zeros((args.n, 3)), body], axis=1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -63,11 +64,11 @@ def run_fit_gmm(args: argparse.Namespace) -> int:
     from spin_diff.priors.pose_files import read_body_poses
 
     if args.components < 1:
-        raise ValueError(f"--components must be >= 1, got {args.components}")
+        raise BadInputError(f"--components must be >= 1, got {args.components}")
     poses = read_body_poses(args.poses)
     needed = 10 * args.components
     if len(poses) < needed:
-        raise ValueError(
+        raise BadInputError(
             f"{args.poses}: {len(poses)} usable poses, but {args.components} components need at least "
             f"{needed}; give more poses or fewer --components"
         )

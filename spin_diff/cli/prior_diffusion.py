@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from spin_diff.errors import BadInputError
 
 
 def add_commands(prior_subparsers) -> None:
@@ -54,10 +55,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = load_config(DiffusionTrainConfig, args.config, args.overrides)
     if config.steps < 1 or config.batch_size < 1:
-        raise ValueError("steps and batch_size must be positive")
+        raise BadInputError("steps and batch_size must be positive")
     poses = np.concatenate([read_training_poses(path) for path in args.poses])
     if len(poses) < 2:
-        raise ValueError(f"{', '.join(map(str, args.poses))}: {len(poses)} usable poses; need at least 2")
+        raise BadInputError(f"{', '.join(map(str, args.poses))}: {len(poses)} usable poses; need at least 2")
     path = train_diffusion_prior(poses, config, args.out, resume=args.resume, progress=not args.quiet)
     print(f"trained on {len(poses)} poses for {config.steps} steps; prior: {path}")
     print(f"use it with: spin-diff fit ... --set fitting.diffusion.checkpoint={path}")
@@ -74,9 +75,9 @@ def run_sample(args: argparse.Namespace) -> int:
     from spin_diff.render import save_png
 
     if args.n < 1:
-        raise ValueError(f"--n must be a positive number of poses, got {args.n}")
+        raise BadInputError(f"--n must be a positive number of poses, got {args.n}")
     if args.ddim_step < 1 or args.columns < 1 or args.size < 32:
-        raise ValueError("--ddim-step and --columns must be >= 1 and --size >= 32")
+        raise BadInputError("--ddim-step and --columns must be >= 1 and --size >= 32")
     prior = load_diffusion_prior(args.checkpoint)
     rotmats = sample_poses(prior, args.n, seed=args.seed, step=args.ddim_step)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from spin_diff.cli.common import add_config_arguments, load_body_from_config, re
 from spin_diff.config import Config
 from spin_diff.data.corruption import CORRUPTION_PRESETS, CorruptionConfig
 from spin_diff.data.synth import SynthConfig
+from spin_diff.errors import BadInputError
 
 
 @dataclass
@@ -60,7 +61,7 @@ def parse_image_size(text: str) -> tuple[int, int]:
     if len(values) == 1:
         values = values * 2
     if len(values) != 2 or min(values) < 16:
-        raise ValueError(f"--image-size must be WIDTHxHEIGHT or one size, each >= 16 pixels, got {text!r}")
+        raise BadInputError(f"--image-size must be WIDTHxHEIGHT or one size, each >= 16 pixels, got {text!r}")
     return values[0], values[1]
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
+from spin_diff.errors import BadInputError
 
 __all__ = ["CorruptionConfig", "CorruptionResult", "CORRUPTION_PRESETS", "corrupt_keypoints"]
 
@@ -52,13 +53,13 @@ class CorruptionConfig:
         for name in ("confidence_spread", "swap_prob", "full_swap_prob", "outlier_prob", "miss_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"corruption.{name} must lie in [0, 1], got {value}")
+                raise BadInputError(f"corruption.{name} must lie in [0, 1], got {value}")
         for name in ("jitter_std", "jitter_floor"):
             if getattr(self, name) < 0.0:
-                raise ValueError(f"corruption.{name} must be >= 0, got {getattr(self, name)}")
+                raise BadInputError(f"corruption.{name} must be >= 0, got {getattr(self, name)}")
         low, high = self.outlier_confidence
         if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(
+            raise BadInputError(
                 "corruption.outlier_confidence must be (low, high) within [0, 1], "
                 f"got {self.outlier_confidence}"
             )
@@ -67,7 +68,7 @@ class CorruptionConfig:
     def preset(cls, name: str) -> "CorruptionConfig":
         """``"none"``, ``"detector"`` (OpenPose-like on clear images) or ``"heavy"``."""
         if name not in CORRUPTION_PRESETS:
-            raise ValueError(f"unknown corruption preset {name!r}; choose from {sorted(CORRUPTION_PRESETS)}")
+            raise BadInputError(f"unknown corruption preset {name!r}; choose from {sorted(CORRUPTION_PRESETS)}")
         return replace(CORRUPTION_PRESETS[name])
 
 
@@ -111,9 +112,9 @@ class CorruptionResult:
 def _pairs(flip_perm: Sequence[int], num_joints: int) -> np.ndarray:
     perm = np.asarray(flip_perm, dtype=np.int64)
     if perm.shape != (num_joints,) or not np.array_equal(np.sort(perm), np.arange(num_joints)):
-        raise ValueError(f"flip_perm must be a permutation of {num_joints} joints, got {list(flip_perm)}")
+        raise BadInputError(f"flip_perm must be a permutation of {num_joints} joints, got {list(flip_perm)}")
     if not np.array_equal(perm[perm], np.arange(num_joints)):
-        raise ValueError("flip_perm must be its own inverse (a left/right pairing)")
+        raise BadInputError("flip_perm must be its own inverse (a left/right pairing)")
     return perm
 
 
@@ -145,13 +146,13 @@ def corrupt_keypoints(
     config.validate()
     keypoints = np.asarray(keypoints, dtype=np.float64)
     if keypoints.ndim != 3 or keypoints.shape[2] != 3:
-        raise ValueError(f"keypoints must be (N, J, 3), got {keypoints.shape}")
+        raise BadInputError(f"keypoints must be (N, J, 3), got {keypoints.shape}")
     num, joints = keypoints.shape[:2]
     box_center = np.broadcast_to(np.asarray(box_center, dtype=np.float64), (num, 2))
     box_size = np.broadcast_to(np.asarray(box_size, dtype=np.float64), (num,))
     perm = _pairs(flip_perm, joints)
     if config.border_occlusion and image_size is None:
-        raise ValueError("border_occlusion needs image_size=(width, height)")
+        raise BadInputError("border_occlusion needs image_size=(width, height)")
 
     # Fixed draws, whatever the configuration (see the module docstring).
     confidence_draw = rng.random((num, joints))

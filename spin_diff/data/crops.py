@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spin_diff.errors import BadInputError, MissingInputError
+
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "crop_person", "crops_to_tensor", "load_crops", "read_image_rgb"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -24,10 +26,10 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
+        raise MissingInputError(f"image not found: {path}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise ValueError(f"cannot read image {path}: not an image file, or damaged")
+        raise BadInputError(f"cannot read image {path}: not an image file, or damaged")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

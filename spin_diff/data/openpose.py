@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from spin_diff.body.joints import NUM_JOINTS, NUM_OPENPOSE_JOINTS
+from spin_diff.errors import BadInputError
 
 __all__ = [
     "OpenPoseFileError",
@@ -32,7 +33,7 @@ __all__ = [
 _VALUES_PER_PERSON = 3 * NUM_OPENPOSE_JOINTS  # 75
 
 
-class OpenPoseFileError(ValueError):
+class OpenPoseFileError(BadInputError):
     """An OpenPose JSON file is malformed; the message names the file and the problem."""
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
+from spin_diff.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ DEFAULT_REQUIRED = ("imgname", "center", "scale")
 _ALL_SPECS = {**SPIN_KEYS, **SYNTH_KEYS}
 
 
-class SpinDataError(ValueError):
+class SpinDataError(BadInputError):
     """A SPIN dataset file is missing keys or holds values of the wrong shape; names the file."""
 
 

@@ -67,6 +67,7 @@ from spin_diff.body.joints import KEYPOINT_FLIP_PERM, NUM_JOINTS, NUM_OPENPOSE_J
 from spin_diff.data.corruption import CorruptionConfig, corrupt_keypoints
 from spin_diff.data.openpose import write_openpose_json
 from spin_diff.data.spin_npz import write_spin_npz
+from spin_diff.errors import BadInputError
 from spin_diff.geometry.cameras import CROP_SIZE, FOCAL_LENGTH
 
 log = logging.getLogger(__name__)
@@ -119,32 +120,32 @@ class SynthConfig:
         """Raise ValueError naming the first setting out of range."""
         width, height = self.image_size
         if self.num_images < 1:
-            raise ValueError(f"synth.num_images must be >= 1, got {self.num_images}")
+            raise BadInputError(f"synth.num_images must be >= 1, got {self.num_images}")
         if width < 16 or height < 16:
-            raise ValueError(f"synth.image_size must be at least 16x16 pixels, got {self.image_size}")
+            raise BadInputError(f"synth.image_size must be at least 16x16 pixels, got {self.image_size}")
         low, high = self.box_fraction
         if not 0.05 <= low <= high <= 4.0:
-            raise ValueError(
+            raise BadInputError(
                 "synth.box_fraction must be (low, high) with 0.05 <= low <= high <= 4, "
                 f"got {self.box_fraction}"
             )
         if self.box_padding < 1.0:
-            raise ValueError(f"synth.box_padding must be >= 1 (the box holds the person): {self.box_padding}")
+            raise BadInputError(f"synth.box_padding must be >= 1 (the box holds the person): {self.box_padding}")
         if self.focal not in ("spin", "realistic"):
-            raise ValueError(f"synth.focal must be 'spin' or 'realistic', got {self.focal!r}")
+            raise BadInputError(f"synth.focal must be 'spin' or 'realistic', got {self.focal!r}")
         if self.realistic_focal is not None and self.realistic_focal <= 0:
-            raise ValueError(f"synth.realistic_focal must be positive, got {self.realistic_focal}")
+            raise BadInputError(f"synth.realistic_focal must be positive, got {self.realistic_focal}")
         if self.supersample < 1 or self.supersample > 4:
-            raise ValueError(f"synth.supersample must be 1..4, got {self.supersample}")
+            raise BadInputError(f"synth.supersample must be 1..4, got {self.supersample}")
         if not 0 <= self.jpeg_quality <= 100:
-            raise ValueError(f"synth.jpeg_quality must be 0..100, got {self.jpeg_quality}")
+            raise BadInputError(f"synth.jpeg_quality must be 0..100, got {self.jpeg_quality}")
         if not 0.0 <= self.back_view_prob <= 1.0 or not 0.0 <= self.placement <= 1.0:
-            raise ValueError("synth.back_view_prob and synth.placement must lie in [0, 1]")
+            raise BadInputError("synth.back_view_prob and synth.placement must lie in [0, 1]")
         if min(self.tilt_std, self.shape_std, self.shape_clip, self.noise_std) < 0:
-            raise ValueError("synth.tilt_std, shape_std, shape_clip and noise_std must be >= 0")
+            raise BadInputError("synth.tilt_std, shape_std, shape_clip and noise_std must be >= 0")
         low, high = self.ambient
         if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"synth.ambient must be (low, high) within [0, 1], got {self.ambient}")
+            raise BadInputError(f"synth.ambient must be (low, high) within [0, 1], got {self.ambient}")
         self.corruption.validate()
 
 
@@ -480,7 +481,7 @@ def _sample_body_poses(
     poses, names = pose_sampler.sample_poses(num, rng, list(postures) if postures is not None else None)
     poses = np.asarray(poses, dtype=np.float64)
     if poses.shape != (num, 69):
-        raise ValueError(f"pose sampler returned shape {poses.shape}, expected ({num}, 69)")
+        raise BadInputError(f"pose sampler returned shape {poses.shape}, expected ({num}, 69)")
     lean = np.zeros((num, 3))
     if hasattr(pose_sampler, "upright_global_orient"):
         lean = np.asarray(pose_sampler.upright_global_orient(poses, names), dtype=np.float64)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-NUM_JOINTS = 24  # global orientation + 23 body joints
-POSE_DIM = NUM_JOINTS * 6  # 144: the SPIN 6D layout per joint
-NUM_BETAS = 10
+from spin_diff.body.sizes import NUM_BETAS, NUM_SMPL_JOINTS
+
+POSE_DIM = NUM_SMPL_JOINTS * 6  # 144: the SPIN 6D layout per joint
 
 # How the prior sees the global orientation (see spin_diff/diffusion/representation.py):
 #   camera:    the orientation as the camera sees it (ScoreHMR), yaw included;
@@ -106,5 +106,7 @@ class DiffusionFitConfig:
     # the term: at stage progress p the pose is noised to t = t_max - (t_max - t_min) * p
     term_t_max: int = 100
     term_t_min: int = 10
-    seed: int = 0  # noise of the term, re-seeded at every fit so fits are reproducible
+    # the term's noise is hashed from this, each sample's seed (SMPLify.fit's sample_seeds), the
+    # stage and the step: fits are reproducible and independent of their batch-mates
+    seed: int = 0
     guided: GuidedConfig = field(default_factory=GuidedConfig)

@@ -27,8 +27,7 @@ from spin_diff.diffusion.config import GuidedConfig
 from spin_diff.diffusion.model import DiffusionPrior
 from spin_diff.diffusion.representation import project_to_rotations
 from spin_diff.diffusion.schedule import ddim_move, ddim_timesteps, predict_x0
-from spin_diff.fitting.terms import reprojection_per_joint
-from spin_diff.geometry.cameras import perspective_projection
+from spin_diff.fitting.losses import reprojection_loss
 from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 JointsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (B,24,3,3), (B,S) -> (B,49,3)
@@ -43,12 +42,6 @@ class GuidedResult:
     loss: torch.Tensor  # (B,) keypoint loss at the returned pose and camera
     initial_loss: torch.Tensor  # (B,) keypoint loss at the start
     steps: torch.Tensor  # (B,) guided DDIM steps taken before stopping
-
-
-def keypoint_loss(joints, transl, keypoints, confidence, center, focal, sigma: float) -> torch.Tensor:
-    """SMPLify's robust reprojection term, summed over joints: (B,)."""
-    projected = perspective_projection(joints, transl, focal_length=focal, camera_center=center)
-    return reprojection_per_joint(projected, keypoints, confidence, sigma).sum(-1)
 
 
 def guided_refinement(
@@ -109,7 +102,7 @@ def guided_refinement(
 
     def loss_of(x0: torch.Tensor) -> torch.Tensor:
         joints = joints_fn(decode(x0), betas)
-        return keypoint_loss(joints, transl, keypoints, confidence, camera_center, focal, sigma)
+        return reprojection_loss(joints, transl, keypoints, confidence, camera_center, focal, sigma)
 
     with torch.no_grad():
         initial_loss = loss_of(x)
@@ -156,5 +149,5 @@ def guided_refinement(
     x_out = project_to_rotations(x_out)
     with torch.no_grad():
         rotmats = decode(x_out)
-        final = keypoint_loss(joints_fn(rotmats, betas), transl_out, keypoints, confidence, camera_center, focal, sigma)
+        final = reprojection_loss(joints_fn(rotmats, betas), transl_out, keypoints, confidence, camera_center, focal, sigma)
     return GuidedResult(rotmats.detach(), transl_out, final, initial_loss, steps)

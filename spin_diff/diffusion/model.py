@@ -17,10 +17,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from spin_diff.diffusion.config import NUM_BETAS, POSE_DIM, DenoiserConfig, DiffusionModelConfig
+from spin_diff.body.sizes import NUM_BETAS
+from spin_diff.diffusion.config import POSE_DIM, DenoiserConfig, DiffusionModelConfig
 from spin_diff.diffusion.denoiser import Denoiser
 from spin_diff.diffusion.representation import decode_pose, encode_pose, project_to_rotations
 from spin_diff.diffusion.schedule import cosine_alpha_bars, ddim_move, ddim_timesteps, predict_eps, predict_x0
+from spin_diff.errors import BadInputError, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ PRIOR_FILE_NAME = "diffusion_prior.pt"
 BUNDLED_DIFFUSION_PRIOR = Path(__file__).resolve().parents[1] / "body" / "assets" / "free_body" / PRIOR_FILE_NAME
 
 
-class DiffusionPriorError(ValueError):
+class DiffusionPriorError(BadInputError):
     """A prior checkpoint is missing, unreadable or does not fit this version."""
 
 
@@ -45,7 +47,7 @@ class DiffusionPrior(nn.Module):
         super().__init__()
         self.config = config or DiffusionModelConfig()
         if self.config.schedule != "cosine":
-            raise ValueError(f"unknown schedule {self.config.schedule!r}; only 'cosine' is implemented")
+            raise BadInputError(f"unknown schedule {self.config.schedule!r}; only 'cosine' is implemented")
         self.data_dim = data_dim(self.config)
         self.denoiser = denoiser if denoiser is not None else Denoiser(self.data_dim, self.config.denoiser)
         alpha_bars = cosine_alpha_bars(self.config.timesteps, self.config.cosine_offset)
@@ -127,7 +129,7 @@ class DiffusionPrior(nn.Module):
     def encode(self, rotmats: torch.Tensor, betas: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 24, 3, 3) [+ (B, 10)] -> x (B, D), removed yaw (B,). See ``representation``."""
         if self.config.use_betas and betas is None:
-            raise ValueError("this prior models betas: pass them to encode()")
+            raise BadInputError("this prior models betas: pass them to encode()")
         return encode_pose(
             rotmats, self.config.orientation, betas if self.config.use_betas else None, self.config.betas_scale
         )
@@ -183,7 +185,7 @@ def load_diffusion_prior(
     """
     path = BUNDLED_DIFFUSION_PRIOR if path is None else Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"diffusion prior checkpoint not found: {path}. Pass --set fitting.diffusion.checkpoint=PATH "
             "(a file from 'spin-diff prior train'), leave it unset for the bundled prior, or remove "
             "diffusion_pose from the stage terms"

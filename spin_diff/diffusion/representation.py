@@ -33,7 +33,8 @@ import math
 
 import torch
 
-from spin_diff.diffusion.config import NUM_JOINTS, POSE_DIM, OrientationMode
+from spin_diff.body.sizes import NUM_SMPL_JOINTS
+from spin_diff.diffusion.config import POSE_DIM, OrientationMode
 from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_rot6d, rot6d_to_matrix
 
 # The upright, camera-facing orientation R_x(pi).
@@ -117,7 +118,7 @@ def decode_pose(
         rotmats (B, 24, 3, 3) and betas (B, 10) or None.
     """
     batch = x.shape[0]
-    rotmats = rot6d_to_matrix(x[:, :POSE_DIM].reshape(batch, NUM_JOINTS, 6))
+    rotmats = rot6d_to_matrix(x[:, :POSE_DIM].reshape(batch, NUM_SMPL_JOINTS, 6))
     if orientation == "canonical" and yaw is not None:
         rotmats = torch.cat([(yaw_matrix(yaw) @ rotmats[:, 0])[:, None], rotmats[:, 1:]], 1)
     elif orientation == "none" and orient is not None:
@@ -129,7 +130,7 @@ def decode_pose(
 def project_to_rotations(x: torch.Tensor) -> torch.Tensor:
     """Re-orthonormalise every 6D slot of x (B, 144 [+ 10]); betas pass through."""
     batch = x.shape[0]
-    pose = matrix_to_rot6d(rot6d_to_matrix(x[:, :POSE_DIM].reshape(batch, NUM_JOINTS, 6))).reshape(batch, POSE_DIM)
+    pose = matrix_to_rot6d(rot6d_to_matrix(x[:, :POSE_DIM].reshape(batch, NUM_SMPL_JOINTS, 6))).reshape(batch, POSE_DIM)
     return torch.cat([pose, x[:, POSE_DIM:]], 1)
 
 

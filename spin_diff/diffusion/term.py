@@ -9,7 +9,13 @@ noise (Tweedie), so descending it moves the pose toward higher prior likelihood.
 The target is drawn once per optimiser step (a new ``progress``): once per Adam iteration,
 and once per L-BFGS step, so that inside an L-BFGS line search the term is an exact
 quadratic. The denoiser runs under ``torch.no_grad``; the timestep is a Python int and the
-noise comes from a device generator, so the term adds no host synchronisation.
+noise is hashed on the device, so the term adds no host synchronisation.
+
+Batch invariance: the noise of a sample is a pure function of its seed (``state.sample_seed``,
+one int64 per sample; the config's ``seed`` for every sample when none is given), the stage
+and the step, and the element (:mod:`spin_diff.diffusion.keyed_noise`). A sample's fit is
+therefore the same alone, at any row of any batch, and in the orientation-flip trial's
+doubled batch.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from __future__ import annotations
 import torch
 
 from spin_diff.diffusion.config import DiffusionFitConfig
+from spin_diff.diffusion.keyed_noise import keyed_normal
 from spin_diff.diffusion.model import DiffusionPrior
 from spin_diff.diffusion.representation import project_to_rotations
 from spin_diff.diffusion.schedule import q_sample
+from spin_diff.errors import BadInputError
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 
 
@@ -57,17 +65,15 @@ class DiffusionPoseTerm:
         self.settings = settings or DiffusionFitConfig()
         s = self.settings
         if not 0 <= s.term_t_min <= s.term_t_max < prior.timesteps:
-            raise ValueError(
+            raise BadInputError(
                 f"fitting.diffusion: need 0 <= term_t_min <= term_t_max < {prior.timesteps}, "
                 f"got {s.term_t_min} and {s.term_t_max}"
             )
-        self._generator: torch.Generator | None = None
         self._key = None
         self._target: torch.Tensor | None = None
 
     def reset(self) -> None:
-        """Forget the target and restart the noise: called at the start of every fit."""
-        self._generator = None
+        """Forget the cached target: called at the start of every fit."""
         self._key = None
         self._target = None
 
@@ -85,13 +91,20 @@ class DiffusionPoseTerm:
         x, _ = self.prior.encode(rotmats.to(dtype), shape)
         return x
 
+    def noise(self, seeds: torch.Tensor | None, stage_index: int, progress: float, like: torch.Tensor):
+        """The noise of one step, (B, D) like ``like``: keyed by each sample's seed, the stage
+        and the step (``progress``), never by the batch."""
+        if seeds is None:
+            seeds = torch.zeros(like.shape[0], dtype=torch.int64, device=like.device)
+        step = int(round(min(max(progress, 0.0), 1.0) * (1 << 30)))
+        stream = (int(self.settings.seed) << 40) ^ (int(stage_index) << 31) ^ step
+        return keyed_normal(seeds.to(like.device), stream, like.shape[1], like.dtype)
+
     def __call__(self, state) -> torch.Tensor:
         x = self.encode(state.global_orient, state.body_pose, state.betas)
         key = (state.stage_index, float(state.progress), tuple(x.shape))
         if key != self._key:
-            if self._generator is None or self._generator.device != x.device:
-                self._generator = torch.Generator(device=x.device).manual_seed(self.settings.seed)
-            noise = torch.randn(x.shape, generator=self._generator, device=x.device, dtype=x.dtype)
+            noise = self.noise(getattr(state, "sample_seed", None), state.stage_index, state.progress, x)
             self._target = distillation_target(self.prior, x, self.timestep(state.progress), noise)
             self._key = key
         return ((x - self._target) ** 2).sum(-1).to(state.global_orient.dtype)

@@ -30,6 +30,7 @@ from spin_diff.diffusion.config import DiffusionTrainConfig
 from spin_diff.diffusion.model import CHECKPOINT_FORMAT, DiffusionPrior, DiffusionPriorError, _config_from_dict
 from spin_diff.diffusion.representation import camera_orientations
 from spin_diff.diffusion.schedule import q_sample
+from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 
 log = logging.getLogger(__name__)
@@ -123,21 +124,21 @@ def train_diffusion_prior(
         torch.set_num_threads(config.threads)
     poses = torch.as_tensor(np.asarray(poses), dtype=torch.float32)
     if poses.ndim != 2 or poses.shape[1] != 72:
-        raise ValueError(f"training poses must be (N, 72) axis-angle, got {tuple(poses.shape)}")
+        raise BadInputError(f"training poses must be (N, 72) axis-angle, got {tuple(poses.shape)}")
     cond_dim = config.model.denoiser.cond_dim
     if cond is not None:
         cond = torch.as_tensor(np.asarray(cond), dtype=torch.float32)
         if cond.shape != (poses.shape[0], cond_dim):
-            raise ValueError(f"cond must be (N, {cond_dim}) aligned with the poses, got {tuple(cond.shape)}")
+            raise BadInputError(f"cond must be (N, {cond_dim}) aligned with the poses, got {tuple(cond.shape)}")
     elif cond_dim:
-        raise ValueError(f"model.denoiser.cond_dim = {cond_dim} but no conditioning vectors were given")
+        raise BadInputError(f"model.denoiser.cond_dim = {cond_dim} but no conditioning vectors were given")
 
     generator = torch.Generator().manual_seed(config.seed)
     order = torch.randperm(poses.shape[0], generator=generator)
     n_val = max(1, int(round(config.val_fraction * poses.shape[0]))) if poses.shape[0] > 1 else 0
     val_index, train_index = order[:n_val], order[n_val:]
     if len(train_index) == 0:
-        raise ValueError("need at least 2 poses to train (one is held out for validation)")
+        raise BadInputError("need at least 2 poses to train (one is held out for validation)")
 
     prior = DiffusionPrior(config.model)
     ema = copy.deepcopy(prior).requires_grad_(False)
@@ -146,7 +147,7 @@ def train_diffusion_prior(
     last = out_dir / "last.pt"
     if resume:
         if not last.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last}")
+            raise MissingInputError(f"--resume: no checkpoint at {last}")
         state = torch.load(last, map_location="cpu", weights_only=True)
         if state.get("format") != TRAINING_FORMAT:
             raise DiffusionPriorError(f"{last} is not a spin_diff training checkpoint")

@@ -6,6 +6,7 @@ import torch
 
 from spin_diff.body.joints import H36M_TO_J14
 from spin_diff.body.model import BodyModel
+from spin_diff.errors import MissingInputError
 from spin_diff.geometry.alignment import mpjpe, pa_mpjpe
 
 # In H36M_TO_J14's order, the two hips are positions 2 and 3; their midpoint is the pelvis.
@@ -15,7 +16,7 @@ _HIPS = (2, 3)
 def evaluation_joints(model: BodyModel, pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
     """(B, 14, 3) evaluation joints, pelvis-centred, from the body model's H36M regressor."""
     if model.h36m_regressor is None:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no J_regressor_h36m.npy next to {model.files.model}: evaluation needs it "
             "(SPIN's data file; pass --set body.j_regressor_h36m=PATH)"
         )

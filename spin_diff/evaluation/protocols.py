@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from spin_diff.body.joints import H36M_TO_J14, H36M_TO_J17
+from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.geometry.alignment import mpjpe, pa_mpjpe
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def detect_protocol(path: str | Path, data: dict) -> str:
         return "h36m-p1"
     if "part" in data:
         return "lsp"
-    raise ValueError(
+    raise BadInputError(
         f"{path}: cannot tell its evaluation protocol: no ground truth (S, or pose and shape) and no "
         f"2D keypoints (part); keys: {sorted(data)}"
     )
@@ -136,7 +137,7 @@ def load_eval_set(path: str | Path, protocol: str | None = None) -> EvalSet:
     data = read_spin_npz(path, require=("center", "scale"))
     protocol = protocol or detect_protocol(path, data)
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        raise BadInputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     missing = [k for k in _NEEDS[protocol] if k not in data]
     if missing:
         raise SpinDataError(
@@ -163,7 +164,7 @@ def mesh_joints(body, rotmat: torch.Tensor, betas: torch.Tensor, joint_count: in
     Returns ``(joints (B, joint_count, 3), vertices (B, V, 3))`` in metres.
     """
     if body.h36m_regressor is None:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no J_regressor_h36m.npy next to {body.files.model}: evaluation needs it "
             "(SPIN's data file; pass --set body.j_regressor_h36m=PATH)"
         )
@@ -187,7 +188,7 @@ class GroundTruthBodies:
         self.body = body
         self.male, self.female = male, female
         if (male is None) != (female is None):
-            raise ValueError("give both gendered models (male and female) or neither")
+            raise BadInputError("give both gendered models (male and female) or neither")
         if evalset.protocol == "3dpw":
             if male is None:
                 evalset.notes.append(
@@ -195,7 +196,7 @@ class GroundTruthBodies:
                     "comparable to published 3DPW numbers; pass --gendered-models DIR"
                 )
             elif "gender" not in evalset.data:
-                raise ValueError(f"{evalset.path}: 3DPW file without a 'gender' key; cannot pick the models")
+                raise BadInputError(f"{evalset.path}: 3DPW file without a 'gender' key; cannot pick the models")
 
     @torch.no_grad()
     def batch(self, rows: np.ndarray, device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -244,7 +245,7 @@ def pose_errors(
     errors = {"mpjpe": 1000 * mpjpe(pred, gt), "pa_mpjpe": 1000 * pa_mpjpe(pred, gt)}
     if pred_vertices is not None and gt_vertices is not None:
         if pred_vertices.shape != gt_vertices.shape:
-            raise ValueError(
+            raise BadInputError(
                 f"PVE needs meshes of one topology: predicted {tuple(pred_vertices.shape)} vs ground truth "
                 f"{tuple(gt_vertices.shape)}"
             )

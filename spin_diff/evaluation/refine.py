@@ -23,6 +23,8 @@ import copy
 import numpy as np
 import torch
 
+from spin_diff.errors import BadInputError
+
 __all__ = ["REFINEMENTS", "Refiner", "change_shares", "parse_refinements", "refinement_config"]
 
 REFINEMENTS = ("none", "smplify", "term", "guided")
@@ -33,7 +35,7 @@ def parse_refinements(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     unknown = [n for n in names if n not in REFINEMENTS]
     if unknown:
-        raise ValueError(f"--refine: unknown row(s) {unknown}; choose from {', '.join(REFINEMENTS)}")
+        raise BadInputError(f"--refine: unknown row(s) {unknown}; choose from {', '.join(REFINEMENTS)}")
     return ["none"] + [n for n in REFINEMENTS[1:] if n in names]
 
 
@@ -50,7 +52,7 @@ def refinement_config(fitting, name: str):
         config.method = "smplify"
         body_stages = [s for s in config.stages if "reprojection" in s.terms]
         if not body_stages:
-            raise ValueError(
+            raise BadInputError(
                 "fitting.stages has no body stage (with a reprojection term) for the diffusion term"
             )
         if not any("diffusion_pose" in s.terms for s in config.stages):
@@ -58,7 +60,7 @@ def refinement_config(fitting, name: str):
     elif name == "guided":
         config.method = "guided"
     else:
-        raise ValueError(f"no fitting for refinement row {name!r}")
+        raise BadInputError(f"no fitting for refinement row {name!r}")
     return config
 
 

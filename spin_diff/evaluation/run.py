@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.evaluation.protocols import (
     EvalSet,
     GroundTruthBodies,
@@ -88,29 +89,29 @@ def _check_inputs(evalset: EvalSet, regressor, rows: list[str], images, keypoint
         needs_keypoints or (regressor is not None and regressor.input_kind == "keypoints")
     ):
         what = f"--refine {','.join(needs_keypoints)}" if needs_keypoints else "a keypoint regressor"
-        raise ValueError(
+        raise BadInputError(
             f"{what} needs 2D keypoints, and {evalset.path} has none (no openpose/part keys; SPIN's H36M "
             "evaluation files hold only 3D joints). Use an image checkpoint with --images, without --refine"
         )
     if regressor is not None and regressor.input_kind == "image":
         if images is None:
-            raise ValueError(
+            raise BadInputError(
                 "the checkpoint is an image regressor: it reads the person crops, so pass --images DIR "
                 f"(the folder {evalset.path.name}'s imgname paths are relative to), or use a keypoint "
                 "checkpoint"
             )
         if "imgname" not in evalset.data:
-            raise ValueError(
+            raise BadInputError(
                 f"{evalset.path} has no 'imgname' key: the image regressor cannot find the crops"
             )
         missing = [str(n) for n in evalset.data["imgname"] if not (Path(images) / str(n)).is_file()]
         if missing:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{len(missing)} image(s) of {evalset.path.name} are not under --images {images} "
                 f"(first: {missing[:3]})"
             )
     if evalset.protocol == "lsp" and regressor is None and not needs_keypoints:
-        raise ValueError(
+        raise BadInputError(
             "LSP is evaluated in 2D: --init mean has no camera; add --refine smplify or use a checkpoint"
         )
 
@@ -166,9 +167,9 @@ def evaluate(
 
     rows = list(rows)
     if rows[0] != "none":
-        raise ValueError("the first row must be 'none' (the regressor alone)")
+        raise BadInputError("the first row must be 'none' (the regressor alone)")
     if batch_size < 1:
-        raise ValueError("--batch-size must be at least 1")
+        raise BadInputError("--batch-size must be at least 1")
     start_time = time.perf_counter()
     crop_size = 224 if fitting is None else fitting.crop_size
     keypoints = evalset.keypoints_crop(crop_size)

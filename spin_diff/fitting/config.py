@@ -10,6 +10,16 @@ the learned diffusion pose prior added to the body stage (``diffusion_pose``; se
 ``method: guided`` replaces the stages after ``fitting.diffusion.guided.pre_stages`` (the
 camera stage) by ScoreHMR's guided refinement with the diffusion prior.
 
+Batch independence and L-BFGS: with Adam (the default) every sample's fit depends only on
+its own inputs and its noise seed, never on its batch-mates (tested for batches of 1, 7 and
+64). ``optimizer: lbfgs`` uses ``torch.optim.LBFGS``, which runs ONE strong-Wolfe line
+search and one convergence test on the summed loss of the whole batch: the step lengths, and
+when a step ends, depend on the batch-mates, so L-BFGS fits are coupled across the batch by
+construction (fit with batch size 1 where that matters; a per-sample L-BFGS is not
+implemented). ``torch.optim.LBFGS`` also reads its loss and gradients on the host, a GPU
+sync about 7 times per objective evaluation (``benchmarks/host_syncs.py``); Adam's loop has
+none. The cost of those syncs on a GPU has not been measured (no GPU was available).
+
 SMPLify-X-style schedules are lists of stages with decaying prior weights, in YAML::
 
     fitting:
@@ -106,7 +116,7 @@ class FittingConfig:
     """The fitting stage (SPIN's SMPLify with the diffusion term by default)."""
 
     method: Literal["smplify", "guided"] = "smplify"
-    optimizer: Literal["adam", "lbfgs"] = "adam"
+    optimizer: Literal["adam", "lbfgs"] = "adam"  # lbfgs: batch-coupled line search (module doc)
     lr: float = 1e-2
     lbfgs_lr: float = 1.0
     lbfgs_max_iter: int = 20  # inner iterations per L-BFGS step

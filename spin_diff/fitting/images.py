@@ -21,6 +21,8 @@ import torch
 
 from spin_diff.body import joints as J
 from spin_diff.body.model import BodyModel
+from spin_diff.diffusion.keyed_noise import seed_from_text
+from spin_diff.errors import BadInputError
 from spin_diff.fitting.smplify import SMPLify
 
 log = logging.getLogger(__name__)
@@ -87,9 +89,9 @@ def parse_bbox(text: str) -> tuple[np.ndarray, float]:
     try:
         x1, y1, x2, y2 = (float(v) for v in text.split(","))
     except ValueError as err:
-        raise ValueError(f"--bbox must be x1,y1,x2,y2 in pixels, got {text!r}") from err
+        raise BadInputError(f"--bbox must be x1,y1,x2,y2 in pixels, got {text!r}") from err
     if x2 <= x1 or y2 <= y1:
-        raise ValueError(f"--bbox {text!r} is empty (need x2 > x1 and y2 > y1)")
+        raise BadInputError(f"--bbox {text!r} is empty (need x2 > x1 and y2 > y1)")
     return np.array([(x1 + x2) / 2, (y1 + y2) / 2]), max(x2 - x1, y2 - y1)
 
 
@@ -151,9 +153,11 @@ def fit_people(model: BodyModel, fitter: SMPLify, people: list[Person], crop_siz
     scales = torch.tensor([p.box_size / 200.0 for p in people], dtype=torch.float32)
     crop_xy = image_keypoints_to_crop(keypoints[..., :2], centers, scales, crop_size=crop_size)
     crop_keypoints = torch.cat([crop_xy, keypoints[..., 2:]], dim=-1).to(device)
+    # each person's noise is keyed by its image name and index: the same fit in any batch
+    seeds = torch.tensor([seed_from_text(p.name) for p in people], dtype=torch.int64, device=device)
     if regressor is None:
         pose, betas = mean_initialisation(model, len(people))
-        return fitter.fit(crop_keypoints, pose, betas), crop_keypoints
+        return fitter.fit(crop_keypoints, pose, betas, sample_seeds=seeds), crop_keypoints
     if regressor.input_kind == "image":
         from spin_diff.data.crops import load_crops
 
@@ -161,7 +165,7 @@ def fit_people(model: BodyModel, fitter: SMPLify, people: list[Person], crop_siz
     else:
         inputs = crop_keypoints
     start = regressor_start(regressor, inputs, model.num_betas)
-    return fitter.fit(crop_keypoints, start.rotmat, start.betas, start.transl), crop_keypoints
+    return fitter.fit(crop_keypoints, start.rotmat, start.betas, start.transl, sample_seeds=seeds), crop_keypoints
 
 
 def write_person(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from spin_diff.errors import MissingInputError
 from spin_diff.geometry.cameras import weak_perspective_to_translation
 
 __all__ = ["BUNDLED_KEYPOINT_REGRESSOR", "FitStart", "regressor_start", "resolve_init"]
@@ -41,7 +42,7 @@ def resolve_init(init: str, body, *, images_available: bool, device="cpu"):
         return None
     if init == "regressor":
         if not BUNDLED_KEYPOINT_REGRESSOR.is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 "--init regressor: this version of spin_diff ships no trained keypoint regressor yet "
                 f"(expected at {BUNDLED_KEYPOINT_REGRESSOR}; the training milestone adds it). "
                 "Pass --init CKPT with a regressor checkpoint, or --init mean"
@@ -50,7 +51,7 @@ def resolve_init(init: str, body, *, images_available: bool, device="cpu"):
     else:
         path = Path(init)
         if not path.is_file():
-            raise FileNotFoundError(f"--init {init}: not 'mean' or 'regressor', and no checkpoint file there")
+            raise MissingInputError(f"--init {init}: not 'mean' or 'regressor', and no checkpoint file there")
     regressor = load_regressor(path, body, device=device)
     if regressor.input_kind == "image" and not images_available:
         raise CheckpointError(

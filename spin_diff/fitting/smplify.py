@@ -23,16 +23,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from spin_diff.body import joints as J
 from spin_diff.body.files import find_beside_model
 from spin_diff.body.model import BodyModel, pose_to_rotmat
+from spin_diff.config import ConfigError
+from spin_diff.errors import BadInputError
 from spin_diff.fitting.config import PARAMETER_GROUPS, FittingConfig, StageConfig
-from spin_diff.fitting.terms import FitState, TermContext, build_term, reprojection_per_joint
-from spin_diff.geometry.cameras import estimate_translation, perspective_projection
-from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from spin_diff.fitting.losses import reprojection_per_joint
+from spin_diff.fitting.terms import FitState, TermContext, build_term
+from spin_diff.geometry.cameras import default_depth, estimate_translation, perspective_projection
+from spin_diff.geometry.rotations import axis_angle_to_matrix, canonical_axis_angle, matrix_to_axis_angle
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 # divergence: from an exact optimum Adam's first, fixed-size steps raise the loss a little
 # (measured: 0 -> 6-9) before it settles, and such a fit has not diverged.
 _DIVERGENCE_FLOOR = 100.0
+_IN_MEMORY = "(given in memory)"
 
 
 @dataclass
@@ -74,28 +79,45 @@ class SMPLify:
         gmm: torch.nn.Module | None = None,
         extra_terms: dict | None = None,
     ) -> None:
+        body_model.require_keypoint_regressor()  # a clear error now, not 9 joints at the origin
         self.body = body_model
         self.config = config or FittingConfig()
+        if self.config.method == "smplify" and sum(max(s.iterations, 0) for s in self.config.stages) == 0:
+            raise ConfigError(
+                "fitting.stages has no iterations to run (the list is empty or every stage has 0 "
+                "iterations), so a fit would return its start unchanged: give at least one stage "
+                "iterations > 0 (the default is SPIN's camera and body stages of 100 each)"
+            )
         for stage in self.config.stages:
             unknown = [g for g in stage.optimize if g not in PARAMETER_GROUPS]
             if unknown:
-                raise ValueError(
+                raise ConfigError(
                     f"stage {stage.name!r} optimises unknown parameters {unknown}; "
                     f"choose from {list(PARAMETER_GROUPS)}"
                 )
             if stage.iterations < 0:
-                raise ValueError(f"stage {stage.name!r}: iterations must be >= 0")
+                raise ConfigError(f"stage {stage.name!r}: iterations must be >= 0")
         if self.config.method not in ("smplify", "guided"):
-            raise ValueError(f"fitting.method must be 'smplify' or 'guided', got {self.config.method!r}")
+            raise ConfigError(f"fitting.method must be 'smplify' or 'guided', got {self.config.method!r}")
+        # every file that shapes a fit, for its provenance hash (spin_diff.cache.provenance);
+        # priors handed in as objects are named by "(given in memory)"
+        self.input_files: dict[str, Path | str] = {"body_model": body_model.files.model}
+        self.input_files["J_regressor_extra"] = body_model.files.j_regressor_extra
         uses_gmm = any("gmm_pose" in dict(_term_weights(s)) for s in self._stages_to_run())
         if gmm is None and uses_gmm:
-            gmm = load_gmm_prior(self.config, body_model)
+            gmm = gmm_prior_for(self.config, body_model)
+            self.input_files["gmm"] = gmm_prior_path(self.config, body_model)
+        elif uses_gmm:
+            self.input_files["gmm"] = _IN_MEMORY
         extras = dict(extra_terms or {})
         uses_diffusion = self.config.method == "guided" or any(
             "diffusion_pose" in dict(_term_weights(s)) for s in self._stages_to_run()
         )
         if uses_diffusion and extras.get("diffusion_prior") is None:
             extras["diffusion_prior"] = load_diffusion_prior_for(self.config, body_model)
+            self.input_files["diffusion_prior"] = diffusion_prior_path(self.config, body_model)
+        elif uses_diffusion:
+            self.input_files["diffusion_prior"] = _IN_MEMORY
         extras.setdefault("diffusion_config", self.config.diffusion)
         self.context = TermContext(sigma=self.config.sigma, gmm=gmm, extras=extras)
         run = self._stages_to_run()
@@ -118,7 +140,7 @@ class SMPLify:
         known = [s.name for s in self.config.stages]
         missing = [name for name in wanted if name not in known]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"fitting.diffusion.guided.pre_stages names stages {missing} that fitting.stages lacks "
                 f"(stages: {known})"
             )
@@ -126,11 +148,11 @@ class SMPLify:
 
     @property
     def device(self) -> torch.device:
-        return self.body.fast.joint_template.device
+        return self.body.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.body.fast.joint_template.dtype
+        return self.body.dtype
 
     def _camera(self, batch: int, camera_center, focal_length) -> tuple[torch.Tensor, torch.Tensor]:
         if camera_center is None:
@@ -145,10 +167,32 @@ class SMPLify:
 
     def _joints(self, global_orient, body_pose, betas) -> torch.Tensor:
         axis_angle = torch.cat([global_orient, body_pose], dim=1).view(-1, 24, 3)
-        return self.body.fast(axis_angle_to_matrix(axis_angle), betas).joints
+        return self.body.joints(axis_angle_to_matrix(axis_angle), betas).joints
+
+    def starting_camera(self, joints, keypoints, confidence, center, focal) -> torch.Tensor:
+        """The camera translation (B, 3) that SPIN gives parameters without one: weighted least
+        squares over the 24 GT joints (confidence weights), as SPIN scores a stored fit.
+        Used for a fit's start when no ``init_transl`` is given and by :meth:`score`, so a
+        start and its score see the same camera; samples with fewer than two usable GT
+        joints get SPIN's mean depth."""
+        gt = slice(J.NUM_OPENPOSE_JOINTS, J.NUM_JOINTS)
+        return estimate_translation(
+            torch.nan_to_num(joints[:, gt]), keypoints[:, gt], confidence[:, gt].clamp_min(0),
+            focal_length=focal, camera_center=center,
+        )  # fmt: skip
 
     def _project(self, joints, transl, camera_center, focal) -> torch.Tensor:
         return perspective_projection(joints, transl, focal_length=focal, camera_center=camera_center)
+
+    def _full_betas(self, betas: torch.Tensor) -> torch.Tensor:
+        """(B, S) betas padded with zeros to the body model's num_betas (S <= num_betas)."""
+        num = self.body.num_betas
+        if betas.ndim != 2 or betas.shape[1] > num:
+            raise BadInputError(
+                f"betas must be (B, <= {num}) for this body model (body.num_betas = {num}), got "
+                f"{tuple(betas.shape)}; pass --set body.num_betas=N to fit more shape coefficients"
+            )
+        return torch.nn.functional.pad(betas, (0, num - betas.shape[1]))
 
     def body_stage_confidence(self, confidence: torch.Tensor) -> torch.Tensor:
         """Confidences with SPIN's ignored joints zeroed (a new tensor)."""
@@ -174,16 +218,12 @@ class SMPLify:
             batch = keypoints.shape[0]
             center, focal = self._camera(batch, camera_center, focal_length)
             rotmats = pose_to_rotmat(pose.to(self.device, self.dtype))
-            joints = self.body.fast(rotmats, betas.to(self.device, self.dtype)).joints
+            joints = self.body.joints(rotmats, self._full_betas(betas.to(self.device, self.dtype))).joints
             finite = torch.isfinite(keypoints).all(-1)
             conf = torch.where(finite.all(-1, keepdim=True), keypoints[..., 2], torch.zeros_like(keypoints[..., 2]))
             target = torch.nan_to_num(keypoints[..., :2])
             if transl is None:
-                gt = slice(J.NUM_OPENPOSE_JOINTS, J.NUM_JOINTS)
-                transl = estimate_translation(
-                    torch.nan_to_num(joints[:, gt]), target[:, gt], conf[:, gt].clamp_min(0),
-                    focal_length=focal, camera_center=center,
-                )  # fmt: skip
+                transl = self.starting_camera(joints, target, conf, center, focal)
             transl = transl.to(self.device, self.dtype)
             projected = self._project(torch.nan_to_num(joints), torch.nan_to_num(transl), center, focal)
             losses = reprojection_per_joint(projected, target, self.body_stage_confidence(conf), self.config.sigma)
@@ -201,16 +241,28 @@ class SMPLify:
         init_transl: torch.Tensor | None = None,
         camera_center: torch.Tensor | None = None,
         focal_length=None,
+        *,
+        sample_seeds: torch.Tensor | None = None,
     ) -> FitResult:
         """Fit a batch.
 
         Args:
             keypoints: (B, 49, 3) crop pixels (x, y) and confidence, SPIN's layout.
-            init_pose: (B, 72) axis-angle or (B, 24, 3, 3) rotation matrices.
-            init_betas: (B, S).
-            init_transl: (B, 3) camera translation; None estimates it from the initial joints.
+            init_pose: (B, 72) axis-angle or (B, 24, 3, 3) rotation matrices. Both give the
+                same fit: the start is converted to matrices and read back as one canonical
+                axis-angle (a half-turn's axis sign fixed), whatever form it came in.
+            init_betas: (B, S), S <= the body model's num_betas (the rest start at zero; the
+                result has all num_betas).
+            init_transl: (B, 3) camera translation; None: :meth:`starting_camera` of the
+                initial joints (GT joints, as the score's camera).
             camera_center: (B, 2) principal point; None -> the crop centre.
             focal_length: scalar or (B,); None -> config.focal_length.
+            sample_seeds: (B,) int64 key of each sample's noise in stochastic terms (the
+                diffusion term), e.g. ``spin_diff.diffusion.keyed_noise.example_seeds(name,
+                indices)``. A sample's fit depends only on its own inputs and seed, never on
+                its batch-mates or row (with the Adam optimiser; see the L-BFGS note in
+                ``FittingConfig``). None: every sample uses the same key
+                (``fitting.diffusion.seed``), which is batch-invariant too.
         """
         cfg = self.config
         if keypoints.ndim != 3 or keypoints.shape[1:] != (J.NUM_JOINTS, 3):
@@ -221,9 +273,14 @@ class SMPLify:
         init_rot = pose_to_rotmat(init_pose.detach().to(device, dtype), "init_pose")
         if init_rot.shape[0] != batch or init_betas.shape[0] != batch:
             raise ValueError("keypoints, init_pose and init_betas must have the same batch size")
-        init_aa = matrix_to_axis_angle(init_rot).reshape(batch, 72)
-        init_betas = init_betas.detach().to(device, dtype).clone()
+        init_aa = canonical_axis_angle(matrix_to_axis_angle(init_rot)).reshape(batch, 72)
+        init_betas = self._full_betas(init_betas.detach().to(device, dtype)).clone()
         center, focal = self._camera(batch, camera_center, focal_length)
+        if sample_seeds is None:
+            sample_seeds = torch.zeros(batch, dtype=torch.long, device=device)
+        sample_seeds = torch.as_tensor(sample_seeds, device=device)
+        if sample_seeds.shape != (batch,) or sample_seeds.dtype != torch.int64:
+            raise ValueError(f"sample_seeds must be ({batch},) int64, got {sample_seeds.dtype} {tuple(sample_seeds.shape)}")
 
         # --- validate and sanitise, per sample, without touching the caller's tensors
         conf = keypoints[..., 2]
@@ -244,8 +301,8 @@ class SMPLify:
         if init_transl is None:
             with torch.no_grad():
                 joints0 = self._joints(aa[:, :3], aa[:, 3:], betas)
-            init_transl = estimate_translation(joints0, target, conf, focal_length=focal, camera_center=center)
-        default_t = torch.tensor([0.0, 0.0, 2 * cfg.focal_length / (cfg.crop_size * 0.9)], device=device, dtype=dtype)
+            init_transl = self.starting_camera(joints0, target, conf, center, focal)
+        default_t = torch.tensor([0.0, 0.0, default_depth(cfg.focal_length, cfg.crop_size)], device=device, dtype=dtype)
         start_transl = torch.where(valid[:, None], init_transl, default_t.expand(batch, 3))
 
         params = {
@@ -261,6 +318,7 @@ class SMPLify:
             "init_transl": start_transl,
             "center": center,
             "focal": focal,
+            "seeds": sample_seeds,
         }
         iterations = torch.zeros(batch, dtype=torch.long, device=device)
         diverged = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -354,6 +412,7 @@ class SMPLify:
             init_transl=data["init_transl"],
             progress=progress,
             stage_index=stage_index,
+            sample_seed=data["seeds"],
         )
 
     def _stage_objective(self, index: int, params, data, progress: float, body_stage: bool) -> torch.Tensor:
@@ -440,7 +499,7 @@ class SMPLify:
         aa = torch.cat([params["global_orient"], params["body_pose"]], 1).view(-1, 24, 3)
         result = guided_refinement(
             self.context.extras["diffusion_prior"],
-            lambda rotmats, betas: self.body.fast(rotmats, betas).joints,
+            lambda rotmats, betas: self.body.joints(rotmats, betas).joints,
             data["keypoints"], data["body_confidence"], axis_angle_to_matrix(aa), params["betas"],
             params["transl"], data["center"], data["focal"],
             settings=self.config.diffusion.guided, sigma=self.config.sigma, active=valid,
@@ -465,7 +524,7 @@ class SMPLify:
         eligible = valid & seen & (distance < cfg.orientation_flip.shoulder_distance_px)
 
         turn = axis_angle_to_matrix(torch.tensor([0.0, torch.pi, 0.0], device=self.device, dtype=self.dtype))
-        flipped_orient = matrix_to_axis_angle(turn @ axis_angle_to_matrix(params["global_orient"]))
+        flipped_orient = canonical_axis_angle(matrix_to_axis_angle(turn @ axis_angle_to_matrix(params["global_orient"])))
         doubled = {k: torch.cat([v, v]) for k, v in params.items()}
         doubled["global_orient"] = torch.cat([params["global_orient"], flipped_orient])
         doubled_data = {k: torch.cat([v, v]) for k, v in data.items()}
@@ -478,26 +537,40 @@ class SMPLify:
         return chosen, take_flip, its[:batch] + its[batch:], pick(start), pick(end)
 
 
-def load_diffusion_prior_for(config: FittingConfig, body_model: BodyModel):
-    """The diffusion pose prior: ``config.diffusion.checkpoint``, else ``diffusion_prior.pt``
-    beside the body model, else the bundled one (its poses mean the same for SMPL)."""
-    from spin_diff.diffusion.model import PRIOR_FILE_NAME, load_diffusion_prior
+def diffusion_prior_path(config: FittingConfig, body_model: BodyModel) -> Path:
+    """Which diffusion prior a fit uses: ``config.diffusion.checkpoint``, else
+    ``diffusion_prior.pt`` beside the body model, else the bundled one."""
+    from spin_diff.diffusion.model import BUNDLED_DIFFUSION_PRIOR, PRIOR_FILE_NAME
 
     path = config.diffusion.checkpoint or find_beside_model(body_model.files.model, PRIOR_FILE_NAME)
-    template = body_model.fast.joint_template
-    return load_diffusion_prior(path, device=template.device, dtype=template.dtype)
+    return BUNDLED_DIFFUSION_PRIOR if path is None else Path(path).expanduser()
 
 
-def load_gmm_prior(config: FittingConfig, body_model: BodyModel) -> torch.nn.Module:
-    """SMPLify's GMM pose prior: ``config.gmm_path`` or ``gmm_08.pkl`` beside the body model."""
-    from spin_diff.priors.gmm import MaxMixturePrior, read_gmm_file
-
+def gmm_prior_path(config: FittingConfig, body_model: BodyModel) -> Path | None:
+    """Which GMM a fit uses: ``config.gmm_path`` or ``gmm_08.pkl`` beside the body model."""
     path = config.gmm_path or find_beside_model(body_model.files.model, "gmm_08.pkl")
+    return None if path is None else Path(path).expanduser()
+
+
+def load_diffusion_prior_for(config: FittingConfig, body_model: BodyModel):
+    """The diffusion pose prior of :func:`diffusion_prior_path` (the bundled one's poses mean
+    the same for SMPL)."""
+    from spin_diff.diffusion.model import load_diffusion_prior
+
+    path = diffusion_prior_path(config, body_model)
+    return load_diffusion_prior(path, device=body_model.device, dtype=body_model.dtype)
+
+
+def gmm_prior_for(config: FittingConfig, body_model: BodyModel) -> torch.nn.Module:
+    """SMPLify's GMM pose prior from :func:`gmm_prior_path`, on the body model's device."""
+    from spin_diff.body.files import BodyModelNotFoundError
+    from spin_diff.priors.gmm import load_gmm_prior
+
+    path = gmm_prior_path(config, body_model)
     if path is None:
-        raise FileNotFoundError(
+        raise BodyModelNotFoundError(
             f"no gmm_08.pkl next to the body model {body_model.files.model}: pass --set "
             "fitting.gmm_path=PATH (SMPLify's gmm_08.pkl, or one made with 'spin-diff prior fit-gmm'), "
             "or remove gmm_pose from the stage terms"
         )
-    prior = MaxMixturePrior(read_gmm_file(path))
-    return prior.to(device=body_model.fast.joint_template.device, dtype=body_model.fast.joint_template.dtype)
+    return load_gmm_prior(path, dtype=body_model.dtype).to(body_model.device)

@@ -15,6 +15,8 @@ from typing import Any, Callable
 import torch
 
 from spin_diff.body import joints as J
+from spin_diff.errors import BadInputError
+from spin_diff.fitting.losses import reprojection_per_joint
 
 Term = Callable[["FitState"], torch.Tensor]
 TermFactory = Callable[["TermContext"], Term]
@@ -38,7 +40,7 @@ def available_terms() -> list[str]:
 
 def build_term(name: str, context: "TermContext", stage: str = "") -> Term:
     if name not in _REGISTRY:
-        raise ValueError(
+        raise BadInputError(
             f"unknown fitting term {name!r} in stage {stage!r}; available: {', '.join(available_terms())}"
         )
     return _REGISTRY[name](context)
@@ -69,19 +71,7 @@ class FitState:
     init_transl: torch.Tensor  # (B, 3) camera translation at the start of the fit
     progress: float = 0.0  # fraction of the current stage done, in [0, 1)
     stage_index: int = 0
-
-
-def gmof(residual: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Geman-McClure robustifier, elementwise: sigma^2 r^2 / (sigma^2 + r^2)."""
-    squared = residual**2
-    return sigma**2 * squared / (sigma**2 + squared)
-
-
-def reprojection_per_joint(
-    projected: torch.Tensor, keypoints: torch.Tensor, confidence: torch.Tensor, sigma: float
-) -> torch.Tensor:
-    """SMPLify's robust data term per joint: conf^2 * sum_xy GMoF(residual).  -> (B, 49)."""
-    return confidence**2 * gmof(projected - keypoints, sigma).sum(-1)
+    sample_seed: torch.Tensor | None = None  # (B,) int64 key of each sample's noise (stochastic terms)
 
 
 @register_term("reprojection")
@@ -122,7 +112,7 @@ def _camera_depth(context: TermContext) -> Term:
 @register_term("gmm_pose")
 def _gmm_pose(context: TermContext) -> Term:
     if context.gmm is None:
-        raise ValueError("the gmm_pose term needs a GMM pose prior (gmm_08.pkl); none is loaded")
+        raise BadInputError("the gmm_pose term needs a GMM pose prior (gmm_08.pkl); none is loaded")
     gmm = context.gmm
     return lambda s: gmm(s.body_pose)
 
@@ -150,7 +140,7 @@ def _diffusion_pose(context: TermContext) -> Term:
 
     prior = context.extras.get("diffusion_prior")
     if prior is None:
-        raise ValueError(
+        raise BadInputError(
             "the diffusion_pose term needs a diffusion pose prior; none is loaded (SMPLify loads "
             "fitting.diffusion.checkpoint, or the bundled one when it is unset)"
         )

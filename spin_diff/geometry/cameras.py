@@ -58,6 +58,13 @@ _SCALE_EPS = 1e-9
 FocalLength = float | torch.Tensor
 
 
+def default_depth(focal_length: FocalLength = FOCAL_LENGTH, crop_size: int = CROP_SIZE):
+    """The camera depth of SPIN's mean body (weak-perspective scale 0.9) at this focal length:
+    where a camera falls back to when keypoints cannot place it (about 49.6 m for the
+    defaults). Float in, float out; a tensor in, a tensor out."""
+    return 2.0 * focal_length / (crop_size * _MEAN_WEAK_PERSPECTIVE_SCALE)
+
+
 def _focal_xy(focal_length: FocalLength, batch_size: int, like: torch.Tensor) -> torch.Tensor:
     """Focal length as a per-sample ``(f_x, f_y)`` pair.
 
@@ -311,6 +318,9 @@ def crop_keypoints_to_image(
     return relative * image_pixels_per_pixel[:, None, None] + center[:, None, :]
 
 
+_default_depth = default_depth  # the argument of estimate_translation shadows the function
+
+
 def estimate_translation(
     joints3d: torch.Tensor,
     joints2d: torch.Tensor,
@@ -358,7 +368,7 @@ def estimate_translation(
     if camera_center is None:
         camera_center = _default_center(batch_size, joints3d)
     if default_depth is None:
-        default_depth = 2.0 * focal.mean(-1) / (CROP_SIZE * _MEAN_WEAK_PERSPECTIVE_SCALE)
+        default_depth = _default_depth(focal.mean(-1))
     default_depth = torch.as_tensor(default_depth, dtype=dtype, device=joints3d.device)
     default_depth = default_depth.expand(batch_size)
 

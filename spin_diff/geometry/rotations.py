@@ -228,6 +228,28 @@ def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
     return quaternion_to_axis_angle(matrix_to_quaternion(matrix))
 
 
+def canonical_axis_angle(axis_angle: torch.Tensor, tolerance: float = 1e-3) -> torch.Tensor:
+    """One axis-angle per rotation near a half turn, so equal rotations start equal fits.
+
+    At an angle of pi, ``pi * n`` and ``-pi * n`` are the same rotation, and float round-off
+    decides which one :func:`matrix_to_axis_angle` returns (SPIN's mean pose has a global
+    orientation of exactly pi). A vector within ``tolerance`` of pi whose axis has a negative
+    largest component is replaced by ``(angle - 2 pi) * axis``: the same rotation, written
+    about the flipped axis (angle slightly above pi). Other vectors are unchanged.
+
+    Args:
+        axis_angle: ``(..., 3)``.
+
+    Returns:
+        ``(..., 3)``, the same rotations.
+    """
+    angle = axis_angle.norm(dim=-1, keepdim=True)
+    largest = axis_angle.gather(-1, axis_angle.abs().argmax(-1, keepdim=True))
+    flip = (angle > torch.pi - tolerance) & (largest < 0)
+    scale = (angle - 2.0 * torch.pi) / angle.clamp_min(1.0)
+    return torch.where(flip, axis_angle * scale, axis_angle)
+
+
 def rot6d_to_matrix(rot6d: torch.Tensor) -> torch.Tensor:
     """Decode the SPIN 6D layout to rotation matrices by Gram-Schmidt.
 

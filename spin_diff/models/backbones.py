@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from spin_diff.errors import BadInputError
+
 __all__ = [
     "RESNET_LAYERS",
     "BasicBlock",
@@ -92,7 +94,7 @@ class ResNet(nn.Module):
     def __init__(self, block: type[nn.Module], layers: tuple[int, ...], width: float = 1.0):
         super().__init__()
         if width <= 0:
-            raise ValueError(f"backbone width must be positive, got {width}")
+            raise BadInputError(f"backbone width must be positive, got {width}")
         channels = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
         self.inplanes = channels[0]
         self.conv1 = nn.Conv2d(3, channels[0], 7, stride=2, padding=3, bias=False)
@@ -139,7 +141,7 @@ def build_backbone(name: str = "resnet50", width: float = 1.0) -> ResNet:
     """A ResNet by name (``resnet18``, ``resnet34``, ``resnet50``) and width multiplier."""
     key = name.lower().replace("-", "")
     if key not in RESNET_LAYERS:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(RESNET_LAYERS)}")
+        raise BadInputError(f"unknown backbone {name!r}; choose one of {sorted(RESNET_LAYERS)}")
     block, layers = RESNET_LAYERS[key]
     return ResNet(block, layers, width=width)
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.models.backbones import (
     RESNET_LAYERS,
     Bottleneck,
@@ -59,7 +60,7 @@ _BACKBONE_PREFIXES = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4
 _HEAD_PREFIXES = ("fc1.", "fc2.", "decpose.", "decshape.", "deccam.", "init_pose", "init_shape", "init_cam")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BadInputError):
     """A checkpoint cannot be used; the message names the file, the problem and the fix."""
 
 
@@ -67,7 +68,7 @@ def read_torch_file(path: str | Path) -> Any:
     """``torch.load`` on CPU with errors that name the file (missing, truncated, not torch)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingInputError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -302,11 +303,11 @@ def save_regressor(model: Regressor, path: str | Path, body=None, **extra: Any) 
     from spin_diff.config import config_to_dict
 
     if model.config is None:
-        raise ValueError("the regressor has no config (build it with build_regressor)")
+        raise BadInputError("the regressor has no config (build it with build_regressor)")
     files = body.files if body is not None else getattr(model, "body_files", None)
     reserved = {"format", "version", "config", "input", "model", "body_model_sha256"} & set(extra)
     if reserved:
-        raise ValueError(f"extra checkpoint entries may not be named {sorted(reserved)}")
+        raise BadInputError(f"extra checkpoint entries may not be named {sorted(reserved)}")
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.geometry.cameras import CROP_SIZE, perspective_projection, weak_perspective_to_translation
 from spin_diff.geometry.rotations import matrix_to_axis_angle, rot6d_to_matrix
 from spin_diff.models.backbones import build_backbone
@@ -84,7 +85,7 @@ class IEFHead(nn.Module):
     ) -> None:
         super().__init__()
         if iterations < 1:
-            raise ValueError(f"the IEF head needs at least 1 iteration, got {iterations}")
+            raise BadInputError(f"the IEF head needs at least 1 iteration, got {iterations}")
         self.iterations = iterations
         self.fc1 = nn.Linear(feature_dim + NUM_POSE_6D + NUM_BETAS + NUM_CAMERA, hidden)
         self.drop1 = nn.Dropout(dropout)
@@ -103,7 +104,7 @@ class IEFHead(nn.Module):
         ):
             value = torch.as_tensor(mean_params[key], dtype=torch.float32).reshape(-1)
             if value.numel() != size:
-                raise ValueError(f"mean parameter {key!r} must have {size} numbers, got {value.numel()}")
+                raise BadInputError(f"mean parameter {key!r} must have {size} numbers, got {value.numel()}")
             self.register_buffer(name, value[None].clone())  # (1, size), as in SPIN's checkpoints
 
     def forward(
@@ -171,7 +172,7 @@ class KeypointEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if not 0 <= joint_dropout < 1:
-            raise ValueError(f"joint_dropout must be in [0, 1), got {joint_dropout}")
+            raise BadInputError(f"joint_dropout must be in [0, 1), got {joint_dropout}")
         self.num_keypoints = num_keypoints
         self.joint_dropout = joint_dropout
         self.feature_dim = feature_dim
@@ -187,7 +188,7 @@ class KeypointEncoder(nn.Module):
     def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
         """keypoints ``(B, 49, 3)`` crop pixels + confidence -> features ``(B, feature_dim)``."""
         if keypoints.ndim != 3 or keypoints.shape[1:] != (self.num_keypoints, 3):
-            raise ValueError(
+            raise BadInputError(
                 f"keypoints must be (B, {self.num_keypoints}, 3) crop pixels and confidence, "
                 f"got {tuple(keypoints.shape)}"
             )
@@ -224,7 +225,7 @@ class Regressor(nn.Module):
     ):
         super().__init__()
         if input_kind not in ("image", "keypoints"):
-            raise ValueError(f"input kind must be 'image' or 'keypoints', got {input_kind!r}")
+            raise BadInputError(f"input kind must be 'image' or 'keypoints', got {input_kind!r}")
         self.encoder = encoder
         self.head = head
         self.input_kind = input_kind
@@ -236,7 +237,7 @@ class Regressor(nn.Module):
         self.body_files = body.files if body is not None else None
         self.body_num_betas = body.num_betas if body is not None else NUM_BETAS
         if body is not None:
-            body._require_extra()
+            body.require_keypoint_regressor()
 
     def forward(self, inputs: torch.Tensor, iterations: int | None = None) -> RegressorOutput:
         """Crops or keypoints -> :class:`RegressorOutput` (see the class docstring for inputs)."""
@@ -272,7 +273,7 @@ def build_regressor(
     if mean_params is None:
         if body is None or body.mean_params is None:
             where = f"next to {body.files.model}" if body is not None else "(no body model given)"
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"the regressor starts from smpl_mean_params.npz, which was not found {where}: "
                 "pass --set body.mean_params=PATH"
             )
@@ -283,7 +284,7 @@ def build_regressor(
         kp = config.keypoints
         encoder = KeypointEncoder(NUM_KEYPOINTS, kp.hidden, kp.blocks, kp.feature_dim, kp.joint_dropout)
     else:
-        raise ValueError(f"regressor input must be 'image' or 'keypoints', got {config.input!r}")
+        raise BadInputError(f"regressor input must be 'image' or 'keypoints', got {config.input!r}")
     head = IEFHead(
         encoder.feature_dim, mean_params, config.head.iterations, config.head.hidden, config.head.dropout
     )

@@ -25,6 +25,7 @@ import torch
 
 from spin_diff.body.joints import NUM_OPENPOSE_JOINTS
 from spin_diff.data.corruption import CorruptionConfig, corrupt_keypoints
+from spin_diff.errors import BadInputError
 from spin_diff.geometry.cameras import CROP_SIZE, FOCAL_LENGTH, perspective_projection
 from spin_diff.models.config import RegressorConfig
 from spin_diff.models.hmr import Regressor, build_regressor
@@ -200,9 +201,9 @@ def train_keypoint_regressor(
 
     config = config or KeypointTrainConfig()
     if config.model.input != "keypoints":
-        raise ValueError("train_keypoint_regressor trains keypoint-input regressors (model.input: keypoints)")
+        raise BadInputError("train_keypoint_regressor trains keypoint-input regressors (model.input: keypoints)")
     if config.steps < 1 or config.batch_size < 1:
-        raise ValueError("steps and batch_size must be at least 1")
+        raise BadInputError("steps and batch_size must be at least 1")
     torch.manual_seed(config.seed)
     model = build_regressor(config.model, body=body).to(body.fast.joint_template.device).train()
     if source is None:

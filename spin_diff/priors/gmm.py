@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spin_diff.errors import BadInputError
 from spin_diff.utils.portable_pickle import dump_portable
 
 __all__ = [
@@ -45,7 +46,7 @@ _HOW_TO_FIX = (
 )
 
 
-class GMMFileError(ValueError):
+class GMMFileError(BadInputError):
     """A Gaussian-mixture file is unreadable or its content is inconsistent."""
 
 

@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from spin_diff.errors import BadInputError, MissingInputError
 
 __all__ = ["read_body_poses", "read_smpl_poses"]
 
@@ -45,29 +46,29 @@ def read_smpl_poses(path: str | Path, sampler_orientation: bool = False) -> np.n
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"pose file not found: {path}")
+        raise MissingInputError(f"pose file not found: {path}")
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as err:
-        raise ValueError(f"cannot read {path} as an .npz of poses ({type(err).__name__}: {err})") from err
+        raise BadInputError(f"cannot read {path} as an .npz of poses ({type(err).__name__}: {err})") from err
     if not hasattr(data, "files"):
-        raise ValueError(f"{path} holds a single array, not an .npz with a 'pose' or 'poses' key")
+        raise BadInputError(f"{path} holds a single array, not an .npz with a 'pose' or 'poses' key")
     with data:
         keys = list(data.files)
         if "poses" in keys:
             poses, source = data["poses"], "poses (AMASS layout)"
             if poses.ndim != 2 or poses.shape[1] < 72:
-                raise ValueError(
+                raise BadInputError(
                     f"{path}: 'poses' must be (N, >= 72) SMPL axis-angle, got shape {poses.shape}"
                 )
         elif "pose" in keys:
             poses, source = data["pose"], "pose"
             if poses.ndim != 2 or poses.shape[1] != 72:
-                raise ValueError(f"{path}: 'pose' must be (N, 72) SMPL axis-angle, got shape {poses.shape}")
+                raise BadInputError(f"{path}: 'pose' must be (N, 72) SMPL axis-angle, got shape {poses.shape}")
             if "has_smpl" in keys:  # a SPIN dataset file
                 has_smpl = np.asarray(data["has_smpl"]).reshape(-1)
                 if has_smpl.shape[0] != poses.shape[0]:
-                    raise ValueError(
+                    raise BadInputError(
                         f"{path}: has_smpl has {has_smpl.shape[0]} rows but pose has {poses.shape[0]}"
                     )
                 poses, source = poses[has_smpl == 1], "pose rows with has_smpl == 1 (SPIN dataset)"
@@ -77,14 +78,14 @@ def read_smpl_poses(path: str | Path, sampler_orientation: bool = False) -> np.n
                 poses = np.array(poses, dtype=np.float64)
                 poses[:, :3] = upright_global_orient(poses[:, 3:], [str(p) for p in data["posture"]])
         else:
-            raise ValueError(
+            raise BadInputError(
                 f"{path} has no pose key: expected 'pose' (N, 72; sampler output or SPIN dataset) or "
                 f"'poses' (N, >= 72; AMASS), found {keys}"
             )
     try:
         poses = np.asarray(poses[:, :72], dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: {source} is not numeric ({err})") from err
+        raise BadInputError(f"{path}: {source} is not numeric ({err})") from err
     finite = np.isfinite(poses).all(axis=1)
     if not finite.all():
         log.warning("%s: dropped %d of %d rows with NaN or inf", path, int((~finite).sum()), len(poses))

@@ -160,3 +160,19 @@ def test_fewer_betas_are_zero_padded(body):
         expected = body.forward(pose, padded).joints
         torch.testing.assert_close(body.joints(pose, betas).joints, expected, rtol=0, atol=1e-5)
         torch.testing.assert_close(body.forward(pose, betas).joints, expected, rtol=0, atol=1e-5)
+
+
+def test_fitting_without_j_regressor_extra_is_a_clear_error(random_smpl):
+    """Without J_regressor_extra.npy, 9 of the 49 joints have no regressor: fitting, scoring
+    and every joints call refuse, instead of fitting with those joints at the origin."""
+    from spin_diff.fitting.config import FittingConfig, StageConfig
+    from spin_diff.fitting.smplify import SMPLify
+
+    (random_smpl.folder / "J_regressor_extra.npy").unlink()
+    body = load_body_model(random_smpl.model_file)
+    reprojection_only = FittingConfig(stages=[StageConfig(name="body", iterations=2, terms={"reprojection": 1.0})])
+    with pytest.raises(BodyModelNotFoundError, match="J_regressor_extra.npy") as info:
+        SMPLify(body, reprojection_only)
+    assert "--set body.j_regressor_extra=PATH" in str(info.value)
+    with pytest.raises(BodyModelNotFoundError, match="J_regressor_extra.npy"):
+        body.joints(torch.zeros(1, 72), torch.zeros(1, 10))

@@ -164,11 +164,18 @@ def test_body_faces_plus_z(body):
 )
 def test_angle_prior_allows_natural_bending(body, prior_term, moving_joint, direction):
     """Bending with a small angle-prior value moves the forearm forward (+z) and the shin back (-z)."""
+    from spin_diff.priors.angle import angle_prior
+
     index, sign = ANGLE_PRIOR_INDICES[prior_term], ANGLE_PRIOR_SIGNS[prior_term]
     theta = -sign * 1.0
     pose, betas = zero_inputs()
     pose[0, 3 + index] = theta
-    assert np.exp(sign * theta) ** 2 < 0.2  # the prior does not penalise this bend
+    hyperextended = pose.clone()
+    hyperextended[0, 3 + index] = -theta
+    # the package's prior lowers its value for this bend and raises it steeply the other way
+    rest_value = angle_prior(zero_inputs()[0][:, 3:])
+    assert angle_prior(pose[:, 3:]) < rest_value - 0.8
+    assert angle_prior(hyperextended[:, 3:]) > rest_value + 5.0
     with torch.no_grad():
         rest = body.joints(*zero_inputs()).skeleton[0, skeleton_joint(moving_joint)]
         bent = body.joints(pose, betas).skeleton[0, skeleton_joint(moving_joint)]

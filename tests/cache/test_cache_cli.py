@@ -103,14 +103,15 @@ def test_build_errors_say_what_is_wrong(tmp_path, tiny_dataset, fast_config, cap
     assert message in capsys.readouterr().err
 
 
-def test_other_commands_report_bad_input(tmp_path, capsys):
+def test_other_commands_report_bad_input(tmp_path, tiny_dataset, capsys):
     assert main(["stats", str(tmp_path / "nowhere")]) == 2
     assert "no fit cache at" in capsys.readouterr().err
     bad = tmp_path / "fits.npy"
     np.save(bad, np.zeros((5, 72)))
-    assert main(["import-spin", str(bad), "--dataset", "lsp", "--cache", str(tmp_path / "c")]) == 2
+    data = ["--data", str(tiny_dataset)]
+    assert main(["import-spin", str(bad), "--dataset", "lsp", "--cache", str(tmp_path / "c"), *data]) == 2
     assert "(N, 82)" in capsys.readouterr().err
-    assert main(["import-spin", str(bad), "--dataset", "no/slash", "--cache", str(tmp_path / "c")]) == 2
+    assert main(["import-spin", str(bad), "--dataset", "no/slash", "--cache", str(tmp_path / "c"), *data]) == 2
     assert "cannot key a fit cache" in capsys.readouterr().err
     assert main(["import", str(bad), "--cache", str(tmp_path / "c")]) == 2
     assert "not an .npz archive" in capsys.readouterr().err
@@ -123,7 +124,34 @@ def test_cache_is_a_spin_diff_subcommand():
 
     parser = cli_main.build_parser()
     subcommands = next(a for a in parser._actions if a.dest == "command").choices
-    if "cache" not in subcommands:
-        pytest.skip("`cache` is not registered in spin_diff/cli/main.py yet")
+    assert "cache" in subcommands
     args = parser.parse_args(["cache", "stats", "somewhere"])
     assert args.handler.__name__ == "run_stats"
+
+
+def test_import_spin_needs_the_dataset_and_refuses_archives(tmp_path, tiny_dataset, capsys):
+    """Without the dataset, the rows of a fits file cannot be checked against real examples."""
+    fits = np.zeros((16, 82), dtype=np.float32)
+    np.save(tmp_path / "fits.npy", fits)
+    cache = tmp_path / "c"
+    with pytest.raises(SystemExit) as info:
+        main(["import-spin", str(tmp_path / "fits.npy"), "--dataset", "tiny", "--cache", str(cache)])
+    assert info.value.code == 2 and "--data" in capsys.readouterr().err
+    np.savez(tmp_path / "fits.npz", fits=fits)
+    command = ["import-spin", str(tmp_path / "fits.npz"), "--dataset", "tiny", "--data", str(tiny_dataset)]
+    assert main([*command, "--cache", str(cache)]) == 2
+    assert "is an .npz archive (arrays ['fits'])" in capsys.readouterr().err
+    np.save(tmp_path / "long.npy", np.zeros((20, 82), dtype=np.float32))
+    command = ["import-spin", str(tmp_path / "long.npy"), "--dataset", "tiny", "--data", str(tiny_dataset)]
+    assert main([*command, "--cache", str(cache)]) == 2
+    assert "has 20 rows but" in capsys.readouterr().err
+    assert not cache.exists()
+
+
+def test_build_on_a_dataset_without_keypoints_leaves_no_store(tmp_path, fast_config, capsys):
+    dataset = tmp_path / "boxes_only.npz"
+    np.savez(dataset, center=np.full((3, 2), 112.0), scale=np.full(3, 1.12), imgname=np.array(["a", "b", "c"]))
+    cache = tmp_path / "cache"
+    code = main(["build", "--dataset", str(dataset), "--cache", str(cache), "--config", str(fast_config), "--quiet"])
+    assert code == 2 and "no 2D keypoints" in capsys.readouterr().err
+    assert not cache.exists()

@@ -70,3 +70,42 @@ def test_demo_renders_synthesises_and_fits(tmp_path, capsys):
         assert (tmp_path / name).is_file(), name
     assert len(list((tmp_path / "fits").glob("*/person_00/overlay.png"))) == 2
     assert "PA-MPJPE" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bug", [KeyError("pose"), ValueError("operands could not be broadcast"), RuntimeError("x")])
+def test_a_bug_keeps_its_traceback(monkeypatch, bug):
+    """Only input errors (spin_diff.errors.InputError) become one-line messages; a KeyError
+    or ValueError from a bug must not be dressed up as bad input."""
+    import spin_diff.cli.body as body_cli
+
+    def broken(args):
+        raise bug
+
+    monkeypatch.setattr(body_cli, "run_info", broken)
+    with pytest.raises(type(bug)):
+        main(["body", "info"])
+
+
+def test_verbose_prints_the_traceback_of_an_input_error(capsys, tmp_path):
+    assert main(["-v", "body", "info", "--body-model", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "BodyModelNotFoundError" in err
+    assert main(["body", "info", "--body-model", str(tmp_path / "nowhere")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_every_package_error_is_an_input_error():
+    from spin_diff.body.files import BodyModelNotFoundError
+    from spin_diff.body.smpl_format import SMPLFileError
+    from spin_diff.cache.errors import FitStoreError, StoreCorruptedError
+    from spin_diff.config import ConfigError
+    from spin_diff.data.openpose import OpenPoseFileError
+    from spin_diff.data.spin_npz import SpinDataError
+    from spin_diff.diffusion.model import DiffusionPriorError
+    from spin_diff.errors import InputError
+    from spin_diff.priors.gmm import GMMFileError
+
+    for error in (BodyModelNotFoundError, SMPLFileError, FitStoreError, StoreCorruptedError, ConfigError,
+                  OpenPoseFileError, SpinDataError, DiffusionPriorError, GMMFileError):  # fmt: skip
+        assert issubclass(error, InputError), error
+    assert issubclass(BodyModelNotFoundError, FileNotFoundError) and issubclass(ConfigError, ValueError)

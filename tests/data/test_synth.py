@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("spin_diff.priors.pose_sampler")
-
-from spin_diff.body.model import load_body_model  # noqa: E402
-from spin_diff.data.corruption import CorruptionConfig  # noqa: E402
-from spin_diff.data.openpose import read_openpose_json  # noqa: E402
-from spin_diff.data.spin_npz import SPIN_KEYS, SYNTH_KEYS, keypoints_49, read_spin_npz  # noqa: E402
-from spin_diff.data.synth import (  # noqa: E402
+from spin_diff.body.model import load_body_model
+from spin_diff.data.corruption import CorruptionConfig
+from spin_diff.data.openpose import read_openpose_json
+from spin_diff.data.spin_npz import SPIN_KEYS, SYNTH_KEYS, keypoints_49, read_spin_npz
+from spin_diff.data.synth import (
     SynthConfig,
     frame_person,
     generate_dataset,
@@ -24,7 +22,7 @@ from spin_diff.data.synth import (  # noqa: E402
     procedural_background,
     sample_global_orient,
 )
-from spin_diff.geometry.cameras import (  # noqa: E402
+from spin_diff.geometry.cameras import (
     CROP_SIZE,
     FOCAL_LENGTH,
     full_to_crop_translation,
@@ -32,7 +30,7 @@ from spin_diff.geometry.cameras import (  # noqa: E402
     perspective_projection,
     weak_perspective_to_translation,
 )
-from spin_diff.render import render_mesh  # noqa: E402
+from spin_diff.render import render_mesh
 
 TINY = SynthConfig(num_images=4, seed=7, image_size=(128, 128))
 SPIN_REQUIRED = tuple(k for k in SPIN_KEYS if k != "gender")

@@ -96,3 +96,16 @@ def test_guided_method_and_the_default_term_run_from_bundled_assets(synth_set, t
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["fitting"]["method"] == "guided"
     assert "diffusion_pose" in saved["fitting"]["stages"][1]["terms"]  # the default keeps the term
+
+
+def test_a_person_gets_the_same_fit_alone_or_with_others(synth_set, tmp_path):
+    """spin-diff fit keys each person's diffusion noise by image name and person index."""
+    together, alone = tmp_path / "together", tmp_path / "alone"
+    keypoints = str(synth_set / "keypoints")
+    assert main(["fit", str(synth_set / "images"), "--keypoints", keypoints, "--out", str(together), *FAST]) == 0
+    image = sorted((synth_set / "images").iterdir())[1]
+    assert main(["fit", str(image), "--keypoints", keypoints, "--out", str(alone), *FAST]) == 0
+    a = np.load(together / image.stem / "person_00" / "params.npz")
+    b = np.load(alone / image.stem / "person_00" / "params.npz")
+    for key in ("pose", "betas", "transl_crop"):
+        np.testing.assert_allclose(a[key], b[key], atol=1e-5, err_msg=key)

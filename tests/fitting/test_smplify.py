@@ -10,7 +10,8 @@ from spin_diff.body.model import load_body_model
 from spin_diff.config import Config, load_config
 from spin_diff.fitting.config import FittingConfig, StageConfig
 from spin_diff.fitting.smplify import SMPLify
-from spin_diff.fitting.terms import FitState, TermContext, build_term, gmof
+from spin_diff.fitting.losses import gmof
+from spin_diff.fitting.terms import FitState, TermContext, build_term
 from spin_diff.geometry.alignment import pa_mpjpe
 from spin_diff.geometry.cameras import perspective_projection
 
@@ -189,10 +190,12 @@ def test_score_of_returned_parameters_equals_the_fit_score(model):
     ignored = joint_indices(fitter.config.ignore_in_body_stage)
     assert (losses[:, ignored] == 0).all()
     assert torch.allclose(score, losses.mean(-1))
-    # a stored fit without a camera gets the least-squares translation: close to the fit's
-    stored, _, estimated = fitter.score(result.pose, result.betas, keypoints)
-    assert torch.isfinite(stored).all()
-    assert (estimated - result.transl).norm(dim=-1).max() < 1.0
+    # a stored fit without a camera gets the least-squares translation over the GT joints:
+    # for the true body and noise-free keypoints that is the true camera
+    true_pose, true_betas, true_transl, _ = known_bodies(model, ["walk", "apose"])
+    stored, _, estimated = fitter.score(true_pose, true_betas, keypoints)
+    assert torch.isfinite(stored).all() and (stored < 1e-3).all()
+    assert (estimated - true_transl).norm(dim=-1).max() < 1e-4
 
 
 def test_smplifyx_style_schedule_from_yaml_with_lbfgs(model, tmp_path):
@@ -245,18 +248,27 @@ def test_orientation_flip_trial_turns_a_side_view_around(model):
     assert with_flip.stage_losses["camera"] < without.stage_losses["camera"]
 
 
-def test_early_stopping_saves_iterations_without_changing_the_answer(model):
-    pose, betas, transl, keypoints = known_bodies(model, ["walk", "apose"])
-    init_pose = pose + 0.02 * torch.randn(pose.shape, generator=torch.Generator().manual_seed(3))
-    stages = [StageConfig(name="b", iterations=300, terms={"reprojection": 1.0, "shape": 25.0})]
-    full = SMPLify(model, FittingConfig(stages=stages)).fit(keypoints, init_pose, betas, transl)
-    config = FittingConfig(stages=stages)
+def test_early_stopping_saves_iterations_without_changing_the_answer(model64):
+    """Early stopping ends a sample's stage once its loss has settled: the score ends within
+    3% of running every iteration, and the body within 25 mm (a photo-like camera, where 2D
+    keypoints pin the body down; 2 px keypoint noise, so the loss settles above zero)."""
+    pose, betas, transl, keypoints = known_bodies(model64, ["walk", "apose"], depth=4.5, focal=500.0)
+    gen = torch.Generator().manual_seed(9)
+    keypoints = keypoints.clone()
+    keypoints[..., :2] += 2.0 * torch.randn(keypoints[..., :2].shape, generator=gen, dtype=torch.float64)
+    init_pose = pose + 0.05 * torch.randn(pose.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    stages = [StageConfig(name="b", iterations=500, terms={"reprojection": 1.0, "shape": 25.0})]
+    full = SMPLify(model64, FittingConfig(stages=stages, focal_length=500.0)).fit(keypoints, init_pose, betas, transl)
+    config = FittingConfig(stages=stages, focal_length=500.0)
     config.early_stop.enabled = True
-    config.early_stop.rel_tol = 1e-3
+    config.early_stop.rel_tol = 1e-4
     config.early_stop.patience = 3
-    early = SMPLify(model, config).fit(keypoints, init_pose, betas, transl)
-    assert (early.iterations < full.iterations).all(), early.iterations
-    assert (early.score <= full.score * 1.5 + 0.5).all()
+    early = SMPLify(model64, config).fit(keypoints, init_pose, betas, transl)
+    assert (early.iterations < 0.7 * full.iterations).all(), early.iterations
+    assert (early.score <= 1.03 * full.score).all(), (early.score, full.score)
+    with torch.no_grad():
+        apart = model64.joints(early.pose, early.betas).joints - model64.joints(full.pose, full.betas).joints
+    assert apart.norm(dim=-1).max() < 0.025
 
 
 def test_a_fit_that_starts_at_the_answer_is_not_called_diverged(model):

@@ -289,7 +289,7 @@ def test_camera_convention_and_pixel_centres():
 
 
 def test_torch_vertices_and_focal_pair():
-    torch = pytest.importorskip("torch")
+    import torch
     vertices, faces = uv_sphere(radius=0.5)
     reference = render_mesh(vertices, faces, translation=(0.0, 0.0, 40.0), image_size=(64, 64), focal_length=(900, 900))
     tensor = torch.tensor(vertices, dtype=torch.float64, requires_grad=True)

@@ -67,11 +67,11 @@ def train_step(run, batch: dict[str, torch.Tensor]) -> StepParts:
     stored_score = score_stored_fits(run.fitter, batch)
     prediction = regress(run, batch)
     fit = fit_from_prediction(run.fitter, prediction, batch) if config.fitting.in_loop else None
+    gt_pose, gt_betas, has_gt = ground_truth(batch)
     targets = choose_supervision(
         batch["stored_pose"], batch["stored_betas"], stored_score,
         fit.pose if fit else None, fit.betas if fit else None, fit.score if fit else None,
-        fit.success if fit else None,
-        batch["pose"], batch["betas"], batch["has_smpl"], prediction.finite,
+        fit.success if fit else None, gt_pose, gt_betas, has_gt, prediction.finite,
         config.fitting.threshold, config.fitting.beta_limit,
     )  # fmt: skip
     updates = canonical_updates(run.fitter, batch, fit, targets)
@@ -85,6 +85,16 @@ def score_stored_fits(fitter: SMPLify, batch) -> torch.Tensor:
     """SPIN's score of each stored fit in this view (least-squares camera); +inf where none."""
     score, _, _ = fitter.score(batch["stored_pose"], batch["stored_betas"], batch["keypoints"])
     return torch.where(batch["stored_found"], score, torch.full_like(score, float("inf")))
+
+
+def ground_truth(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ground-truth pose (view), betas and where it exists: the dataset's SMPL (``has_smpl``),
+    else a ground-truth record of the store (imported with ``spin-diff cache``)."""
+    stored_gt = batch["stored_found"] & (batch["stored_source"] == _GROUND_TRUTH)
+    has_smpl = batch["has_smpl"]
+    pose = torch.where(has_smpl[:, None], batch["pose"], batch["stored_pose"])
+    betas = torch.where(has_smpl[:, None], batch["betas"], batch["stored_betas"])
+    return pose, betas, has_smpl | stored_gt
 
 
 def regress(run, batch) -> Prediction:
@@ -159,7 +169,7 @@ def canonical_updates(fitter: SMPLify, batch, fit: FitResult | None, targets: Su
         write_fit = torch.zeros_like(has_smpl)
         pose, betas, transl, score = gt_pose, batch["betas"], gt_transl, gt_score
     else:
-        write_fit = targets.new_is_better & ~has_smpl
+        write_fit = targets.new_is_better & ~has_smpl & (batch["stored_source"] != _GROUND_TRUTH)
         root = root_joint(fitter.body, fit.betas)
         fit_pose, fit_transl = to_canonical(fit.pose, flip, rotation, fit.transl, root)
         fit_transl = fit_transl * torch.stack([torch.ones_like(scale), torch.ones_like(scale), 1.0 / scale], -1)

@@ -42,7 +42,7 @@ def choose_supervision(
     new_ok: torch.Tensor | None,
     gt_pose: torch.Tensor,
     gt_betas: torch.Tensor,
-    has_smpl: torch.Tensor,
+    has_smpl: torch.Tensor,  # (B,) ground truth exists (dataset or store)
     finite_prediction: torch.Tensor,
     threshold: float,
     beta_limit: float,
@@ -52,7 +52,7 @@ def choose_supervision(
         new_is_better = torch.zeros_like(has_smpl)
         pose, betas, score = stored_pose, stored_betas, stored_score
     else:
-        new_is_better = new_ok & (new_score < stored_score)
+        new_is_better = new_ok & (new_score < stored_score) & ~has_smpl
         pose = torch.where(new_is_better[:, None], new_pose, stored_pose)
         betas = torch.where(new_is_better[:, None], new_betas, stored_betas)
         score = torch.where(new_is_better, new_score, stored_score)

@@ -17,7 +17,13 @@ def add_parser(subparsers) -> None:
     )  # fmt: skip
     fit.add_argument("--out", type=Path, required=True, help="output folder")
     fit.add_argument("--bbox", help="x1,y1,x2,y2 person box in pixels (default: from the keypoints)")
-    fit.add_argument("--checkpoint", type=Path, help="regressor checkpoint to initialise from")
+    fit.add_argument(
+        "--init", default="mean",
+        help="where fits start: mean (SPIN's mean pose, default), regressor (the bundled keypoint "
+        "regressor) or a regressor checkpoint (SPIN's model_checkpoint.pt or spin-diff's; an image "
+        "regressor reads the crops, a keypoint regressor the keypoints)",
+    )  # fmt: skip
+    fit.add_argument("--checkpoint", help="the same as --init CKPT")
     fit.add_argument("--batch-size", type=int, default=32)
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_arguments(fit)
@@ -27,13 +33,10 @@ def add_parser(subparsers) -> None:
 def run_fit(args: argparse.Namespace) -> int:
     from spin_diff.config import save_config
     from spin_diff.fitting.images import fit_images
+    from spin_diff.fitting.initialisation import resolve_init
     from spin_diff.fitting.smplify import SMPLify
 
-    if args.checkpoint is not None:
-        raise ValueError(
-            "--checkpoint: regressor checkpoints are not available in this version (the training "
-            "milestone adds them); omit it to start from the mean pose"
-        )
+    init = args.checkpoint if args.checkpoint is not None else args.init
     if not args.images.exists():
         raise FileNotFoundError(f"images not found: {args.images}")
     if not args.keypoints.exists():
@@ -42,12 +45,13 @@ def run_fit(args: argparse.Namespace) -> int:
         raise ValueError("--batch-size must be at least 1")
     config = resolve_config(args)
     model = load_body_from_config(config)
+    regressor = resolve_init(init, model, images_available=True, device=config.device)
     fitter = SMPLify(model, config.fitting)
     args.out.mkdir(parents=True, exist_ok=True)
     save_config(config, args.out / "config.yaml")
     report = fit_images(
         args.images, args.keypoints, args.out, model, fitter,
-        bbox=args.bbox, batch_size=args.batch_size, progress=not args.quiet,
+        bbox=args.bbox, batch_size=args.batch_size, progress=not args.quiet, regressor=regressor, init=init,
     )  # fmt: skip
     for name, reason in report.failed:
         print(f"FAILED {name}: {reason}")

@@ -138,8 +138,11 @@ def mean_initialisation(model: BodyModel, batch: int) -> tuple[torch.Tensor, tor
     return pose, betas
 
 
-def fit_people(model: BodyModel, fitter: SMPLify, people: list[Person], crop_size: int):
-    """Fit a batch of people in their crops. Returns the FitResult and crop keypoints."""
+def fit_people(model: BodyModel, fitter: SMPLify, people: list[Person], crop_size: int, regressor=None):
+    """Fit a batch of people in their crops, from the mean pose or from ``regressor``'s
+    prediction (a keypoint regressor reads the crop keypoints, an image regressor the crops).
+    Returns the FitResult and crop keypoints."""
+    from spin_diff.fitting.initialisation import regressor_start
     from spin_diff.geometry.cameras import image_keypoints_to_crop
 
     device = model.fast.joint_template.device
@@ -148,12 +151,24 @@ def fit_people(model: BodyModel, fitter: SMPLify, people: list[Person], crop_siz
     scales = torch.tensor([p.box_size / 200.0 for p in people], dtype=torch.float32)
     crop_xy = image_keypoints_to_crop(keypoints[..., :2], centers, scales, crop_size=crop_size)
     crop_keypoints = torch.cat([crop_xy, keypoints[..., 2:]], dim=-1).to(device)
-    pose, betas = mean_initialisation(model, len(people))
-    return fitter.fit(crop_keypoints, pose, betas), crop_keypoints
+    if regressor is None:
+        pose, betas = mean_initialisation(model, len(people))
+        return fitter.fit(crop_keypoints, pose, betas), crop_keypoints
+    if regressor.input_kind == "image":
+        from spin_diff.data.crops import load_crops
+
+        inputs = load_crops([p.image_path for p in people], centers.numpy(), scales.numpy(), crop_size)
+    else:
+        inputs = crop_keypoints
+    start = regressor_start(regressor, inputs, model.num_betas)
+    return fitter.fit(crop_keypoints, start.rotmat, start.betas, start.transl), crop_keypoints
 
 
-def write_person(out_dir: Path, person: Person, result, i: int, model: BodyModel, fitter: SMPLify) -> Path:
-    """Write one person's parameters, mesh, pictures and residuals."""
+def write_person(
+    out_dir: Path, person: Person, result, i: int, model: BodyModel, fitter: SMPLify, init: str = "mean"
+) -> Path:
+    """Write one person's parameters, mesh, pictures and residuals (``init``: where the fit
+    started, recorded in params.json)."""
     import cv2
 
     from spin_diff.body.mesh_io import write_obj
@@ -195,6 +210,7 @@ def write_person(out_dir: Path, person: Person, result, i: int, model: BodyModel
     np.savez(folder / "params.npz", **params)
     as_json = {k: (v.tolist() if isinstance(v, np.ndarray) else v.item()) for k, v in params.items()}
     as_json["failure"] = result.failure[i]
+    as_json["init"] = init
     as_json["camera_note"] = (
         "transl_crop: crop camera (focal_length_crop, principal point at the crop centre); "
         "transl_full: full-image camera (focal_length_full, principal point at the image centre)"
@@ -245,8 +261,14 @@ def fit_images(
     bbox: str | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    regressor=None,
+    init: str = "mean",
 ) -> FitReport:
-    """Fit every person in ``images`` (file or folder) and write results under ``out_dir``."""
+    """Fit every person in ``images`` (file or folder) and write results under ``out_dir``.
+
+    ``regressor`` (a loaded :class:`~spin_diff.models.hmr.Regressor`, see
+    :func:`spin_diff.fitting.initialisation.resolve_init`) starts the fits instead of the mean
+    pose; ``init`` is what params.json records as the start."""
     from tqdm import tqdm
 
     report = FitReport()
@@ -259,11 +281,11 @@ def fit_images(
     bar = tqdm(total=len(people), unit="person", disable=not progress, desc="fitting")
     for start in range(0, len(people), batch_size):
         batch = people[start : start + batch_size]
-        result, _ = fit_people(model, fitter, batch, crop_size)
+        result, _ = fit_people(model, fitter, batch, crop_size, regressor)
         for i, person in enumerate(batch):
             if not bool(result.success[i]):
                 report.failed.append((person.name, result.failure[i] or "fit failed"))
-            write_person(out_dir, person, result, i, model, fitter)
+            write_person(out_dir, person, result, i, model, fitter, init)
             if bool(result.success[i]):
                 report.fitted.append(person.name)
         bar.update(len(batch))

@@ -34,6 +34,7 @@ from spin_diff.body.joints import KEYPOINT_FLIP_PERM, NUM_OPENPOSE_JOINTS
 from spin_diff.cache.frames import to_view, view_rotation
 from spin_diff.cache.records import check_dataset_name
 from spin_diff.cache.store import FitStore
+from spin_diff.data.crops import IMAGENET_MEAN, IMAGENET_STD, read_image_rgb
 from spin_diff.data.sampler import AugmentationConfig, BatchRequest
 from spin_diff.data.spin_npz import SpinDataError, keypoints_49, read_spin_npz
 from spin_diff.geometry.cameras import image_keypoints_to_crop
@@ -44,14 +45,12 @@ __all__ = [
     "DataConfig",
     "SpinDataset",
     "TrainingData",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "crop_affine",
     "collate_identity",
 ]
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
+_STD = np.array(IMAGENET_STD, dtype=np.float32)
 # The 24 GT joints of SPIN's layout mirror among themselves.
 _GT_FLIP_PERM = np.array(KEYPOINT_FLIP_PERM[NUM_OPENPOSE_JOINTS:]) - NUM_OPENPOSE_JOINTS
 
@@ -181,17 +180,13 @@ class SpinDataset:
         """``(B, 3, S, S)`` float32 crops, colour-scaled, ImageNet-normalised."""
         out = np.empty((len(rows), 3, crop_size, crop_size), dtype=np.float32)
         for i, row in enumerate(rows.tolist()):  # image decoding is per file by nature
-            path = self.images / str(self.imgname[row])
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise FileNotFoundError(f"cannot read image {path} ({self.path}, row {row})")
+            image = read_image_rgb(self.images / str(self.imgname[row]))
             crop = cv2.warpAffine(
                 image, affine[i], (crop_size, crop_size), flags=cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_CONSTANT, borderValue=0,
             )  # fmt: skip
-            rgb = crop[..., ::-1].astype(np.float32)
-            rgb = np.clip(rgb * colour[i].astype(np.float32), 0.0, 255.0) / 255.0
-            out[i] = ((rgb - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+            rgb = np.clip(crop.astype(np.float32) * colour[i].astype(np.float32), 0.0, 255.0) / 255.0
+            out[i] = ((rgb - _MEAN) / _STD).transpose(2, 0, 1)
         return out
 
 

@@ -63,6 +63,7 @@ class TrainReport:
     checkpoint: Path
     last_summary: dict
     seconds: float
+    model: torch.nn.Module | None = None  # the trained regressor (not the DDP wrapper)
 
 
 @dataclass
@@ -282,7 +283,7 @@ def train(
             indices_file.close()
         if fit_writer is not None:
             fit_writer.close()
-    report = TrainReport(step, epoch, stopped_by, path, runlog.last, time.monotonic() - started)
+    report = TrainReport(step, epoch, stopped_by, path, runlog.last, time.monotonic() - started, model)
     D.shutdown(context)
     return report
 

@@ -71,7 +71,7 @@ def train_step(run, batch: dict[str, torch.Tensor]) -> StepParts:
     targets = choose_supervision(
         batch["stored_pose"], batch["stored_betas"], stored_score,
         fit.pose if fit else None, fit.betas if fit else None, fit.score if fit else None,
-        fit.success if fit else None, gt_pose, gt_betas, has_gt, prediction.finite,
+        fit.success & prediction.finite if fit else None, gt_pose, gt_betas, has_gt, prediction.finite,
         config.fitting.threshold, config.fitting.beta_limit,
     )  # fmt: skip
     updates = canonical_updates(run.fitter, batch, fit, targets)

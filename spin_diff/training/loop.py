@@ -119,9 +119,6 @@ def regress(run, batch) -> Prediction:
     return Prediction(rotmat, betas, cam, transl, joints, keypoints_2d, finite)
 
 
-_SEEDED: dict[int, bool] = {}
-
-
 def example_seeds(batch) -> torch.Tensor:
     """A per-example seed (dataset, index) for fits that must not depend on batch-mates."""
     return batch["dataset"] * (1 << 40) + batch["index"]
@@ -131,12 +128,11 @@ def fit_from_prediction(fitter: SMPLify, prediction: Prediction, batch) -> FitRe
     """SMPLify from the detached prediction (rotation matrices, betas, camera), float32.
 
     Where SMPLify accepts per-example seeds (its stochastic diffusion term), each example's
-    (dataset, index) seeds its own fit, so a fit does not change with its batch-mates.
+    (dataset, index) seeds its own fit, so a fit does not change with its batch-mates. Rows
+    with a non-finite prediction are fitted from the placeholder :func:`regress` put there,
+    and their result is never used.
     """
-    key = id(fitter)
-    if key not in _SEEDED:
-        _SEEDED[key] = "seeds" in inspect.signature(fitter.fit).parameters
-    extra = {"seeds": example_seeds(batch)} if _SEEDED[key] else {}
+    extra = {"seeds": example_seeds(batch)} if "seeds" in inspect.signature(fitter.fit).parameters else {}
     return fitter.fit(
         batch["keypoints"], prediction.rotmat.detach(), prediction.betas.detach(), prediction.transl.detach(), **extra
     )

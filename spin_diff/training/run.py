@@ -136,9 +136,12 @@ def _open_stores(cache: Path, body, context: D.DistributedContext) -> tuple[FitS
 
 def _loader(data: TrainingData, sampler: EpochBatchSampler, workers: int, prefetch: int, device) -> torch.utils.data.DataLoader:
     extra = {"prefetch_factor": prefetch, "persistent_workers": False} if workers > 0 else {}
+    # A generator of its own: a DataLoader draws its workers' base seed from the global RNG,
+    # which would shift the network's dropout stream on resumption.
+    generator = torch.Generator().manual_seed(sampler.seed * 100_003 + sampler.epoch)
     return torch.utils.data.DataLoader(
         data, batch_sampler=sampler, num_workers=workers, collate_fn=collate_identity,
-        pin_memory=device.type == "cuda", **extra,
+        pin_memory=device.type == "cuda", generator=generator, **extra,
     )  # fmt: skip
 
 

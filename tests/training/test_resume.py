@@ -94,3 +94,11 @@ def test_sigterm_saves_a_checkpoint_and_stops(dataset, tmp_path):
     assert "stopped (SIGTERM)" in out
     checkpoint = torch.load(run_dir / "last.pt", weights_only=False)
     assert checkpoint["step"] == max(_indices(run_dir)) + 1  # the step in flight finished and was saved
+
+
+def test_time_limit_stops_with_a_checkpoint(dataset, tmp_path):
+    from spin_diff.training.run import train
+
+    report = train(tiny_config(**OVERRIDES), [(dataset, None)], tmp_path / "run", time_limit=0.0, progress=False)
+    assert (report.step, report.stopped_by) == (1, "time_limit")
+    assert torch.load(report.checkpoint, weights_only=False)["step"] == 1

@@ -88,7 +88,7 @@ class TrainConfig:
     checkpoint_every: int = 1000  # steps
     summary_every: int = 10  # steps between CSV rows (and the logging host syncs)
     validate_every: int = 0  # steps; 0: never
-    validation_data: str | None = None  # held-out SPIN npz with S (3D joints) for validation
+    validation_data: str | None = None  # held-out npz evaluated as `spin-diff eval` does (its protocol)
     validation_images: str | None = None
     log_indices: bool = False  # write every step's example indices to RUN_DIR/indices.csv
 

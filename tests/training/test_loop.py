@@ -58,3 +58,15 @@ def test_store_fills_scores_fall_supervision_rises(body_model, two_d_only, tmp_p
     early, late = rows[:2], rows[-2:]
     assert np.mean([r["supervised_share"] for r in late]) > np.mean([r["supervised_share"] for r in early])
     assert np.mean([r["loss"] for r in late]) < np.mean([r["loss"] for r in early])
+
+
+def test_periodic_validation_writes_evaluation_rows(body_model, two_d_only, tmp_path):
+    held_out = make_keypoint_dataset(body_model, tmp_path / "held_out.npz", 8, seed=9, has_smpl=1.0, with_3d=True)
+    config = tiny_config(epochs=2, **{"validate_every": 2, "validation_data": str(held_out)})
+    train(config, [(two_d_only, None)], tmp_path / "run", progress=False)
+    import csv
+
+    with (tmp_path / "run" / "validation.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    assert all(float(r["pa_mpjpe"]) > 0 and float(r["examples"]) == 8 for r in rows)

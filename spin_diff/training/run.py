@@ -145,8 +145,11 @@ def _loader(data: TrainingData, sampler: EpochBatchSampler, workers: int, prefet
     )  # fmt: skip
 
 
+_HOST_KEYS = ("epoch", "batch")  # bookkeeping the loop reads on the host: never a device sync
+
+
 def _to_device(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return {k: v if k in _HOST_KEYS else v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def train(
@@ -273,7 +276,9 @@ def train(
                         checkpoint()
                     if config.max_steps is not None and step >= config.max_steps:
                         stopped_by = "max_steps"
-                    stopped_by = _should_stop(context, stop, started, time_limit) or stopped_by
+                    # ranks agree on stopping at summary steps only (a collective, and a sync)
+                    if not context.enabled or runlog.due(step):
+                        stopped_by = _should_stop(context, stop, started, time_limit) or stopped_by
                     if stopped_by != "finished":
                         break
                 if batch_in_epoch >= sampler.batches_per_epoch:
@@ -292,7 +297,8 @@ def train(
 
 
 def _should_stop(context: D.DistributedContext, stop: StopSignal, started: float, time_limit: float | None) -> str:
-    """Why to stop after this step ("" to go on); every rank agrees (one tiny all-reduce)."""
+    """Why to stop after this step ("" to go on). Under torchrun every rank must agree, so the
+    reasons are all-reduced (called at summary steps only there)."""
     reason = stop.reason if stop.requested else ""
     if not reason and time_limit is not None and time.monotonic() - started >= time_limit:
         reason = "time_limit"

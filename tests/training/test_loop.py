@@ -70,3 +70,22 @@ def test_periodic_validation_writes_evaluation_rows(body_model, two_d_only, tmp_
         rows = list(csv.DictReader(handle))
     assert [int(r["step"]) for r in rows] == [2, 4]
     assert all(float(r["pa_mpjpe"]) > 0 and float(r["examples"]) == 8 for r in rows)
+
+
+def test_static_fits_supervise_without_in_loop_fitting(body_model, two_d_only, tmp_path):
+    """fitting.in_loop false: SPIN's static fits (here the true bodies) supervise every view
+    (they score near 0 under any augmentation); nothing is written."""
+    from spin_diff.cache.provenance import body_model_hash
+    from training_helpers import people
+
+    pose, betas, _ = people(body_model, 16, seed=3)
+    store = FitStore.open_or_create(tmp_path / "run" / "fits", body_model_hash(body_model))
+    store.update_if_better(FitBatch("twod", np.arange(16), pose, betas, np.full(16, 1.0), source=Source.STATIC))
+    store.close()
+    config = tiny_config(epochs=2, **{"fitting.in_loop": "false"})
+    train(config, [(two_d_only, None)], tmp_path / "run", progress=False)
+    rows = read_log(tmp_path / "run")
+    assert all(r["supervised_share"] == 1.0 and r["mean_fit_score"] < 1.0 for r in rows)
+    assert all(r["improved_fits"] == 0 for r in rows)
+    after = FitStore(tmp_path / "run" / "fits", readonly=True).get_many("twod", np.arange(16))
+    assert np.all(after.source == int(Source.STATIC)) and np.all(after.score == 1.0)

@@ -81,7 +81,7 @@ def one_step(run: Run, data: TrainingData, request, store: FitStore, timer: Time
     batch = timer("data", lambda: {k: v.to(run.device) for k, v in data.__getitems__(request).items()})
     stored_score = timer("scoring", loop.score_stored_fits, run.fitter, batch)
     prediction = timer("forward", loop.regress, run, batch)
-    fit = timer("fitting", loop.fit_from_prediction, run.fitter, prediction, batch) if run.config.fitting.in_loop else None
+    fit = timer("fitting", loop.fit_from_prediction, run.fitter, prediction, batch, data.names) if run.config.fitting.in_loop else None
 
     def supervise_and_store():
         gt_pose, gt_betas, has_gt = loop.ground_truth(batch)

@@ -66,7 +66,7 @@ def train_step(run, batch: dict[str, torch.Tensor]) -> StepParts:
     config = run.config
     stored_score = score_stored_fits(run.fitter, batch)
     prediction = regress(run, batch)
-    fit = fit_from_prediction(run.fitter, prediction, batch) if config.fitting.in_loop else None
+    fit = fit_from_prediction(run.fitter, prediction, batch, run.dataset_names) if config.fitting.in_loop else None
     gt_pose, gt_betas, has_gt = ground_truth(batch)
     targets = choose_supervision(
         batch["stored_pose"], batch["stored_betas"], stored_score,
@@ -119,20 +119,29 @@ def regress(run, batch) -> Prediction:
     return Prediction(rotmat, betas, cam, transl, joints, keypoints_2d, finite)
 
 
-def example_seeds(batch) -> torch.Tensor:
-    """A per-example seed (dataset, index) for fits that must not depend on batch-mates."""
-    return batch["dataset"] * (1 << 40) + batch["index"]
+def example_seeds(batch, names: list[str]) -> torch.Tensor:
+    """(B,) int64 per-example seeds of the fits' stochastic terms, from the dataset name and
+    example index only, so an example's fit never depends on its batch-mates. Where
+    :mod:`spin_diff.diffusion.keyed_noise` exists they are the seeds ``spin-diff cache build``
+    gives the same example."""
+    try:
+        from spin_diff.diffusion.keyed_noise import mix64, seed_from_text
+    except ImportError:  # an SMPLify without keyed noise: any injective key will do
+        return batch["dataset"] * (1 << 40) + batch["index"]
+    table = torch.tensor([seed_from_text(name) for name in names], dtype=torch.int64, device=batch["index"].device)
+    return mix64(batch["index"] ^ table[batch["dataset"]])
 
 
-def fit_from_prediction(fitter: SMPLify, prediction: Prediction, batch) -> FitResult:
+def fit_from_prediction(fitter: SMPLify, prediction: Prediction, batch, names: list[str] = ()) -> FitResult:
     """SMPLify from the detached prediction (rotation matrices, betas, camera), float32.
 
-    Where SMPLify accepts per-example seeds (its stochastic diffusion term), each example's
-    (dataset, index) seeds its own fit, so a fit does not change with its batch-mates. Rows
-    with a non-finite prediction are fitted from the placeholder :func:`regress` put there,
-    and their result is never used.
+    Where SMPLify takes per-sample seeds (``sample_seeds``: its stochastic diffusion term),
+    each example gets its own (:func:`example_seeds`). Rows with a non-finite prediction are
+    fitted from the placeholder :func:`regress` put there, and their result is never used.
     """
-    extra = {"seeds": example_seeds(batch)} if "seeds" in inspect.signature(fitter.fit).parameters else {}
+    extra = {}
+    if "sample_seeds" in inspect.signature(fitter.fit).parameters:
+        extra["sample_seeds"] = example_seeds(batch, list(names))
     return fitter.fit(
         batch["keypoints"], prediction.rotmat.detach(), prediction.betas.detach(), prediction.transl.detach(), **extra
     )

@@ -18,6 +18,7 @@ import csv
 import logging
 import math
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,7 @@ class Run:
     scaler: torch.amp.GradScaler
     scheduler: object
     amp: bool
+    dataset_names: list[str] = dataclasses.field(default_factory=list)  # keys of the fits' seeds
 
 
 def _prior_hashes(fitting: FittingConfig, body) -> dict[str, str | None]:
@@ -233,7 +235,7 @@ def train(
     hashes = _prior_hashes(fitting, body) if config.fitting.in_loop else {"body_model_sha256": body_model_hash(body)}
     if context.is_main:
         save_config(config, run_dir / "config.yaml")
-    run = Run(config, device, body, network, config.model.input, fitter, optimizer, scaler, scheduler, amp)
+    run = Run(config, device, body, network, config.model.input, fitter, optimizer, scaler, scheduler, amp, data.names)
     runlog = RunLog(run_dir, config.summary_every, total_steps, step, context.is_main, progress)
     indices_file = _open_indices(run_dir, context) if config.log_indices else None
 

@@ -96,9 +96,22 @@ def test_sigterm_saves_a_checkpoint_and_stops(dataset, tmp_path):
     assert checkpoint["step"] == max(_indices(run_dir)) + 1  # the step in flight finished and was saved
 
 
-def test_time_limit_stops_with_a_checkpoint(dataset, tmp_path):
+def test_time_limit_stops_with_a_checkpoint(body_model, dataset, tmp_path):
     from spin_diff.training.run import train
+
+    from spin_diff.cache.provenance import body_model_hash
+    from spin_diff.config import load_config
+    from spin_diff.training.config import TrainConfig
 
     report = train(tiny_config(**OVERRIDES), [(dataset, None)], tmp_path / "run", time_limit=0.0, progress=False)
     assert (report.step, report.stopped_by) == (1, "time_limit")
-    assert torch.load(report.checkpoint, weights_only=False)["step"] == 1
+    saved = torch.load(report.checkpoint, weights_only=False)
+    assert (saved["step"], saved["epoch"], saved["batch_in_epoch"]) == (1, 0, 1)
+    assert saved["hashes"]["body_model_sha256"] == body_model_hash(body_model)
+    assert saved["hashes"]["gmm_sha256"] is not None and saved["hashes"]["diffusion_prior_sha256"] is None
+    assert {"python", "numpy", "torch"} <= set(saved["rng"]) and saved["optimizer"]["state"]
+    assert load_config(TrainConfig, tmp_path / "run" / "config.yaml") == tiny_config(**OVERRIDES)
+    # the project's own checkpoint works as --pretrained for a new run
+    again = train(tiny_config(steps=1, **{k: v for k, v in OVERRIDES.items() if k != "log_indices"}),
+                  [(dataset, None)], tmp_path / "second", pretrained=report.checkpoint, progress=False)  # fmt: skip
+    assert again.step == 1

@@ -58,3 +58,30 @@ def test_two_gloo_ranks(body_model, tmp_path):
     assert not all(torch.equal(v, initial["model"][k]) for k, v in weights[0]["state"].items())
     seen = [_rank_indices(run_dir, r) for r in range(2)]
     assert sorted(seen[0]) == sorted(seen[1]) == [0, 1, 2, 3]
+
+
+def test_every_node_store_receives_every_fit(body_model, tmp_path):
+    """Two single-process "nodes" (torchrun's static rendezvous on this machine), each with its
+    own store: both stores end up with the fits of both nodes, identical."""
+    import socket
+
+    dataset = make_keypoint_dataset(body_model, tmp_path / "nodes.npz", 16, seed=12)
+    run_dir = tmp_path / "run"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    nodes = [
+        subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(node),
+                          "--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", str(port),
+                          str(WORKER), str(dataset), str(run_dir), "1", "nodes"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for node in range(2)
+    ]  # fmt: skip
+    for node in nodes:
+        _, err = node.communicate(timeout=300)
+        assert node.returncode == 0, err[-3000:]
+    stores = [FitStore(run_dir / f"fits_node{n}", readonly=True).get_many("nodes", np.arange(16)) for n in range(2)]
+    for fits in stores:
+        assert fits.found.all() and np.all(fits.source == int(Source.IN_LOOP))
+    assert np.array_equal(stores[0].score, stores[1].score) and np.array_equal(stores[0].pose, stores[1].pose)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "init_distributed", "gather_rows", "barrier", "shutdown"]
+__all__ = ["DistributedContext", "init_distributed", "gather_rows", "all_reduce_sum", "barrier", "shutdown"]
 
 
 @dataclass
@@ -88,13 +88,13 @@ def gather_rows(context: DistributedContext, rows: torch.Tensor) -> torch.Tensor
     return torch.cat(parts)
 
 
-def all_reduce_mean(context: DistributedContext, value: torch.Tensor) -> torch.Tensor:
-    """Mean of a tensor over the ranks (for logging)."""
+def all_reduce_sum(context: DistributedContext, value: torch.Tensor) -> torch.Tensor:
+    """Sum of a tensor over the ranks (for logging)."""
     if not context.enabled:
         return value
     value = value.clone()
     dist.all_reduce(value)
-    return value / context.world_size
+    return value
 
 
 def barrier(context: DistributedContext) -> None:

@@ -1,7 +1,8 @@
 """What a training run reports: a tqdm bar, ``RUN_DIR/log.csv``, and TensorBoard if installed.
 
 Per-step figures stay on the device and are summed there; every ``summary_every`` steps
-they are copied to the host once (the only logging sync), averaged, shown on the bar
+they are summed over the ranks (under torchrun), copied to the host once (the only
+logging sync), averaged over the steps, shown on the bar
 (loss, fits/s, share of examples supervised, mean fit score), appended to the CSV, and
 written to TensorBoard when the optional ``tensorboard`` package is importable.
 """
@@ -30,11 +31,14 @@ _SUMS = ("loss", "loss_keypoints", "loss_joints3d", "loss_pose", "loss_betas", "
 class RunLog:
     """Accumulates step figures on the device; writes a summary every ``every`` steps."""
 
-    def __init__(self, run_dir: Path, every: int, total: int | None, initial: int, active: bool, progress: bool):
+    def __init__(self, run_dir: Path, every: int, total: int | None, initial: int, active: bool, progress: bool,
+                 reduce=None, world_size: int = 1):  # fmt: skip
         from tqdm import tqdm
 
         self.every = max(1, int(every))
-        self.active = active
+        self.active = active  # this process writes the bar, the CSV and TensorBoard
+        self.reduce = reduce  # sum over ranks (every rank calls summarise at the same steps)
+        self.world_size = world_size
         self.path = Path(run_dir) / "log.csv"
         self._sums: torch.Tensor | None = None
         self._steps = 0
@@ -78,9 +82,10 @@ class RunLog:
         """Average what was added since the last summary; show and write it (main process)."""
         if self._sums is None:
             return self.last
-        sums = dict(zip(_SUMS, self._sums.cpu().tolist()))  # the logging sync
+        totals = self.reduce(self._sums) if self.reduce is not None else self._sums
+        sums = dict(zip(_SUMS, totals.cpu().tolist()))  # the logging sync
         now = time.perf_counter()
-        row = {name: sums[name] / self._steps for name in _SUMS[:7]}
+        row = {name: sums[name] / (self._steps * self.world_size) for name in _SUMS[:7]}
         row["mean_fit_score"] = sums["score_sum"] / sums["score_count"] if sums["score_count"] else float("nan")
         row["improved_fits"] = sums["improved_fits"]
         row["nonfinite_rows"] = sums["nonfinite_rows"]

@@ -236,7 +236,8 @@ def train(
     if context.is_main:
         save_config(config, run_dir / "config.yaml")
     run = Run(config, device, body, network, config.model.input, fitter, optimizer, scaler, scheduler, amp, data.names)
-    runlog = RunLog(run_dir, config.summary_every, total_steps, step, context.is_main, progress)
+    runlog = RunLog(run_dir, config.summary_every, total_steps, step, context.is_main, progress,
+                    reduce=lambda sums: D.all_reduce_sum(context, sums), world_size=context.world_size)  # fmt: skip
     indices_file = _open_indices(run_dir, context) if config.log_indices else None
 
     def checkpoint() -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from training_helpers import REPO_ROOT, make_keypoint_dataset
+from training_helpers import REPO_ROOT, make_keypoint_dataset, read_log
 
 from spin_diff.cache.records import Source
 from spin_diff.cache.store import FitStore
@@ -49,6 +49,8 @@ def test_two_gloo_ranks(body_model, tmp_path):
     fits = FitStore(run_dir / "fits", readonly=True).get_many("ddp", np.arange(16))
     in_loop = fits.found & (fits.source == int(Source.IN_LOOP))
     assert in_loop[rank0].all() and in_loop[rank1].all()  # both ranks' fits landed
+    logged = read_log(run_dir)
+    assert sum(row["improved_fits"] for row in logged[:2]) == 16  # the log sums both ranks' batches
 
     _torchrun(dataset, run_dir, epochs=2, mode="resume")
     weights = [torch.load(run_dir / f"weights_rank{r}.pt") for r in range(2)]

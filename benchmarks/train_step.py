@@ -42,7 +42,6 @@ from spin_diff.training import loop  # noqa: E402
 from spin_diff.training.config import TrainConfig, effective_fitting_config  # noqa: E402
 from spin_diff.training.fit_updates import unpack_updates  # noqa: E402
 from spin_diff.training.run import Run  # noqa: E402
-from spin_diff.training.supervision import choose_supervision  # noqa: E402
 
 MODELS = {
     "keypoints": ["model.input=keypoints"],
@@ -84,13 +83,7 @@ def one_step(run: Run, data: TrainingData, request, store: FitStore, timer: Time
     fit = timer("fitting", loop.fit_from_prediction, run.fitter, prediction, batch, data.names) if run.config.fitting.in_loop else None
 
     def supervise_and_store():
-        gt_pose, gt_betas, has_gt = loop.ground_truth(batch)
-        targets = choose_supervision(
-            batch["stored_pose"], batch["stored_betas"], stored_score,
-            fit.pose if fit else None, fit.betas if fit else None, fit.score if fit else None,
-            fit.success & prediction.finite if fit else None, gt_pose, gt_betas, has_gt, prediction.finite,
-            run.config.fitting.threshold, run.config.fitting.beta_limit,
-        )  # fmt: skip
+        targets = loop.supervise(batch, stored_score, prediction, fit, run.config.fitting)
         packed = loop.canonical_updates(run.fitter, batch, fit, targets)
         update = unpack_updates(packed.cpu().numpy(), data.names, step, 1)
         if update is not None:

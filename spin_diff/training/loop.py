@@ -30,7 +30,7 @@ from spin_diff.training import losses as L
 from spin_diff.training.fit_updates import pack_updates
 from spin_diff.training.supervision import Supervision, choose_supervision
 
-__all__ = ["Prediction", "StepParts", "train_step", "regress", "score_stored_fits", "fit_from_prediction",
+__all__ = ["Prediction", "StepParts", "train_step", "regress", "score_stored_fits", "fit_from_prediction", "supervise",
            "canonical_updates", "spin_losses"]  # fmt: skip
 
 _GROUND_TRUTH = int(Source.GROUND_TRUTH)
@@ -67,13 +67,7 @@ def train_step(run, batch: dict[str, torch.Tensor]) -> StepParts:
     stored_score = score_stored_fits(run.fitter, batch)
     prediction = regress(run, batch)
     fit = fit_from_prediction(run.fitter, prediction, batch, run.dataset_names) if config.fitting.in_loop else None
-    gt_pose, gt_betas, has_gt = ground_truth(batch)
-    targets = choose_supervision(
-        batch["stored_pose"], batch["stored_betas"], stored_score,
-        fit.pose if fit else None, fit.betas if fit else None, fit.score if fit else None,
-        fit.success & prediction.finite if fit else None, gt_pose, gt_betas, has_gt, prediction.finite,
-        config.fitting.threshold, config.fitting.beta_limit,
-    )  # fmt: skip
+    targets = supervise(batch, stored_score, prediction, fit, config.fitting)
     updates = canonical_updates(run.fitter, batch, fit, targets)
     losses = spin_losses(prediction, batch, targets, config)
     optimizer_step(run, losses.total)
@@ -95,6 +89,17 @@ def ground_truth(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     pose = torch.where(has_smpl[:, None], batch["pose"], batch["stored_pose"])
     betas = torch.where(has_smpl[:, None], batch["betas"], batch["stored_betas"])
     return pose, betas, has_smpl | stored_gt
+
+
+def supervise(batch, stored_score: torch.Tensor, prediction: Prediction, fit: FitResult | None, fitting) -> Supervision:
+    """SPIN's choice of each example's target (:func:`~spin_diff.training.supervision.choose_supervision`)."""
+    gt_pose, gt_betas, has_gt = ground_truth(batch)
+    return choose_supervision(
+        batch["stored_pose"], batch["stored_betas"], stored_score,
+        fit.pose if fit else None, fit.betas if fit else None, fit.score if fit else None,
+        fit.success & prediction.finite if fit else None, gt_pose, gt_betas, has_gt, prediction.finite,
+        fitting.threshold, fitting.beta_limit,
+    )  # fmt: skip
 
 
 def regress(run, batch) -> Prediction:

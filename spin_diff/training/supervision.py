@@ -27,7 +27,7 @@ class Supervision:
 
     pose: torch.Tensor  # (B, 72) axis-angle, the view's frame
     betas: torch.Tensor  # (B, 10) for the loss (|beta| rule applied)
-    score: torch.Tensor  # (B,) the chosen fit's score (+inf: no fit)
+    score: torch.Tensor  # (B,) the best fit's score, stored or new (+inf: no fit)
     new_is_better: torch.Tensor  # (B,) bool: the in-loop fit beat the stored one
     supervised: torch.Tensor  # (B,) bool: pose/betas losses see this row
 
@@ -52,10 +52,11 @@ def choose_supervision(
         new_is_better = torch.zeros_like(has_smpl)
         pose, betas, score = stored_pose, stored_betas, stored_score
     else:
-        new_is_better = new_ok & (new_score < stored_score) & ~has_smpl
+        better = new_ok & (new_score < stored_score)
+        new_is_better = better & ~has_smpl  # a fit never stands in for ground truth
         pose = torch.where(new_is_better[:, None], new_pose, stored_pose)
         betas = torch.where(new_is_better[:, None], new_betas, stored_betas)
-        score = torch.where(new_is_better, new_score, stored_score)
+        score = torch.where(better, new_score, stored_score)  # the best fit's score (logged)
     pose = torch.where(has_smpl[:, None], gt_pose, pose)
     betas = torch.where(has_smpl[:, None], gt_betas, betas)
     supervised = ((score < threshold) | has_smpl) & finite_prediction

@@ -209,7 +209,8 @@ class Regressor(nn.Module):
             ``"keypoints"`` (``(B, 49, 3)`` crop pixels + confidence).
         body: optional :class:`~spin_diff.body.model.BodyModel`; with it the output also holds
             the 49 keypoints (joints-only fast path) and their projection into the crop. Only
-            its joints module is kept (buffers not saved in the state dict).
+            its joints module is used, on the body model's device (it is not moved with the
+            regressor, nor saved with its weights).
         config: the :class:`RegressorConfig` it was built from (recorded in checkpoints).
     """
 
@@ -228,7 +229,10 @@ class Regressor(nn.Module):
         self.head = head
         self.input_kind = input_kind
         self.config = config
-        self.joints_model = body.fast if body is not None else None
+        # Not registered as a submodule: moving the regressor must not move the caller's body
+        # model, and its buffers are no part of the regressor's weights. Keep the body model on
+        # the regressor's device.
+        object.__setattr__(self, "joints_model", body.fast if body is not None else None)
         self.body_files = body.files if body is not None else None
         self.body_num_betas = body.num_betas if body is not None else NUM_BETAS
         if body is not None:

@@ -133,7 +133,7 @@ def test_fit_with_an_image_checkpoint_reads_the_crops(body_model, synth_set, tmp
     )
     path = save_regressor(image_model, tmp_path / "image.pt")
     out = tmp_path / "fits"
-    image = sorted((synth_set / "images").iterdir())[0]
+    image = min((synth_set / "images").iterdir())
     code = main(["fit", str(image), "--keypoints", str(synth_set / "keypoints"), "--out", str(out),
                  "--init", str(path), *ONE_STEP])  # fmt: skip
     assert code == 0, capsys.readouterr()

@@ -89,3 +89,29 @@ def test_static_fits_supervise_without_in_loop_fitting(body_model, two_d_only, t
     assert all(r["improved_fits"] == 0 for r in rows)
     after = FitStore(tmp_path / "run" / "fits", readonly=True).get_many("twod", np.arange(16))
     assert np.all(after.source == int(Source.STATIC)) and np.all(after.score == 1.0)
+
+
+def test_tensorboard_is_used_when_installed(two_d_only, tmp_path, monkeypatch):
+    """With the optional tensorboard package importable, every summary goes there too (a
+    stand-in module here: the package is not a requirement)."""
+    import sys
+    import types
+
+    written = []
+
+    class SummaryWriter:
+        def __init__(self, log_dir):
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag, value, step):
+            written.append((tag, step))
+
+        def close(self):
+            written.append(("closed", -1))
+
+    module = types.ModuleType("torch.utils.tensorboard")
+    module.SummaryWriter = SummaryWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", module)
+    train(tiny_config(steps=2), [(two_d_only, None)], tmp_path / "run", progress=False)
+    assert ("train/loss", 1) in written and ("train/supervised_share", 2) in written
+    assert written[-1] == ("closed", -1)

@@ -35,11 +35,10 @@ from spin_diff.cache.store import FitStore  # noqa: E402
 from spin_diff.config import load_config  # noqa: E402
 from spin_diff.data.datasets import SpinDataset, TrainingData  # noqa: E402
 from spin_diff.data.sampler import EpochBatchSampler  # noqa: E402
-from spin_diff.fitting.config import FittingConfig  # noqa: E402
 from spin_diff.fitting.smplify import SMPLify  # noqa: E402
 from spin_diff.models.hmr import build_regressor  # noqa: E402
 from spin_diff.training import loop  # noqa: E402
-from spin_diff.training.config import TrainConfig, effective_fitting_config  # noqa: E402
+from spin_diff.training.config import TrainConfig, effective_fitting_config, scoring_config  # noqa: E402
 from spin_diff.training.fit_updates import unpack_updates  # noqa: E402
 from spin_diff.training.run import Run  # noqa: E402
 
@@ -114,7 +113,7 @@ def bench(model_name: str, mode: str, args, body, npz: Path, images: Path, workd
                         store=FitStore(store_path, readonly=True))  # fmt: skip
     model = build_regressor(config.model, mean_params=body.mean_params).to(device).train()
     fitting = effective_fitting_config(config.fitting)
-    fitter = SMPLify(body, fitting if config.fitting.in_loop else FittingConfig(stages=[]))
+    fitter = SMPLify(body, fitting if config.fitting.in_loop else scoring_config(fitting))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
     amp = config.optim.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, init_scale=2.0**16 if amp else 1.0)

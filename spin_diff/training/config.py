@@ -24,6 +24,7 @@ __all__ = [
     "OptimConfig",
     "TrainConfig",
     "effective_fitting_config",
+    "scoring_config",
 ]
 
 
@@ -106,3 +107,13 @@ def effective_fitting_config(config: InLoopFittingConfig) -> FittingConfig:
         if config.prior == "gmm+diffusion":
             stage.terms["diffusion_pose"] = config.diffusion_weight
     return fitting
+
+
+def scoring_config(config: FittingConfig) -> FittingConfig:
+    """A config for an SMPLify that only scores (in-loop fitting off): the same camera, sigma
+    and ignored joints as the fits, and one prior-free stage that never runs, so no prior file
+    is needed to train from stored fits alone."""
+    values = {name: copy.deepcopy(getattr(config, name)) for name in FittingConfig.__dataclass_fields__}
+    values["stages"] = [StageConfig(name="score-only", iterations=1, optimize=["transl"], terms={"reprojection": 1.0})]
+    values["method"] = "smplify"
+    return FittingConfig(**values)

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
-from spin_diff.cache.records import FitBatch
+from spin_diff.cache.records import FitBatch, Source
 from spin_diff.cache.store import FitStore, UpdateResult
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,18 @@ def pack_updates(write, source, dataset, index, score, pose, betas, transl, resi
     return torch.cat(columns, 1)
 
 
-def unpack_updates(packed: np.ndarray, names: list[str], step: int, config_hash: int) -> FitBatch | None:
-    """The rows to write as a :class:`FitBatch` (None if there are none)."""
+def unpack_updates(packed: np.ndarray, names: list[str], step: int, config_hash: int,
+                   ground_truth_hashes: list[int] | None = None) -> FitBatch | None:  # fmt: skip
+    """The rows to write as a :class:`FitBatch` (None if there are none). Fits carry
+    ``config_hash``; ground-truth rows their dataset's entry of ``ground_truth_hashes``."""
     rows = packed[packed[:, _WRITE] > 0.5]
     if rows.shape[0] == 0:
         return None
     dataset = rows[:, _DATASET].astype(np.int64)
+    hashes = np.full(rows.shape[0], config_hash, dtype=np.uint64)
+    if ground_truth_hashes is not None:
+        truth = rows[:, _SOURCE].astype(np.int64) == int(Source.GROUND_TRUTH)
+        hashes[truth] = np.asarray(ground_truth_hashes, dtype=np.uint64)[dataset[truth]]
     return FitBatch(
         dataset=[names[d] for d in dataset.tolist()],
         index=rows[:, _INDEX].astype(np.int64),
@@ -60,7 +66,7 @@ def unpack_updates(packed: np.ndarray, names: list[str], step: int, config_hash:
         transl=rows[:, _TRANSL],
         residuals=rows[:, _RESIDUALS],
         step=step,
-        config_hash=config_hash,
+        config_hash=hashes,
     )
 
 
@@ -68,9 +74,17 @@ class FitWriter:
     """Writes packed updates into a store on a background thread, one batch at a time."""
 
     def __init__(self, store: FitStore, names: list[str], config_hash: int) -> None:
+        from spin_diff.cache.provenance import config_hash as hash_of
+
         self.store = store
         self.names = names
         self.config_hash = config_hash
+        # ground truth is described as `spin-diff cache build --gt-from-dataset` describes it
+        body = store.header["body_model_sha256"]
+        descriptions = [{"kind": "ground-truth", "dataset": name, "body_model_sha256": body} for name in names]
+        self.ground_truth_hashes = [hash_of(d) for d in descriptions]
+        for digest, description in zip(self.ground_truth_hashes, descriptions):
+            store.register_config(digest, description)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fit-writer")
         self._pending: Future | None = None
         self.written = 0  # records created or improved
@@ -90,7 +104,7 @@ class FitWriter:
     def _write(self, host: torch.Tensor, event, step: int) -> UpdateResult | None:
         if event is not None:
             event.synchronize()
-        batch = unpack_updates(host.numpy(), self.names, step, self.config_hash)
+        batch = unpack_updates(host.numpy(), self.names, step, self.config_hash, self.ground_truth_hashes)
         if batch is None:
             return None
         result = self.store.update_if_better(batch)

@@ -41,7 +41,7 @@ from spin_diff.training.checkpointing import (
     restore_rng_state,
     save_training_checkpoint,
 )
-from spin_diff.training.config import TrainConfig, effective_fitting_config
+from spin_diff.training.config import TrainConfig, effective_fitting_config, scoring_config
 from spin_diff.training.fit_updates import FitWriter
 from spin_diff.training.logs import RunLog
 from spin_diff.training.loop import train_step
@@ -199,7 +199,7 @@ def train(
 
     model = _build_model(config, body, pretrained, device)
     fitting = effective_fitting_config(config.fitting)
-    fitter = SMPLify(body, fitting if config.fitting.in_loop else FittingConfig(stages=[]))
+    fitter = SMPLify(body, fitting if config.fitting.in_loop else scoring_config(fitting))
     if context.enabled:
         ddp_device = [device] if device.type == "cuda" else None
         network = torch.nn.parallel.DistributedDataParallel(model, device_ids=ddp_device)

@@ -54,12 +54,13 @@ def test_fit_stored_from_one_view_reprojects_in_another(body_model, tmp_path):
     from spin_diff.fitting.config import FittingConfig
     from spin_diff.fitting.smplify import SMPLify
     from spin_diff.training.fit_updates import unpack_updates
+    from spin_diff.training.config import scoring_config
     from spin_diff.training.loop import canonical_updates
 
     npz = make_keypoint_dataset(body_model, tmp_path / "views.npz", 6, seed=1)
     pose, betas, transl = people(body_model, 6, seed=1)
     pose, betas, transl = (torch.as_tensor(v, dtype=torch.float32) for v in (pose, betas, transl))
-    fitter = SMPLify(body_model, FittingConfig(stages=[]))
+    fitter = SMPLify(body_model, scoring_config(FittingConfig()))
     root = root_joint(body_model, betas)
     rows = np.arange(6)
     for a, (flip_a, rot_a, scale_a) in enumerate(VIEWS):

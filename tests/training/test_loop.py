@@ -115,3 +115,19 @@ def test_tensorboard_is_used_when_installed(two_d_only, tmp_path, monkeypatch):
     train(tiny_config(steps=2), [(two_d_only, None)], tmp_path / "run", progress=False)
     assert ("train/loss", 1) in written and ("train/supervised_share", 2) in written
     assert written[-1] == ("closed", -1)
+
+
+def test_ground_truth_from_the_dataset_is_stored_once_with_its_provenance(body_model, tmp_path):
+    from spin_diff.cache.provenance import body_model_hash, config_hash
+
+    data = make_keypoint_dataset(body_model, tmp_path / "gt.npz", 16, seed=4, has_smpl=1.0)
+    train(tiny_config(epochs=2), [(data, None)], tmp_path / "run", progress=False)
+    store = FitStore(tmp_path / "run" / "fits", readonly=True)
+    fits = store.get_many("gt", np.arange(16))
+    assert np.all(fits.source == int(Source.GROUND_TRUTH))
+    assert fits.step.max() <= 1  # written in the first epoch (steps 0, 1), never again
+    # described as `spin-diff cache build --gt-from-dataset` describes ground truth
+    description = {"kind": "ground-truth", "dataset": "gt", "body_model_sha256": body_model_hash(body_model)}
+    assert np.all(fits.config_hash == np.uint64(config_hash(description)))
+    assert store.configs()[config_hash(description)] == description
+    assert np.all(fits.score < 1.0)  # the true bodies, scored in the canonical crop

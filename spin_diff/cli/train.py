@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from spin_diff.cli.common import add_config_arguments
+from spin_diff.training.errors import BadInputError
 
 
 def add_parser(subparsers) -> None:
@@ -45,7 +46,7 @@ def run_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(max(1, args.threads))
     config = resolve_config(args, TrainConfig)
     if args.images and len(args.images) != len(args.dataset):
-        raise ValueError(
+        raise BadInputError(
             f"{len(args.images)} --images for {len(args.dataset)} --dataset: give one image folder per dataset, "
             "in the same order (or none for a keypoint model)"
         )

@@ -38,6 +38,7 @@ from spin_diff.data.crops import IMAGENET_MEAN, IMAGENET_STD, read_image_rgb
 from spin_diff.data.sampler import AugmentationConfig, BatchRequest
 from spin_diff.data.spin_npz import SpinDataError, keypoints_49, read_spin_npz
 from spin_diff.geometry.cameras import image_keypoints_to_crop
+from spin_diff.training.errors import BadInputError, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +169,10 @@ class SpinDataset:
                 "(--set model.input=keypoints)"
             )
         if not self.images.is_dir():
-            raise FileNotFoundError(f"image folder not found: {self.images} (for {self.path})")
+            raise MissingInputError(f"image folder not found: {self.images} (for {self.path})")
         missing = [name for name in self.imgname if not (self.images / str(name)).is_file()]
         if missing:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{len(missing)} of {len(self.imgname)} images of {self.path} are not under {self.images} "
                 f"(first: {self.images / str(missing[0])}); pass the folder imgname is relative to"
             )
@@ -215,11 +216,11 @@ class TrainingData:
         store: FitStore | None = None,
     ) -> None:
         if not datasets:
-            raise ValueError("training needs at least one --dataset")
+            raise BadInputError("training needs at least one --dataset")
         names = [d.name for d in datasets]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(
+            raise BadInputError(
                 f"two datasets share the name {duplicates[0]!r} (their file stems): fits are keyed by it, "
                 "so rename one of the files"
             )

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spin_diff.training.errors import BadInputError
+
 __all__ = ["AugmentationConfig", "BatchRequest", "EpochBatchSampler", "draw_epoch"]
 
 
@@ -36,14 +38,14 @@ class AugmentationConfig:
 
     def validate(self) -> None:
         if not 0.0 <= self.flip_prob <= 1.0 or not 0.0 <= self.rotation_zero_prob <= 1.0:
-            raise ValueError("data.augmentation.flip_prob and rotation_zero_prob must lie in [0, 1]")
+            raise BadInputError("data.augmentation.flip_prob and rotation_zero_prob must lie in [0, 1]")
         low, high = self.scale_range
         if not 0.0 < low <= 1.0 <= high:
-            raise ValueError(f"data.augmentation.scale_range must be (low <= 1 <= high), got {self.scale_range}")
+            raise BadInputError(f"data.augmentation.scale_range must be (low <= 1 <= high), got {self.scale_range}")
         if min(self.rotation_std, self.rotation_clip, self.scale_std, self.colour_noise) < 0:
-            raise ValueError("data.augmentation: std, clip and noise values must be >= 0")
+            raise BadInputError("data.augmentation: std, clip and noise values must be >= 0")
         if self.colour_noise >= 1.0:
-            raise ValueError("data.augmentation.colour_noise must be below 1 (a factor of 1 - noise)")
+            raise BadInputError("data.augmentation.colour_noise must be below 1 (a factor of 1 - noise)")
 
 
 @dataclass
@@ -81,12 +83,12 @@ def _normalised_ratios(sizes: list[int], ratios: list[float] | None) -> np.ndarr
     if ratios is None or len(ratios) == 0:
         return None
     if len(ratios) != len(sizes):
-        raise ValueError(
+        raise BadInputError(
             f"data.ratios has {len(ratios)} values for {len(sizes)} datasets: give one ratio per --dataset"
         )
     values = np.asarray(ratios, dtype=np.float64)
     if not np.all(np.isfinite(values)) or np.any(values < 0) or values.sum() <= 0:
-        raise ValueError(f"data.ratios must be non-negative with a positive sum, got {list(ratios)}")
+        raise BadInputError(f"data.ratios must be non-negative with a positive sum, got {list(ratios)}")
     return values / values.sum()
 
 
@@ -107,7 +109,7 @@ def draw_epoch(
     dataset's size (SPIN's convention).
     """
     if not sizes or min(sizes) < 1:
-        raise ValueError(f"every dataset needs at least one example, got sizes {sizes}")
+        raise BadInputError(f"every dataset needs at least one example, got sizes {sizes}")
     rng = np.random.default_rng([int(seed), int(epoch), 0x5B1D])
     probabilities = _normalised_ratios(sizes, ratios)
     if probabilities is None:
@@ -161,9 +163,9 @@ class EpochBatchSampler:
         world_size: int = 1,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+            raise BadInputError(f"batch size must be >= 1, got {batch_size}")
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is not in a world of {world_size}")
+            raise BadInputError(f"rank {rank} is not in a world of {world_size}")
         if augmentation is not None:
             augmentation.validate()
         _normalised_ratios(sizes, ratios)  # validate now, not at the first epoch
@@ -182,14 +184,14 @@ class EpochBatchSampler:
         )  # fmt: skip
         self.batches_per_epoch = length // (batch_size * world_size)
         if self.batches_per_epoch < 1:
-            raise ValueError(
+            raise BadInputError(
                 f"an epoch of {length} examples holds no full batch of {batch_size} x {world_size} ranks: "
                 "use a smaller data.batch_size or more data"
             )
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         if not 0 <= start_batch <= self.batches_per_epoch:
-            raise ValueError(f"start batch {start_batch} outside an epoch of {self.batches_per_epoch} batches")
+            raise BadInputError(f"start batch {start_batch} outside an epoch of {self.batches_per_epoch} batches")
         self.epoch = int(epoch)
         self.start_batch = int(start_batch)
 

@@ -9,7 +9,17 @@
   :mod:`~spin_diff.training.logs`, :mod:`~spin_diff.training.validation`, :mod:`~spin_diff.training.config`.
 """
 
-from spin_diff.training.config import TrainConfig
-from spin_diff.training.run import TrainReport, train
-
 __all__ = ["TrainConfig", "TrainReport", "train"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that light modules (spin_diff.training.errors) import without the whole loop.
+    if name == "TrainConfig":
+        from spin_diff.training.config import TrainConfig
+
+        return TrainConfig
+    if name in ("TrainReport", "train"):
+        from spin_diff.training import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'spin_diff.training' has no attribute {name!r}")

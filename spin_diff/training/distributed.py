@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from spin_diff.training.errors import BadInputError
+
 __all__ = ["DistributedContext", "init_distributed", "gather_rows", "all_reduce_sum", "barrier", "shutdown"]
 
 
@@ -53,7 +55,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} must be an integer (set by torchrun)") from None
+        raise BadInputError(f"environment variable {name}={value!r} must be an integer (set by torchrun)") from None
 
 
 def init_distributed(device: str = "cpu") -> DistributedContext:
@@ -66,11 +68,11 @@ def init_distributed(device: str = "cpu") -> DistributedContext:
     local_rank = _env_int("LOCAL_RANK", 0)
     local_world = _env_int("LOCAL_WORLD_SIZE", world)
     if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"RANK={rank} and WORLD_SIZE={world} do not describe a process group")
+        raise BadInputError(f"RANK={rank} and WORLD_SIZE={world} do not describe a process group")
     target = torch.device(device)
     if target.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("device is cuda but no CUDA device is available: pass --device cpu")
+            raise BadInputError("device is cuda but no CUDA device is available: pass --device cpu")
         target = torch.device("cuda", local_rank if world > 1 else (target.index or 0))
         torch.cuda.set_device(target)
     if world > 1 and not dist.is_initialized():

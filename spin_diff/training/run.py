@@ -42,6 +42,7 @@ from spin_diff.training.checkpointing import (
     save_training_checkpoint,
 )
 from spin_diff.training.config import TrainConfig, effective_fitting_config, scoring_config
+from spin_diff.training.errors import MissingInputError
 from spin_diff.training.fit_updates import FitWriter
 from spin_diff.training.logs import RunLog
 from spin_diff.training.loop import train_step
@@ -177,7 +178,7 @@ def train(
     state = None
     if resume:
         if not checkpoint_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint {checkpoint_path}; start the run without --resume")
+            raise MissingInputError(f"--resume: no checkpoint {checkpoint_path}; start the run without --resume")
         state = load_training_state(checkpoint_path)
         _check_resume_config(state["train_config"], config)
         pretrained = checkpoint_path

@@ -131,3 +131,18 @@ def test_ground_truth_from_the_dataset_is_stored_once_with_its_provenance(body_m
     assert np.all(fits.config_hash == np.uint64(config_hash(description)))
     assert store.configs()[config_hash(description)] == description
     assert np.all(fits.score < 1.0)  # the true bodies, scored in the canonical crop
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"fitting.prior": "gmm+diffusion"},
+     {"fitting.method": "guided", "fitting.diffusion.guided.t_start": 8, "fitting.diffusion.guided.loops": 1}],
+    ids=["diffusion-term", "guided"],
+)  # fmt: skip
+def test_diffusion_prior_in_the_loop(two_d_only, tmp_path, settings):
+    report = train(tiny_config(steps=2, **settings), [(two_d_only, None)], tmp_path / "run", progress=False)
+    assert report.step == 2
+    fits = FitStore(tmp_path / "run" / "fits", readonly=True).get_many("twod", np.arange(16))
+    assert (fits.source == int(Source.IN_LOOP)).sum() >= 12  # both steps' fits were stored
+    hashes = torch.load(report.checkpoint, weights_only=False)["hashes"]
+    assert hashes["diffusion_prior_sha256"] is not None  # the prior the fits used is recorded

@@ -1,0 +1,64 @@
+"""``spin-diff train``: the SPIN loop with the fit store and the diffusion prior in the loop.
+
+Also runs as ``python -m spin_diff.cli.main train ...`` (what torchrun launches).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spin_diff.cli.common import add_config_arguments
+from spin_diff.errors import BadInputError
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a regressor the SPIN way: in-loop SMPLify, LMDB best-fit store, resume, torchrun",
+        description="Every step the regressor's predictions start an SMPLify fit; the best fit per example "
+        "lives in an LMDB store and supervises the regressor. Resumable to the exact batch (--resume); "
+        "multi-GPU / multi-node with torchrun.",
+    )
+    parser.add_argument("--dataset", type=Path, action="append", required=True,
+                        help="SPIN-format dataset .npz (repeatable; mixed by data.ratios)")  # fmt: skip
+    parser.add_argument("--images", type=Path, action="append", default=[],
+                        help="the image folder of each --dataset, in the same order (image models)")  # fmt: skip
+    parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, config, logs, fits/")
+    parser.add_argument("--cache", type=Path, help="fit store folder (default RUN_DIR/fits); a local disk per node")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    parser.add_argument("--pretrained", type=Path, help="start from these weights: SPIN's model_checkpoint.pt or ours")
+    parser.add_argument("--time-limit", type=float, help="stop (with a checkpoint) after this many seconds")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(parser)
+    parser.set_defaults(handler=run_train, config=None)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from spin_diff.cli.common import resolve_config
+    from spin_diff.training.config import TrainConfig
+    from spin_diff.training.run import train
+
+    if args.threads is not None:
+        torch.set_num_threads(max(1, args.threads))
+    config = resolve_config(args, TrainConfig)
+    if args.images and len(args.images) != len(args.dataset):
+        raise BadInputError(
+            f"{len(args.images)} --images for {len(args.dataset)} --dataset: give one image folder per dataset, "
+            "in the same order (or none for a keypoint model)"
+        )
+    images = list(args.images) or [None] * len(args.dataset)
+    report = train(
+        config, list(zip(args.dataset, images)), args.out, cache=args.cache, pretrained=args.pretrained,
+        resume=args.resume, time_limit=args.time_limit, progress=not args.quiet,
+    )  # fmt: skip
+    summary = report.last_summary
+    loss = f", loss {summary['loss']:.4g}" if summary else ""
+    print(
+        f"stopped ({report.stopped_by}) at step {report.step}, epoch {report.epoch}{loss}, after {report.seconds:.1f} s; "
+        f"checkpoint {report.checkpoint}"
+    )
+    return 0

@@ -1,0 +1,25 @@
+"""Training: SPIN's loop with the LMDB fit store and (optionally) the diffusion prior in it.
+
+- :mod:`spin_diff.training.loop`: one step, SPIN's sequence, readable top to bottom.
+- :mod:`spin_diff.training.supervision`: which fit supervises which example.
+- :mod:`spin_diff.training.losses`: SPIN's losses.
+- :mod:`spin_diff.training.fit_updates`: the step's fit updates, packed, gathered, written.
+- :mod:`spin_diff.training.run`: :func:`train` (set-up, epochs, checkpoints, resume, stop).
+- :mod:`spin_diff.training.checkpointing`, :mod:`~spin_diff.training.distributed`,
+  :mod:`~spin_diff.training.logs`, :mod:`~spin_diff.training.validation`, :mod:`~spin_diff.training.config`.
+"""
+
+__all__ = ["TrainConfig", "TrainReport", "train"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that light modules (spin_diff.training.config) import without the whole loop.
+    if name == "TrainConfig":
+        from spin_diff.training.config import TrainConfig
+
+        return TrainConfig
+    if name in ("TrainReport", "train"):
+        from spin_diff.training import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'spin_diff.training' has no attribute {name!r}")

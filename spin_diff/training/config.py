@@ -1,0 +1,119 @@
+"""Configuration of ``spin-diff train``: typed sections read from ``configs/train_*.yaml``.
+
+Sections: ``body`` (which body model), ``model`` (the regressor: input kind, backbone),
+``data`` (batch, workers, mixing ratios, augmentation), ``fitting`` (SMPLify in the loop:
+on/off, which prior, stages and iterations), ``loss`` (SPIN's weights), ``optim`` (Adam,
+schedule, clipping, AMP) and the run's length, checkpoint and logging intervals. Every value
+has SPIN's default where SPIN has one (REFERENCE.md).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Literal
+
+from spin_diff.config import BodyConfig
+from spin_diff.data.datasets import DataConfig
+from spin_diff.fitting.config import DIFFUSION_POSE_WEIGHT, FittingConfig, StageConfig, spin_stages
+from spin_diff.models.config import RegressorConfig
+
+__all__ = [
+    "InLoopFittingConfig",
+    "LossConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "effective_fitting_config",
+    "scoring_config",
+]
+
+
+@dataclass
+class InLoopFittingConfig(FittingConfig):
+    """SMPLify inside the training loop: SPIN's recipe plus the switches of the comparisons.
+
+    ``in_loop: false`` trains from what the store already holds (SPIN's static fits, or none:
+    2D-only HMR training). ``prior`` picks the body stage's pose prior: ``gmm`` (SPIN),
+    ``gmm+diffusion`` (the learned diffusion term beside the GMM), or ``stages`` (the stages
+    exactly as written). ``method: guided`` runs ScoreHMR's guided refinement instead.
+    """
+
+    in_loop: bool = True
+    prior: Literal["gmm", "gmm+diffusion", "stages"] = "gmm"
+    diffusion_weight: float = DIFFUSION_POSE_WEIGHT
+    threshold: float = 100.0  # SPIN's smplify_threshold: fits scoring below it supervise
+    beta_limit: float = 3.0  # fits with any |beta| above it give no shape supervision (SPIN)
+    stages: list[StageConfig] = field(default_factory=spin_stages)
+
+
+@dataclass
+class LossConfig:
+    """SPIN's loss: scale * (keypoints * L2D + joints3d * L3D + pose * Lrot + betas * Lbeta
+    + camera * mean(exp(-10 s)^2))."""
+
+    scale: float = 60.0
+    keypoints: float = 5.0
+    joints3d: float = 5.0
+    pose: float = 1.0
+    betas: float = 0.001
+    camera: float = 1.0
+    openpose_weight: float = 0.0  # the 2D loss's weight of the 25 OpenPose joints (SPIN: 0)
+    gt_weight: float = 1.0  # ... and of the 24 GT joints
+
+
+@dataclass
+class OptimConfig:
+    """Adam (SPIN: lr 5e-5, no schedule)."""
+
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    schedule: Literal["none", "cosine"] = "none"
+    grad_clip: float | None = None  # max gradient norm; None: no clipping
+    amp: bool = True  # mixed precision for the network on CUDA (fitting stays float32)
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``spin-diff train`` reads (``configs/train_spin.yaml`` is SPIN's recipe)."""
+
+    device: str = "cpu"
+    seed: int = 0
+    body: BodyConfig = field(default_factory=BodyConfig)
+    model: RegressorConfig = field(default_factory=RegressorConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    fitting: InLoopFittingConfig = field(default_factory=InLoopFittingConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: int = 1
+    max_steps: int | None = None  # stop after this many steps (counted across resumes)
+    checkpoint_every: int = 1000  # steps
+    summary_every: int = 10  # steps between CSV rows (and the logging host syncs)
+    validate_every: int = 0  # steps; 0: never
+    validation_data: str | None = None  # held-out npz evaluated as `spin-diff eval` does (its protocol)
+    validation_images: str | None = None
+    log_indices: bool = False  # write every step's example indices to RUN_DIR/indices.csv
+
+
+def effective_fitting_config(config: InLoopFittingConfig) -> FittingConfig:
+    """The :class:`FittingConfig` SMPLify runs with, ``prior`` applied to the stages."""
+    values = {name: copy.deepcopy(getattr(config, name)) for name in FittingConfig.__dataclass_fields__}
+    fitting = FittingConfig(**values)
+    if config.prior == "stages":
+        return fitting
+    for stage in fitting.stages:
+        if "reprojection" not in stage.terms:
+            continue  # only body stages carry a pose prior
+        stage.terms.pop("diffusion_pose", None)
+        if config.prior == "gmm+diffusion":
+            stage.terms["diffusion_pose"] = config.diffusion_weight
+    return fitting
+
+
+def scoring_config(config: FittingConfig) -> FittingConfig:
+    """A config for an SMPLify that only scores (in-loop fitting off): the same camera, sigma
+    and ignored joints as the fits, and one prior-free stage that never runs, so no prior file
+    is needed to train from stored fits alone."""
+    values = {name: copy.deepcopy(getattr(config, name)) for name in FittingConfig.__dataclass_fields__}
+    values["stages"] = [StageConfig(name="score-only", iterations=1, optimize=["transl"], terms={"reprojection": 1.0})]
+    values["method"] = "smplify"
+    return FittingConfig(**values)

@@ -1,0 +1,344 @@
+"""A training run: set-up, the epoch loop, checkpoints, resume, stopping, validation.
+
+:func:`train` is what ``spin-diff train`` calls. ``RUN_DIR`` receives
+
+* ``config.yaml``: the resolved training config;
+* ``last.pt``: the latest checkpoint (every ``checkpoint_every`` steps, at the end, on
+  SIGTERM/SIGINT and at ``--time-limit``), a regressor checkpoint ``spin-diff eval`` reads;
+* ``log.csv`` (and ``tensorboard/`` when the package is installed), ``validation.csv``;
+* ``fits/``: the LMDB fit store, unless ``--cache`` names another (a shared one).
+
+The order of the data depends only on the seed and the epoch (:mod:`spin_diff.data.sampler`),
+so ``--resume`` continues with exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from spin_diff.body.files import find_beside_model
+from spin_diff.cache.builder import fit_config_hash
+from spin_diff.cache.provenance import body_model_hash, body_model_label, file_sha256
+from spin_diff.cache.store import FitStore
+from spin_diff.config import config_to_dict, save_config
+from spin_diff.data.datasets import SpinDataset, TrainingData, collate_identity
+from spin_diff.data.sampler import EpochBatchSampler
+from spin_diff.fitting.config import FittingConfig
+from spin_diff.fitting.smplify import SMPLify
+from spin_diff.training import distributed as D
+from spin_diff.training.checkpointing import (
+    LAST_CHECKPOINT,
+    StopSignal,
+    load_training_state,
+    restore_rng_state,
+    save_training_checkpoint,
+)
+from spin_diff.training.config import TrainConfig, effective_fitting_config, scoring_config
+from spin_diff.errors import MissingInputError
+from spin_diff.training.fit_updates import FitWriter
+from spin_diff.training.logs import RunLog
+from spin_diff.training.loop import train_step
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Run", "TrainReport", "train"]
+
+# Settings that may change between a run and its resumption (how long, how often to log).
+_RESUMABLE_CHANGES = {"epochs", "max_steps", "checkpoint_every", "summary_every", "validate_every", "log_indices"}
+
+
+@dataclass
+class TrainReport:
+    """How a :func:`train` call ended."""
+
+    step: int
+    epoch: int
+    stopped_by: str  # "finished", "max_steps", "time_limit", "SIGTERM", "SIGINT"
+    checkpoint: Path
+    last_summary: dict
+    seconds: float
+    model: torch.nn.Module | None = None  # the trained regressor (not the DDP wrapper)
+
+
+@dataclass
+class Run:
+    """What :func:`~spin_diff.training.loop.train_step` needs."""
+
+    config: TrainConfig
+    device: torch.device
+    body: object
+    model: torch.nn.Module
+    model_input: str
+    fitter: SMPLify
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    scheduler: object
+    amp: bool
+    dataset_names: list[str] = dataclasses.field(default_factory=list)  # keys of the fits' seeds
+
+
+def _prior_hashes(fitting: FittingConfig, body) -> dict[str, str | None]:
+    """SHA-256 of the GMM and diffusion prior files the in-loop fitting reads (None if unused)."""
+    from spin_diff.diffusion.model import PRIOR_FILE_NAME
+
+    def digest(explicit, name):
+        path = explicit or find_beside_model(body.files.model, name)
+        return file_sha256(path) if path and Path(path).is_file() else None
+
+    terms = {name for stage in fitting.stages for name in stage.terms}
+    uses_diffusion = "diffusion_pose" in terms or fitting.method == "guided"
+    return {
+        "body_model_sha256": body_model_hash(body),
+        "gmm_sha256": digest(fitting.gmm_path, "gmm_08.pkl") if "gmm_pose" in terms else None,
+        "diffusion_prior_sha256": digest(fitting.diffusion.checkpoint, PRIOR_FILE_NAME) if uses_diffusion else None,
+    }
+
+
+def _build_model(config: TrainConfig, body, pretrained: Path | None, device):
+    from spin_diff.models.checkpoints import load_regressor
+    from spin_diff.models.hmr import build_regressor
+
+    if pretrained is not None:
+        model = load_regressor(pretrained, body, expect_input=config.model.input, device=device)
+        if config_to_dict(model.config) != config_to_dict(config.model):
+            log.warning("--pretrained %s defines the network; config.model is replaced by its config", pretrained)
+            config.model = model.config
+    else:
+        model = build_regressor(config.model, body=None, mean_params=body.mean_params)
+    model.joints_model = None  # the loop runs the body model itself, in float32
+    return model.to(device).train()
+
+
+def _check_resume_config(saved: dict, config: TrainConfig) -> None:
+    current = config_to_dict(config)
+    changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
+    if changed:
+        log.warning(
+            "resuming with a config that differs from the checkpoint's in %s: the run continues with the new values",
+            changed,
+        )
+
+
+def _open_stores(cache: Path, body, context: D.DistributedContext) -> tuple[FitStore | None, FitStore]:
+    """The node's writable store (its first process only) and a read-only handle for the data."""
+    digest, label = body_model_hash(body), body_model_label(body)
+    writer = FitStore.open_or_create(cache, digest, label) if context.writes_store else None
+    D.barrier(context)  # the store exists before any reader opens it
+    reader = FitStore(cache, readonly=True, body_model_hash=digest, body_model_label=label)
+    reader.header  # noqa: B018 - a store of another body model fails here, before training
+    return writer, reader
+
+
+def _loader(data: TrainingData, sampler: EpochBatchSampler, workers: int, prefetch: int, device) -> torch.utils.data.DataLoader:
+    extra = {"prefetch_factor": prefetch, "persistent_workers": False} if workers > 0 else {}
+    # A generator of its own: a DataLoader draws its workers' base seed from the global RNG,
+    # which would shift the network's dropout stream on resumption.
+    generator = torch.Generator().manual_seed(sampler.seed * 100_003 + sampler.epoch)
+    return torch.utils.data.DataLoader(
+        data, batch_sampler=sampler, num_workers=workers, collate_fn=collate_identity,
+        pin_memory=device.type == "cuda", generator=generator, **extra,
+    )  # fmt: skip
+
+
+_HOST_KEYS = ("epoch", "batch")  # bookkeeping the loop reads on the host: never a device sync
+
+
+def _to_device(batch: dict, device) -> dict:
+    return {k: v if k in _HOST_KEYS else v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def train(
+    config: TrainConfig,
+    datasets: list[tuple[Path, Path | None]],
+    run_dir: Path,
+    *,
+    cache: Path | None = None,
+    pretrained: Path | None = None,
+    resume: bool = False,
+    time_limit: float | None = None,
+    progress: bool = True,
+) -> TrainReport:
+    """Train a regressor the SPIN way (module docstring). ``datasets``: (npz, image folder)."""
+    from spin_diff.cli.common import load_body_from_config
+
+    started = time.monotonic()
+    run_dir = Path(run_dir)
+    context = D.init_distributed(config.device)
+    device = context.device
+    config.device = str(device)
+    checkpoint_path = run_dir / LAST_CHECKPOINT
+    state = None
+    if resume:
+        if not checkpoint_path.is_file():
+            raise MissingInputError(f"--resume: no checkpoint {checkpoint_path}; start the run without --resume")
+        state = load_training_state(checkpoint_path)
+        _check_resume_config(state["train_config"], config)
+        pretrained = checkpoint_path
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed + context.rank)
+
+    body = load_body_from_config(config)
+    use_images = config.model.input == "image"
+    entries = [SpinDataset(npz, images, keypoints=config.data.keypoints, need_images=use_images) for npz, images in datasets]
+    cache = Path(cache) if cache is not None else run_dir / "fits"
+    writer_store, reader_store = _open_stores(cache, body, context)
+    data = TrainingData(entries, crop_size=config.fitting.crop_size, use_images=use_images, store=reader_store)
+    sampler = EpochBatchSampler(
+        data.sizes, config.data.batch_size, seed=config.seed, ratios=config.data.ratios,
+        epoch_length=config.data.epoch_length, augmentation=config.data.augmentation,
+        rank=context.rank, world_size=context.world_size,
+    )  # fmt: skip
+
+    model = _build_model(config, body, pretrained, device)
+    fitting = effective_fitting_config(config.fitting)
+    fitter = SMPLify(body, fitting if config.fitting.in_loop else scoring_config(fitting))
+    if context.enabled:
+        ddp_device = [device] if device.type == "cuda" else None
+        network = torch.nn.parallel.DistributedDataParallel(model, device_ids=ddp_device)
+    else:
+        network = model
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    amp = config.optim.amp and device.type == "cuda"
+    # The scaler also guards fp32 runs: a step with non-finite gradients is skipped.
+    scaler = torch.amp.GradScaler(device.type, init_scale=2.0**16 if amp else 1.0)
+    total_steps = config.max_steps or config.epochs * sampler.batches_per_epoch
+    scheduler = None
+    if config.optim.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / max(total_steps, 1)))
+        )
+    step, epoch, batch_in_epoch = 0, 0, 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        restore_rng_state(state["rng"])
+        if context.rank:  # every rank had its own stream; rank 0's state shifted per rank
+            torch.manual_seed(int(torch.randint(0, 2**31, ())) + context.rank)
+        log.info("resuming %s at step %d (epoch %d, batch %d)", checkpoint_path, step, epoch, batch_in_epoch)
+
+    our_hash, description = fit_config_hash(fitter)
+    fit_writer = None
+    if writer_store is not None:
+        writer_store.register_config(our_hash, description)
+        fit_writer = FitWriter(writer_store, data.names, our_hash)
+    hashes = _prior_hashes(fitting, body) if config.fitting.in_loop else {"body_model_sha256": body_model_hash(body)}
+    if context.is_main:
+        save_config(config, run_dir / "config.yaml")
+    run = Run(config, device, body, network, config.model.input, fitter, optimizer, scaler, scheduler, amp, data.names)
+    runlog = RunLog(run_dir, config.summary_every, total_steps, step, context.is_main, progress,
+                    reduce=lambda sums: D.all_reduce_sum(context, sums), world_size=context.world_size)  # fmt: skip
+    indices_file = _open_indices(run_dir, context) if config.log_indices else None
+
+    def checkpoint() -> Path:
+        if fit_writer is not None:
+            fit_writer.flush()  # the store holds every fit of the steps the checkpoint covers
+        if context.is_main:
+            save_training_checkpoint(
+                checkpoint_path, model, body, optimizer=optimizer, scaler=scaler, scheduler=scheduler,
+                step=step, epoch=epoch, batch_in_epoch=batch_in_epoch,
+                train_config=config_to_dict(config), hashes=hashes,
+            )  # fmt: skip
+        D.barrier(context)
+        return checkpoint_path
+
+    stopped_by = "finished"
+    try:
+        with StopSignal() as stop:
+            if config.max_steps is not None and step >= config.max_steps:
+                stopped_by = "max_steps"
+            while epoch < config.epochs and stopped_by == "finished":
+                sampler.set_epoch(epoch, batch_in_epoch)
+                for batch in _loader(data, sampler, config.data.workers, config.data.prefetch_factor, device):
+                    batch = _to_device(batch, device)
+                    if indices_file is not None:
+                        _write_indices(indices_file, step, batch)
+                    parts = train_step(run, batch)
+                    gathered = D.gather_rows(context, parts.updates)  # every rank joins the collective
+                    if fit_writer is not None:
+                        fit_writer.submit(gathered, step)
+                    step += 1
+                    batch_in_epoch = int(batch["batch"]) + 1
+                    runlog.add(parts, fits=len(batch["index"]) * context.world_size)
+                    runlog.advance()
+                    if runlog.due(step):
+                        runlog.summarise(step, epoch, optimizer.param_groups[0]["lr"])
+                    if config.validate_every and step % config.validate_every == 0 and context.is_main:
+                        _validate(run, step, run_dir, runlog)
+                    if step % config.checkpoint_every == 0:
+                        checkpoint()
+                    if config.max_steps is not None and step >= config.max_steps:
+                        stopped_by = "max_steps"
+                    # ranks agree on stopping at summary steps only (a collective, and a sync)
+                    if not context.enabled or runlog.due(step):
+                        stopped_by = _should_stop(context, stop, started, time_limit) or stopped_by
+                    if stopped_by != "finished":
+                        break
+                if batch_in_epoch >= sampler.batches_per_epoch:
+                    epoch, batch_in_epoch = epoch + 1, 0
+            runlog.summarise(step, epoch, optimizer.param_groups[0]["lr"])
+            path = checkpoint()
+    finally:
+        runlog.close()
+        if indices_file is not None:
+            indices_file.close()
+        if fit_writer is not None:
+            fit_writer.close()
+    report = TrainReport(step, epoch, stopped_by, path, runlog.last, time.monotonic() - started, model)
+    D.shutdown(context)
+    return report
+
+
+def _should_stop(context: D.DistributedContext, stop: StopSignal, started: float, time_limit: float | None) -> str:
+    """Why to stop after this step ("" to go on). Under torchrun every rank must agree, so the
+    reasons are all-reduced (called at summary steps only there)."""
+    reason = stop.reason if stop.requested else ""
+    if not reason and time_limit is not None and time.monotonic() - started >= time_limit:
+        reason = "time_limit"
+    if context.enabled:
+        codes = ("", "time_limit", "SIGTERM", "SIGINT")
+        flag = torch.tensor([codes.index(reason) if reason in codes else 2], device=context.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        reason = codes[int(flag)]
+    return reason
+
+
+def _open_indices(run_dir: Path, context: D.DistributedContext):
+    path = run_dir / (f"indices_rank{context.rank}.csv" if context.enabled else "indices.csv")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return path.open("a")
+
+
+def _write_indices(handle, step: int, batch: dict) -> None:
+    """One line per step: step, epoch, batch, then dataset:index of every row (a debug log)."""
+    rows = zip(batch["dataset"].tolist(), batch["index"].tolist())
+    handle.write(f"{step},{int(batch['epoch'])},{int(batch['batch'])}," + " ".join(f"{d}:{i}" for d, i in rows) + "\n")
+    handle.flush()
+
+
+def _validate(run: Run, step: int, run_dir: Path, runlog: RunLog) -> None:
+    from spin_diff.training.validation import validate
+
+    config = run.config
+    model = run.model.module if hasattr(run.model, "module") else run.model
+    metrics = validate(model, run.body, Path(config.validation_data), config, images=config.validation_images)
+    runlog.validation(step, metrics)
+    path = run_dir / "validation.csv"
+    new = not path.is_file()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["step", *metrics])
+        if new:
+            writer.writeheader()
+        writer.writerow({"step": step, **metrics})
+    log.info("validation at step %d: %s", step, ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))

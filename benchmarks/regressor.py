@@ -18,9 +18,7 @@ under ``torch.autocast`` (bfloat16 by default). Networks: ResNet-50 HMR (SPIN's:
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -30,6 +28,7 @@ try:
     import spin_diff  # noqa: F401
 except ImportError:  # run from a checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from timing import cpu_model, time_step  # noqa: E402  (benchmarks/timing.py)
 from spin_diff.body.model import load_body_model
 from spin_diff.models.config import RegressorConfig
 from spin_diff.models.hmr import build_regressor
@@ -38,31 +37,6 @@ CONFIGS = {
     "resnet50-hmr": RegressorConfig(input="image", backbone="resnet50"),
     "keypoints": RegressorConfig(input="keypoints"),
 }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
-def median_seconds(step, device: torch.device, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def make_inputs(kind: str, batch: int, device: torch.device) -> torch.Tensor:
@@ -96,9 +70,9 @@ def measure(name: str, body, args, device: torch.device) -> tuple[float, float]:
         loss.backward()
 
     model.eval()
-    fwd = median_seconds(forward, device, args.warmup, args.repeats)
+    fwd = time_step(forward, device, args.warmup, args.repeats)
     model.train()
-    fwd_bwd = median_seconds(forward_backward, device, args.warmup, args.repeats)
+    fwd_bwd = time_step(forward_backward, device, args.warmup, args.repeats)
     return args.batch / fwd, args.batch / fwd_bwd
 
 

@@ -36,7 +36,27 @@ def resolve_config(args: argparse.Namespace, cls=Config):
         config.body.model_path = args.body_model
     if getattr(args, "device", None):
         config.device = args.device
+    check_device(config.device)
     return config
+
+
+def check_device(name: str) -> None:
+    """Raise ValueError (one line) for a device torch does not know or this machine lacks."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {name!r} is not a torch device: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"--device {name}: CUDA is not available here (torch {torch.__version__} sees no GPU); use --device cpu"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type not in ("cpu", "mps"):
+        raise ValueError(f"--device {name}: spin_diff runs on cpu or cuda, not {device.type}")
 
 
 def load_body_from_config(config):

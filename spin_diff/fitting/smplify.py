@@ -97,6 +97,7 @@ class SMPLify:
         if uses_diffusion and extras.get("diffusion_prior") is None:
             extras["diffusion_prior"] = load_diffusion_prior_for(self.config, body_model)
         extras.setdefault("diffusion_config", self.config.diffusion)
+        extras.setdefault("confidence_threshold", self.config.confidence_threshold)
         self.context = TermContext(sigma=self.config.sigma, gmm=gmm, extras=extras)
         run = self._stages_to_run()
         self.stage_terms = [

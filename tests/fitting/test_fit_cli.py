@@ -8,7 +8,10 @@ import pytest
 
 from spin_diff.cli.main import main
 
-FAST = ["--set", "fitting.stages.0.iterations=30", "--set", "fitting.stages.1.iterations=60", "--quiet"]
+# the cold-start recipe with fewer iterations per stage (camera, then four body stages)
+FAST = ["--recipe", "cold_start", "--quiet"] + [
+    arg for stage, its in enumerate((30, 40, 40, 40, 40)) for arg in ("--set", f"fitting.stages.{stage}.iterations={its}")
+]
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +89,7 @@ def test_guided_method_and_the_default_term_run_from_bundled_assets(synth_set, t
     out = tmp_path / "guided"
     image = sorted((synth_set / "images").iterdir())[0]
     code = main(["fit", str(image), "--keypoints", str(synth_set / "keypoints"), "--out", str(out), "--quiet",
+                 "--recipe", "from_regressor", "--set", "fitting.quality.enabled=false",
                  "--set", "fitting.stages.0.iterations=30", "--set", "fitting.method=guided",
                  "--set", "fitting.diffusion.guided.loops=2"])  # fmt: skip
     assert code == 0, capsys.readouterr()

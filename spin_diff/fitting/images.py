@@ -273,6 +273,57 @@ def full_focal_length(image_size: torch.Tensor, focal: float | None = None) -> t
     return image_size.norm(dim=-1)
 
 
+# Extra starts: the given start with these joints (SMPL names) set to these axis-angles.
+# Signs as in spin_diff.body.demo_poses: a knee's positive x rotation bends the shin back, a
+# hip's negative x rotation swings the thigh forward.
+START_HYPOTHESES: dict[str, dict[str, tuple[float, float, float]]] = {
+    "knees_bent": {"left_knee": (1.6, 0.0, 0.0), "right_knee": (1.6, 0.0, 0.0)},
+    "crouch": {
+        "left_hip": (-1.6, 0.0, 0.0), "right_hip": (-1.6, 0.0, 0.0),
+        "left_knee": (2.0, 0.0, 0.0), "right_knee": (2.0, 0.0, 0.0),
+    },
+}  # fmt: skip
+
+
+def hypothesis_starts(init_pose: torch.Tensor, names: list[str]) -> torch.Tensor:
+    """(K, B, 24, 3, 3): the start ``init_pose`` (B, 24, 3, 3), then one copy per name with
+    that hypothesis' joints replaced."""
+    from spin_diff.body.joints import SMPL_JOINT_NAMES
+    from spin_diff.geometry.rotations import axis_angle_to_matrix
+
+    unknown = [n for n in names if n not in START_HYPOTHESES]
+    if unknown:
+        raise ValueError(f"fitting.start_hypotheses: unknown {unknown}; known: {sorted(START_HYPOTHESES)}")
+    starts = [init_pose]
+    for name in names:
+        pose = init_pose.clone()
+        for joint, rotation in START_HYPOTHESES[name].items():
+            pose[:, SMPL_JOINT_NAMES.index(joint)] = axis_angle_to_matrix(torch.tensor(rotation)).to(pose)
+        starts.append(pose)
+    return torch.stack(starts)
+
+
+def select_fits(result: FitResult, count: int) -> tuple[FitResult, torch.Tensor]:
+    """Per sample, the hypothesis with the lowest final-stage objective among ``count``
+    stacked along the batch (hypothesis-major). Failed fits never win over working ones.
+    Returns the selected FitResult (batch B) and the winning hypothesis index (B,)."""
+    final = list(result.stage_losses.values())[-1] if result.stage_losses else result.score
+    batch = result.pose.shape[0] // count
+    loss = torch.where(result.success, final, torch.full_like(final, float("inf"))).view(count, batch)
+    best = torch.nan_to_num(loss, nan=float("inf")).argmin(0)
+    rows = best * batch + torch.arange(batch, device=best.device)
+    pick = lambda x: x[rows]  # noqa: E731
+    winners = rows.cpu().tolist()
+    selected = FitResult(
+        pose=pick(result.pose), betas=pick(result.betas), transl=pick(result.transl), score=pick(result.score),
+        initial_score=pick(result.initial_score), joint_losses=pick(result.joint_losses),
+        joint_residuals=pick(result.joint_residuals), success=pick(result.success),
+        failure=[result.failure[r] for r in winners], iterations=result.iterations.view(count, batch).sum(0),
+        flipped=pick(result.flipped), stage_losses={k: pick(v) for k, v in result.stage_losses.items()},
+    )  # fmt: skip
+    return selected, best
+
+
 @dataclass
 class ImageFit:
     """A batch fitted in its crops, with both cameras. B = batch size."""
@@ -344,7 +395,21 @@ def fit_keypoints(
         init_betas = zero_betas if init_betas is None else init_betas
     to = dict(device=device, dtype=dtype)
     crop_keypoints, crop_center, crop_focal = crop_keypoints.to(**to), crop_center.to(**to), crop_focal.to(**to)
-    result = fitter.fit(crop_keypoints, init_pose, init_betas, camera_center=crop_center, focal_length=crop_focal)
+    init_pose, init_betas = init_pose.to(**to), init_betas.to(**to)
+    if init_pose.shape[-1] == 72:
+        from spin_diff.geometry.rotations import axis_angle_to_matrix
+
+        init_pose = axis_angle_to_matrix(init_pose.reshape(batch, 24, 3))
+    hypotheses = list(cfg.start_hypotheses)
+    count = 1 + len(hypotheses)
+    starts = hypothesis_starts(init_pose, hypotheses).flatten(0, 1)  # hypothesis-major
+    repeat = lambda x: x.repeat(count, *([1] * (x.ndim - 1)))  # noqa: E731
+    result = fitter.fit(
+        repeat(crop_keypoints), starts, repeat(init_betas), camera_center=repeat(crop_center),
+        focal_length=repeat(crop_focal),
+    )  # fmt: skip
+    if count > 1:
+        result, _ = select_fits(result, count)
 
     with torch.no_grad():
         joints = model.joints(result.pose, result.betas, check_finite=False).joints

@@ -282,6 +282,8 @@ START_HYPOTHESES: dict[str, dict[str, tuple[float, float, float]]] = {
         "left_hip": (-1.6, 0.0, 0.0), "right_hip": (-1.6, 0.0, 0.0),
         "left_knee": (2.0, 0.0, 0.0), "right_knee": (2.0, 0.0, 0.0),
     },
+    # from arms down, raised hands are reached by arching the back, not by lifting the arms
+    "arms_up": {"left_shoulder": (0.0, 0.0, 1.0), "right_shoulder": (0.0, 0.0, -1.0)},
 }  # fmt: skip
 
 

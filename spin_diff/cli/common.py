@@ -29,9 +29,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda")
 
 
-def resolve_config(args: argparse.Namespace, cls=Config):
-    """The config of a command: defaults, then --config, then --set, then shortcuts."""
-    config = load_config(cls, args.config, args.overrides)
+def resolve_config(args: argparse.Namespace, cls=Config, base: list[Path] = ()):
+    """The config of a command: defaults, then the ``base`` files (e.g. a fitting recipe),
+    then --config, then --set, then shortcuts."""
+    config = load_config(cls, list(base) + ([args.config] if args.config else []), args.overrides)
     if getattr(args, "body_model", None):
         config.body.model_path = args.body_model
     if getattr(args, "device", None):

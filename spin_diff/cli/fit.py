@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spin_diff.cli.common import add_config_arguments, load_body_from_config
+from spin_diff.cli.common import add_config_arguments, load_body_from_config, resolve_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 RECIPES = ("cold_start", "from_regressor")
@@ -84,8 +84,7 @@ def recipe_path(recipe: str, start: str = "mean") -> Path:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from spin_diff.cli.common import check_device
-    from spin_diff.config import Config, load_config, save_config
+    from spin_diff.config import save_config
     from spin_diff.fitting.images import fit_images
     from spin_diff.fitting.smplify import SMPLify
     from spin_diff.utils.threads import set_threads
@@ -108,12 +107,7 @@ def run_fit(args: argparse.Namespace) -> int:
     threads = set_threads(args.threads)
     start = "mean"  # the only start in this version; a regressor's prediction selects from_regressor
     recipe = recipe_path(args.recipe, start)
-    config = load_config(Config, [recipe] + ([args.config] if args.config else []), args.overrides)
-    if args.body_model:
-        config.body.model_path = args.body_model
-    if args.device:
-        config.device = args.device
-    check_device(config.device)
+    config = resolve_config(args, base=[recipe])
     if args.camera:
         config.fitting.camera = args.camera
     if args.focal is not None:

@@ -33,6 +33,8 @@ def test_synth_then_fit_writes_every_output(synth_set, tmp_path, capsys):
         params = json.loads((folder / "params.json").read_text())
         assert len(params["pose"]) == 72 and len(params["betas"]) == 10 and params["success"]
         assert len(params["transl_crop"]) == 3 and len(params["transl_full"]) == 3
+        assert params["recipe"] == "cold_start" and params["camera"] == "full" and params["init"] == "mean"
+        assert params["initial_residual_px"] > params["residual_px"]
         residuals = json.loads((folder / "residuals.json").read_text())
         assert len(residuals) == 49
     assert (out / "config.yaml").is_file()

@@ -247,6 +247,18 @@ def test_params_hold_the_49_joints_in_both_camera_frames(one, tmp_path):
     np.testing.assert_allclose(image_residual, crop_residual * params["box_size"] / 224, rtol=1e-3, atol=1e-2)
 
 
+def test_focal_sets_the_photo_camera(one, tmp_path, capsys):
+    images, keypoints = one
+    assert run(images, keypoints, tmp_path / "o1", "--camera", "full", "--focal", "1000") == 0
+    params = strict_json(tmp_path / "o1" / "a" / "person_00" / "params.json")
+    assert params["camera"] == "full" and params["focal_length_full"] == 1000.0
+    assert run(images, keypoints, tmp_path / "o2", "--camera", "full") == 0
+    params = strict_json(tmp_path / "o2" / "a" / "person_00" / "params.json")
+    assert params["focal_length_full"] == pytest.approx((192**2 + 192**2) ** 0.5)  # the image diagonal
+    assert run(images, keypoints, tmp_path / "o3", "--focal", "-5") == 2
+    assert "--focal must be a positive" in capsys.readouterr().err
+
+
 def test_mesh_frames(one, tmp_path):
     images, keypoints = one
 

@@ -98,8 +98,8 @@ def photo_section(model, count: int, seed: int) -> None:
 
     problems = make_photo_problems(model, count, seed=seed, corruption=CorruptionConfig.preset("detector"))
     boxes = [keypoint_box(k.cpu().numpy()) for k in problems.keypoints]
-    centers = torch.tensor([b.center.tolist() for b in boxes])
-    sizes = torch.tensor([b.size for b in boxes])
+    centers = torch.tensor([center.tolist() for center, _ in boxes])
+    sizes = torch.tensor([size for _, size in boxes])
     image_sizes = torch.tensor([problems.image_size] * count, dtype=torch.float32)
     print(f"\nphoto camera: {count} people in a {problems.image_size[0]}x{problems.image_size[1]} photo, focal "
           f"{problems.focal_length[0]:.0f} px, detector corruption, seed {seed}; from the mean pose")

@@ -195,15 +195,51 @@ def _initial_parameters(fitter, init: str, rows: np.ndarray, data: dict, stored)
 
 
 def check_init(init: str) -> str:
-    """Validate ``--init``: 'mean', 'stored', or a regressor checkpoint (not available yet)."""
-    if init in INIT_CHOICES:
+    """Validate ``--init``: 'mean', 'stored', 'regressor' (the bundled keypoint regressor) or a
+    regressor checkpoint file."""
+    if init in INIT_CHOICES or init == "regressor":
         return init
     if not os.path.exists(init):
-        raise FileNotFoundError(f"--init {init!r}: not 'mean' or 'stored', and no checkpoint file there")
-    raise ValueError(
-        f"--init {init}: starting fits from a regressor checkpoint is not available in this version "
-        "(the training milestone adds regressor checkpoints); use --init mean or --init stored"
-    )
+        raise FileNotFoundError(
+            f"--init {init!r}: not 'mean', 'stored' or 'regressor', and no checkpoint file there"
+        )
+    return init
+
+
+def _regressor_parameters(regressor, rows, keypoints, data, images, fitter):
+    """The regressor's prediction for ``rows``: pose (B, 24, 3, 3), betas, translation."""
+    from spin_diff.fitting.initialisation import regressor_start
+
+    if regressor.input_kind == "image":
+        from spin_diff.data.crops import load_crops
+
+        paths = [images / str(name) for name in np.asarray(data["imgname"])[rows]]
+        inputs = load_crops(paths, data["center"][rows], data["scale"][rows], fitter.config.crop_size)
+    else:
+        inputs = torch.as_tensor(keypoints[rows], dtype=torch.float32)
+    start = regressor_start(regressor, inputs, fitter.body.num_betas)
+    to = {"dtype": fitter.dtype, "device": fitter.device}
+    return start.rotmat.to(**to), start.betas.to(**to), start.transl.to(**to)
+
+
+def _load_init_regressor(init: str, data: dict, fitter, images):
+    """The regressor named by ``--init`` (None for mean/stored); image regressors need every
+    row's image under ``images``."""
+    if init in INIT_CHOICES:
+        return None
+    from spin_diff.fitting.initialisation import resolve_init
+
+    regressor = resolve_init(init, fitter.body, images_available=images is not None, device=fitter.device)
+    if regressor.input_kind == "image":
+        if "imgname" not in data:
+            raise ValueError(f"--init {init} is an image regressor, but the dataset has no 'imgname' key")
+        missing = [str(n) for n in np.asarray(data["imgname"]) if not (images / str(n)).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"--init {init} reads crops, but {len(missing)} image(s) are not under --images {images} "
+                f"(first: {missing[:3]}); pass the folder the dataset's imgname paths are relative to"
+            )
+    return regressor
 
 
 def build_fits(
@@ -220,6 +256,7 @@ def build_fits(
     world_size: int = 1,
     gt_from_dataset: bool = False,
     progress: bool = True,
+    images=None,
 ) -> BuildReport:
     """Fit the examples of ``data`` (this rank's shard) and write them into ``store``.
 
@@ -228,8 +265,10 @@ def build_fits(
         data: a SPIN-format dataset (:func:`~spin_diff.data.spin_npz.read_spin_npz`).
         name: the dataset's name in the store's keys.
         fitter: a :class:`~spin_diff.fitting.smplify.SMPLify`.
-        init: ``"mean"`` (SPIN's mean pose, zero betas) or ``"stored"`` (the cache's record,
-            else the dataset's own SMPL where ``has_smpl``, else the mean).
+        init: ``"mean"`` (SPIN's mean pose, zero betas), ``"stored"`` (the cache's record,
+            else the dataset's own SMPL where ``has_smpl``, else the mean), ``"regressor"``
+            (the bundled keypoint regressor) or a regressor checkpoint path (its prediction,
+            camera included, starts the fits).
         refit: fit again examples already fitted under this config.
         limit: only the first ``limit`` examples of the dataset.
         batch_size: examples per fit and per write transaction.
@@ -237,6 +276,7 @@ def build_fits(
         gt_from_dataset: write the dataset's SMPL parameters (``has_smpl`` == 1) as
             ground-truth records (scored, never replaced by fits) and do not fit those.
         progress: show a tqdm bar with fits/s and the running mean score.
+        images: folder the dataset's ``imgname`` paths are relative to (image regressors).
     """
     from tqdm import tqdm
 
@@ -247,6 +287,7 @@ def build_fits(
     if limit is not None and limit < 0:
         raise ValueError("--limit must be >= 0")
     keypoints = dataset_keypoints(data, fitter.config.crop_size)
+    regressor = _load_init_regressor(init, data, fitter, images)
     total = keypoints.shape[0]
     indices = np.arange(total if limit is None else min(limit, total), dtype=np.int64)[rank::world_size]
     our_hash, description = fit_config_hash(fitter)
@@ -275,7 +316,12 @@ def build_fits(
         for begin in range(0, todo.size, batch_size):
             rows = todo[begin : begin + batch_size]
             stored = store.get_many(name, rows) if init == "stored" else None
-            init_pose, init_betas, init_transl = _initial_parameters(fitter, init, rows, data, stored)
+            if regressor is not None:
+                init_pose, init_betas, init_transl = _regressor_parameters(
+                    regressor, rows, keypoints, data, images, fitter
+                )
+            else:
+                init_pose, init_betas, init_transl = _initial_parameters(fitter, init, rows, data, stored)
             batch_kp = torch.as_tensor(keypoints[rows], dtype=fitter.dtype, device=fitter.device)
             result = fitter.fit(batch_kp, init_pose, init_betas, init_transl)
             ok = result.success.cpu().numpy()

@@ -43,7 +43,8 @@ def _add_subcommands(sub) -> None:
     build.add_argument(
         "--init", default="mean",
         help="mean (SPIN's mean pose, default), stored (the cache's record, else the dataset's SMPL "
-        "where has_smpl, else the mean) or a regressor checkpoint",
+        "where has_smpl, else the mean), regressor (the bundled keypoint regressor) or a regressor "
+        "checkpoint (its prediction starts the fits; an image regressor needs --images)",
     )  # fmt: skip
     build.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache folder (default fits_cache/)")
     build.add_argument(
@@ -127,7 +128,9 @@ def run_build(args: argparse.Namespace) -> int:
     if args.images is not None:
         if not args.images.is_dir():
             raise FileNotFoundError(f"--images folder not found: {args.images}")
-        logging.getLogger(__name__).info("--images is only used by --init CKPT; fitting uses the keypoints")
+        logging.getLogger(__name__).info(
+            "--images is only used by an image regressor's --init; fitting uses the keypoints"
+        )
     if args.batch_size < 1:
         raise ValueError("--batch-size must be at least 1")
     if args.limit is not None and args.limit < 0:
@@ -142,7 +145,7 @@ def run_build(args: argparse.Namespace) -> int:
     report = build_fits(
         store, data, name, fitter, init=init, refit=args.refit, limit=args.limit,
         batch_size=args.batch_size, rank=rank, world_size=world_size,
-        gt_from_dataset=args.gt_from_dataset, progress=not args.quiet and rank == 0,
+        gt_from_dataset=args.gt_from_dataset, progress=not args.quiet and rank == 0, images=args.images,
     )  # fmt: skip
     print(report.summary())
     print(f"cache: {args.cache}")

@@ -3,7 +3,7 @@
 The fitting recipe is a named config file in ``configs/`` (``fit_<name>.yaml``) applied
 before ``--config`` and ``--set``: ``cold_start`` (staged, decaying priors, photo camera)
 for a start at the mean pose, ``from_regressor`` (SPIN's in-loop recipe) for a start near
-the answer. ``--recipe auto`` picks by the start.
+the answer (``--init regressor|CKPT``). ``--recipe auto`` picks by the start.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def add_parser(subparsers) -> None:
     )
     fit.add_argument(
         "--recipe", default="auto",
-        help="fitting recipe: auto (cold_start from the mean pose, from_regressor from a regressor's "
-             f"prediction), {', '.join(RECIPES)} (configs/fit_<name>.yaml), or a YAML file",
+        help="fitting recipe: auto (cold_start from the mean pose, from_regressor from --init's "
+             f"regressor), {', '.join(RECIPES)} (configs/fit_<name>.yaml), or a YAML file",
     )  # fmt: skip
     fit.add_argument(
         "--camera", choices=("crop", "full"),
@@ -48,7 +48,13 @@ def add_parser(subparsers) -> None:
              "or the body's own (no translation)",
     )  # fmt: skip
     fit.add_argument("--overwrite", action="store_true", help="replace existing results of these images in --out")
-    fit.add_argument("--checkpoint", type=Path, help="regressor checkpoint to initialise from")
+    fit.add_argument(
+        "--init", default="mean",
+        help="where fits start: mean (SPIN's mean pose, default), regressor (the bundled keypoint "
+        "regressor) or a regressor checkpoint (SPIN's model_checkpoint.pt or spin-diff's; an image "
+        "regressor reads the crops, a keypoint regressor the keypoints)",
+    )  # fmt: skip
+    fit.add_argument("--checkpoint", help="the same as --init CKPT")
     fit.add_argument("--batch-size", type=int, default=32)
     fit.add_argument(
         "--threads", type=int, default=0,
@@ -86,14 +92,11 @@ def recipe_path(recipe: str, start: str = "mean") -> Path:
 def run_fit(args: argparse.Namespace) -> int:
     from spin_diff.config import save_config
     from spin_diff.fitting.images import fit_images
+    from spin_diff.fitting.initialisation import resolve_init
     from spin_diff.fitting.smplify import SMPLify
     from spin_diff.utils.threads import set_threads
 
-    if args.checkpoint is not None:
-        raise ValueError(
-            "--checkpoint: regressor checkpoints are not available in this version (the training "
-            "milestone adds them); omit it to start from the mean pose"
-        )
+    init = args.checkpoint if args.checkpoint is not None else args.init
     if not args.images.exists():
         raise FileNotFoundError(f"images not found: {args.images}")
     if not args.keypoints.exists():
@@ -105,7 +108,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.focal is not None and not args.focal > 0:
         raise ValueError(f"--focal must be a positive number of pixels, got {args.focal}")
     threads = set_threads(args.threads)
-    start = "mean"  # the only start in this version; a regressor's prediction selects from_regressor
+    start = "mean" if init == "mean" else "regressor"
     recipe = recipe_path(args.recipe, start)
     config = resolve_config(args, base=[recipe])
     if args.camera:
@@ -113,13 +116,14 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.focal is not None:
         config.fitting.full_focal_length = args.focal
     model = load_body_from_config(config)
+    regressor = resolve_init(init, model, images_available=True, device=config.device)
     fitter = SMPLify(model, config.fitting)
     report = fit_images(
         args.images, args.keypoints, args.out, model, fitter,
         bbox=args.bbox, batch_size=args.batch_size, progress=not args.quiet, overwrite=args.overwrite,
-        mesh_frame=args.mesh_frame,
+        mesh_frame=args.mesh_frame, regressor=regressor,
         run_info={"recipe": str(args.recipe if args.recipe != "auto" else default_recipe(start)),
-                  "recipe_file": str(recipe), "init": start},
+                  "recipe_file": str(recipe), "init": str(init)},
     )  # fmt: skip
     save_config(config, args.out / "config.yaml")
     for note in report.notes:

@@ -11,6 +11,7 @@ from spin_diff import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     from spin_diff.cli import body, cache, demo, fit, prior, synth
+    from spin_diff.cli import eval as evaluate
 
     parser = argparse.ArgumentParser(
         prog="spin-diff",
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spin_diff {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (body, demo, synth, fit, prior, cache):
+    for module in (body, demo, synth, fit, prior, cache, evaluate):
         module.add_parser(subparsers)
     return parser
 

@@ -4,6 +4,7 @@
 * :mod:`spin_diff.data.openpose`: OpenPose BODY_25 JSON files and the 49-joint layout.
 * :mod:`spin_diff.data.corruption`: degrade clean keypoints the way 2D detectors do.
 * :mod:`spin_diff.data.synth`: render synthetic SPIN-format datasets with exact ground truth.
+* :mod:`spin_diff.data.crops`: SPIN's 224 px person crops, ImageNet-normalised, for image regressors.
 """
 
 from spin_diff.data.corruption import (

@@ -142,12 +142,12 @@ def find_inputs(images: Path, keypoints: Path) -> tuple[list[ImageInput], list[P
     return pairs, orphans
 
 
-def keypoint_box(keypoints: np.ndarray, threshold: float = 0.1) -> Box:
-    """SPIN-style square box around confident keypoints (padded by 20%)."""
+def keypoint_box(keypoints: np.ndarray, threshold: float = 0.1) -> tuple[np.ndarray, float]:
+    """SPIN-style square box around confident keypoints (padded by 20%): (centre (2,), side)."""
     confident = keypoints[:, 2] > threshold
     points = keypoints[confident, :2]
     low, high = points.min(0), points.max(0)
-    return Box((low + high) / 2.0, float(max(high - low) * BOX_PADDING), "keypoints")
+    return (low + high) / 2.0, float(max(high - low) * BOX_PADDING)
 
 
 def parse_bbox(text: str) -> Box:
@@ -244,7 +244,7 @@ def collect_people(
             if confident < min_joints:
                 report.failed.append((person_name, f"too few confident joints ({confident}, need {min_joints})"))
                 continue
-            box = bbox if bbox is not None else keypoint_box(keypoints, threshold)
+            box = bbox if bbox is not None else Box(*keypoint_box(keypoints, threshold), "keypoints")
             problem = crop_problem(keypoints, box, (width, height), threshold)
             if problem is not None:
                 report.failed.append((person_name, f"refused: {problem}"))
@@ -354,6 +354,7 @@ def fit_keypoints(
     focal: float | None = None,
     init_pose: torch.Tensor | None = None,
     init_betas: torch.Tensor | None = None,
+    init_transl: torch.Tensor | None = None,
 ) -> ImageFit:
     """Fit people given in full-image pixels, each in its square box.
 
@@ -364,6 +365,8 @@ def fit_keypoints(
             or the image diagonal, principal point at the image centre).
         init_pose: (B, 24, 3, 3) rotation matrices or (B, 72) axis-angle; None: the mean pose.
         init_betas: (B, S); None: zeros.
+        init_transl: (B, 3) crop-camera translation of the start (a regressor's camera);
+            None: SMPLify estimates it from the keypoints.
     """
     from spin_diff.geometry.cameras import (
         crop_to_full_translation,
@@ -402,13 +405,19 @@ def fit_keypoints(
         from spin_diff.geometry.rotations import axis_angle_to_matrix
 
         init_pose = axis_angle_to_matrix(init_pose.reshape(batch, 24, 3))
+    if init_transl is not None:
+        init_transl = init_transl.float().cpu()
+        if camera == "full":  # the regressor's crop camera seen by the photo's camera
+            cam = translation_to_weak_perspective(init_transl, cfg.focal_length, cfg.crop_size)
+            init_transl = crop_to_full_translation(cam, centers, box_sizes, image_sizes, focal_length=focal_full)
+        init_transl = init_transl.to(**to)
     hypotheses = list(cfg.start_hypotheses)
     count = 1 + len(hypotheses)
     starts = hypothesis_starts(init_pose, hypotheses).flatten(0, 1)  # hypothesis-major
     repeat = lambda x: x.repeat(count, *([1] * (x.ndim - 1)))  # noqa: E731
     result = fitter.fit(
-        repeat(crop_keypoints), starts, repeat(init_betas), camera_center=repeat(crop_center),
-        focal_length=repeat(crop_focal),
+        repeat(crop_keypoints), starts, repeat(init_betas), None if init_transl is None else repeat(init_transl),
+        camera_center=repeat(crop_center), focal_length=repeat(crop_focal),
     )  # fmt: skip
     if count > 1:
         result, _ = select_fits(result, count)
@@ -446,19 +455,37 @@ def fit_people(
     focal: float | None = None,
     init_pose: torch.Tensor | None = None,
     init_betas: torch.Tensor | None = None,
+    regressor=None,
 ) -> ImageFit:
     """Fit a batch of people in their crops from ``init_pose`` (rotation matrices (B, 24, 3, 3)
-    or axis-angle (B, 72)) and ``init_betas`` (B, S); None: the mean pose and zero betas."""
+    or axis-angle (B, 72)) and ``init_betas`` (B, S), or from ``regressor``'s prediction (a
+    keypoint regressor reads the crop keypoints, an image regressor the crops); None: the
+    mean pose and zero betas."""
+    from spin_diff.geometry.cameras import image_keypoints_to_crop
+
     cfg = fitter.config
+    keypoints = torch.tensor(np.stack([p.keypoints_image for p in people]), dtype=torch.float32)
+    centers = torch.tensor(np.stack([p.center for p in people]), dtype=torch.float32)
+    sizes = torch.tensor([p.box_size for p in people], dtype=torch.float32)
+    init_transl = None
+    if regressor is not None:
+        from spin_diff.fitting.initialisation import regressor_start
+
+        if regressor.input_kind == "image":
+            from spin_diff.data.crops import load_crops
+
+            inputs = load_crops([p.image_path for p in people], centers.numpy(), (sizes / 200.0).numpy(), cfg.crop_size)
+        else:
+            crop_xy = image_keypoints_to_crop(keypoints[..., :2], centers, sizes / 200.0, crop_size=cfg.crop_size)
+            inputs = torch.cat([crop_xy, keypoints[..., 2:]], dim=-1).to(model.fast.joint_template.device)
+        start = regressor_start(regressor, inputs, model.num_betas)
+        init_pose, init_betas, init_transl = start.rotmat, start.betas, start.transl
     return fit_keypoints(
-        model, fitter,
-        torch.tensor(np.stack([p.keypoints_image for p in people]), dtype=torch.float32),
-        torch.tensor(np.stack([p.center for p in people]), dtype=torch.float32),
-        torch.tensor([p.box_size for p in people], dtype=torch.float32),
+        model, fitter, keypoints, centers, sizes,
         torch.tensor([p.image_size for p in people], dtype=torch.float32),
         camera=camera or cfg.camera,
         focal=focal if focal is not None else cfg.full_focal_length,
-        init_pose=init_pose, init_betas=init_betas,
+        init_pose=init_pose, init_betas=init_betas, init_transl=init_transl,
     )  # fmt: skip
 
 
@@ -668,12 +695,16 @@ def fit_images(
     mesh_frame: str = "fit",
     init_pose: torch.Tensor | None = None,
     init_betas: torch.Tensor | None = None,
+    regressor=None,
     run_info: dict | None = None,
 ) -> FitReport:
     """Fit every person in ``images`` (file or folder) and write results under ``out_dir``.
 
     ``init_pose`` (24, 3, 3) rotation matrices and ``init_betas`` (S,) start every person;
-    None: the mean pose and zero betas. ``run_info`` (e.g. the recipe) is recorded in every
+    None: the mean pose and zero betas; ``regressor`` (a loaded
+    :class:`~spin_diff.models.hmr.Regressor`, see
+    :func:`spin_diff.fitting.initialisation.resolve_init`) starts them from its prediction
+    instead. ``run_info`` (e.g. the recipe) is recorded in every
     params.json. Raises InputError for inputs that cannot be paired or an unusable --out.
     """
     from tqdm import tqdm
@@ -704,7 +735,7 @@ def fit_images(
         count = len(batch)
         pose0 = None if init_pose is None else init_pose.expand(count, *init_pose.shape[-3:])
         betas0 = None if init_betas is None else init_betas.reshape(1, -1).expand(count, -1)
-        fit = fit_people(model, fitter, batch, init_pose=pose0, init_betas=betas0)
+        fit = fit_people(model, fitter, batch, init_pose=pose0, init_betas=betas0, regressor=regressor)
         result = fit.result
         confidence = fitter.body_stage_confidence(fit.crop_keypoints[..., 2])
         quality = assess_fits(

@@ -73,8 +73,8 @@ def write_npz(path, **arrays):
     [
         ("missing_keys", "missing required key(s) ['center', 'scale']"),
         ("no_keypoints", "no 2D keypoints"),
-        ("checkpoint", "the training milestone adds regressor checkpoints"),
-        ("no_checkpoint", "not 'mean' or 'stored', and no checkpoint file there"),
+        ("checkpoint", "truncated or not a torch checkpoint"),
+        ("no_checkpoint", "not 'mean', 'stored' or 'regressor', and no checkpoint file there"),
         ("foreign_cache", "not a spin_diff fit cache"),
         ("other_body_model", "holds fits of another body model"),
     ],

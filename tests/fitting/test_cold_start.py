@@ -39,8 +39,8 @@ def fit_with(model, problems, recipe, camera=None):
     count = len(boxes)
     fit = fit_keypoints(
         model, fitter, problems.keypoints,
-        torch.tensor(np.stack([b.center for b in boxes]), dtype=torch.float32),
-        torch.tensor([b.size for b in boxes], dtype=torch.float32),
+        torch.tensor(np.stack([center for center, _ in boxes]), dtype=torch.float32),
+        torch.tensor([size for _, size in boxes], dtype=torch.float32),
         torch.tensor([problems.image_size] * count, dtype=torch.float32),
         camera=camera or config.fitting.camera,
     )  # fmt: skip

@@ -1,0 +1,285 @@
+"""Evaluating a regressor (or the mean pose) on an evaluation file, with refinement rows.
+
+:func:`evaluate` runs batch by batch: the regressor's prediction from crops or keypoints (or
+the mean pose), then each refinement row of :mod:`spin_diff.evaluation.refine`, then the
+protocol's errors per sample (:mod:`spin_diff.evaluation.protocols`). :func:`write_results`
+writes the per-sample CSV and the JSON summary; :func:`format_table` is the printed table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spin_diff.evaluation.protocols import (
+    EvalSet,
+    GroundTruthBodies,
+    keypoint_errors_2d,
+    mesh_joints,
+    pose_errors,
+)
+from spin_diff.evaluation.refine import Refiner, change_shares
+
+__all__ = ["ROW_LABELS", "EvalResult", "evaluate", "format_table", "write_results"]
+
+ROW_LABELS = {
+    "none": "regressor",
+    "smplify": "+ SMPLify (GMM)",
+    "term": "+ SMPLify (GMM + diffusion term)",
+    "guided": "+ guided refinement",
+}
+
+
+@dataclass
+class EvalResult:
+    """Per-sample errors of every row (arrays of length N, mm or crop pixels)."""
+
+    evalset: EvalSet
+    source: str  # the checkpoint, or "mean"
+    rows: list[str]
+    errors: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # row -> metric -> (N,)
+    failed: dict[str, np.ndarray] = field(default_factory=dict)  # refinement row -> (N,) bool
+    seconds: float = 0.0
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.errors[self.rows[0]])
+
+    def summary(self) -> dict:
+        """The JSON summary: means per row and metric, worse/better shares, failures."""
+        rows = {}
+        base = self.errors["none"]
+        key = "pa_mpjpe" if "pa_mpjpe" in base else "kp2d_px"
+        for row in self.rows:
+            entry = {metric: _mean(values) for metric, values in self.errors[row].items()}
+            if row != "none":
+                worse, better = change_shares(base[key], self.errors[row][key])
+                entry.update({"worse_share": worse, "better_share": better, "compared_on": key})
+                entry["failed_fits"] = int(self.failed[row].sum())
+            rows[row] = entry
+        return {
+            "dataset": str(self.evalset.path),
+            "protocol": self.evalset.protocol,
+            "samples": self.evalset.size,
+            "joints": self.evalset.joint_count,
+            "start": self.source,
+            "units": "mm (kp2d_px: crop pixels, 224 px crop)",
+            "rows": rows,
+            "notes": list(self.evalset.notes),
+            "seconds": self.seconds,
+        }
+
+
+def _mean(values: np.ndarray) -> float:
+    finite = np.asarray(values)[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def _check_inputs(evalset: EvalSet, regressor, rows: list[str], images, keypoints) -> None:
+    """Clear errors, before any work, for what this evaluation cannot do."""
+    needs_keypoints = [r for r in rows if r != "none"]
+    if keypoints is None and (
+        needs_keypoints or (regressor is not None and regressor.input_kind == "keypoints")
+    ):
+        what = f"--refine {','.join(needs_keypoints)}" if needs_keypoints else "a keypoint regressor"
+        raise ValueError(
+            f"{what} needs 2D keypoints, and {evalset.path} has none (no openpose/part keys; SPIN's H36M "
+            "evaluation files hold only 3D joints). Use an image checkpoint with --images, without --refine"
+        )
+    if regressor is not None and regressor.input_kind == "image":
+        if images is None:
+            raise ValueError(
+                "the checkpoint is an image regressor: it reads the person crops, so pass --images DIR "
+                f"(the folder {evalset.path.name}'s imgname paths are relative to), or use a keypoint "
+                "checkpoint"
+            )
+        if "imgname" not in evalset.data:
+            raise ValueError(
+                f"{evalset.path} has no 'imgname' key: the image regressor cannot find the crops"
+            )
+        missing = [str(n) for n in evalset.data["imgname"] if not (Path(images) / str(n)).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} image(s) of {evalset.path.name} are not under --images {images} "
+                f"(first: {missing[:3]})"
+            )
+    if evalset.protocol == "lsp" and regressor is None and not needs_keypoints:
+        raise ValueError(
+            "LSP is evaluated in 2D: --init mean has no camera; add --refine smplify or use a checkpoint"
+        )
+
+
+def _predict(regressor, body, evalset, rows_idx, keypoints, images, crop_size, device):
+    """The start of every row: ``(rotmat, betas, transl or None)``."""
+    batch = rows_idx.size
+    if regressor is None:
+        rotmat = body.mean_pose_rotmat(batch).to(device).clone()
+        return rotmat, torch.zeros(batch, body.num_betas, device=device), None
+    from spin_diff.fitting.initialisation import regressor_start
+
+    if regressor.input_kind == "image":
+        from spin_diff.data.crops import load_crops
+
+        paths = [Path(images) / str(n) for n in evalset.data["imgname"][rows_idx]]
+        inputs = load_crops(
+            paths, evalset.data["center"][rows_idx], evalset.data["scale"][rows_idx], crop_size
+        )
+    else:
+        inputs = torch.as_tensor(keypoints[rows_idx], dtype=torch.float32)
+    start = regressor_start(regressor, inputs, body.num_betas)
+    return start.rotmat.to(device), start.betas.to(device), start.transl.to(device)
+
+
+def evaluate(
+    evalset: EvalSet,
+    body,
+    *,
+    regressor=None,
+    source: str = "mean",
+    rows: list[str] = ("none",),
+    fitting=None,
+    gendered: tuple | None = None,
+    images: str | Path | None = None,
+    batch_size: int = 64,
+    limit: int | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Evaluate the regressor (``None``: the mean pose) and the refinement ``rows`` on ``evalset``.
+
+    Args:
+        body: the body model predictions are made with (neutral).
+        fitting: the :class:`~spin_diff.fitting.config.FittingConfig` refinements derive from.
+        gendered: ``(male, female)`` body models for 3DPW's ground truth, or None.
+        images: the folder ``imgname`` is relative to (image regressors).
+    """
+    import time
+
+    from tqdm import tqdm
+
+    from spin_diff.geometry.cameras import perspective_projection
+
+    rows = list(rows)
+    if rows[0] != "none":
+        raise ValueError("the first row must be 'none' (the regressor alone)")
+    if batch_size < 1:
+        raise ValueError("--batch-size must be at least 1")
+    start_time = time.perf_counter()
+    crop_size = 224 if fitting is None else fitting.crop_size
+    keypoints = evalset.keypoints_crop(crop_size)
+    _check_inputs(evalset, regressor, rows, images, keypoints)
+    device = body.fast.joint_template.device
+    truth = GroundTruthBodies(evalset, body, *(gendered or (None, None)))
+    refiner = Refiner(body, fitting, rows) if len(rows) > 1 else None
+    total = evalset.size if limit is None else min(limit, evalset.size)
+    result = EvalResult(evalset=evalset, source=source, rows=rows)
+    collected: dict[str, dict[str, list]] = {row: {} for row in rows}
+    failed: dict[str, list] = {row: [] for row in rows[1:]}
+    bar = tqdm(total=total, unit="sample", desc=f"evaluating {evalset.path.name}", disable=not progress)
+    for begin in range(0, total, batch_size):
+        idx = np.arange(begin, min(begin + batch_size, total))
+        rotmat, betas, transl = _predict(regressor, body, evalset, idx, keypoints, images, crop_size, device)
+        gt_joints, gt_vertices = truth.batch(idx, device)
+        batch_kp = (
+            None if keypoints is None else torch.as_tensor(keypoints[idx], dtype=torch.float32, device=device)
+        )
+        for row in rows:
+            row_rot, row_betas, row_transl = rotmat, betas, transl
+            if row != "none":
+                row_rot, row_betas, row_transl, row_failed = refiner.refine(
+                    row, batch_kp, rotmat, betas, transl
+                )
+                failed[row].append(row_failed.cpu().numpy())
+            errors = {}
+            with torch.no_grad():
+                if evalset.has_3d:
+                    pred_joints, pred_vertices = mesh_joints(body, row_rot, row_betas, evalset.joint_count)
+                    errors = pose_errors(
+                        pred_joints,
+                        gt_joints,
+                        pred_vertices if gt_vertices is not None else None,
+                        gt_vertices,
+                    )
+                if evalset.protocol == "lsp":
+                    if row_transl is None:
+                        errors["kp2d_px"] = torch.full((idx.size,), float("nan"))
+                    else:
+                        projected = perspective_projection(body.joints(row_rot, row_betas).joints, row_transl)
+                        errors["kp2d_px"] = keypoint_errors_2d(projected, batch_kp)
+            for metric, values in errors.items():
+                collected[row].setdefault(metric, []).append(values.detach().double().cpu().numpy())
+        bar.update(idx.size)
+    bar.close()
+    result.errors = {
+        row: {m: np.concatenate(v) for m, v in metrics.items()} for row, metrics in collected.items()
+    }
+    result.failed = {row: np.concatenate(v) for row, v in failed.items()}
+    result.seconds = time.perf_counter() - start_time
+    return result
+
+
+def write_results(result: EvalResult, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``per_sample.csv`` (one row per sample, columns per refinement row and metric) and
+    ``summary.json``; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = result.evalset.data
+    count = len(next(iter(result.errors["none"].values())))
+    names = data["imgname"][:count] if "imgname" in data else np.array([""] * count)
+    columns = [(row, metric) for row in result.rows for metric in result.errors[row]]
+    csv_path = out_dir / "per_sample.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        header = ["index", "imgname"] + [f"{row}_{metric}" for row, metric in columns]
+        header += [f"{row}_failed" for row in result.rows[1:]]
+        writer.writerow(header)
+        for i in range(count):
+            values = [f"{result.errors[row][metric][i]:.4f}" for row, metric in columns]
+            flags = [int(result.failed[row][i]) for row in result.rows[1:]]
+            writer.writerow([i, str(names[i]), *values, *flags])
+    json_path = out_dir / "summary.json"
+    json_path.write_text(json.dumps(result.summary(), indent=1, default=_json_default))
+    return csv_path, json_path
+
+
+def _json_default(value):
+    if isinstance(value, float) and math.isnan(value):
+        return
+    raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+def format_table(result: EvalResult) -> str:
+    """The printed table: one line per row, mean errors and worse/better shares."""
+    summary = result.summary()
+    metrics = result.metrics
+    header = (
+        f"{'row':34s}" + "".join(f"{m:>10s}" for m in metrics) + f"{'worse':>8s}{'better':>8s}{'failed':>8s}"
+    )
+    title = (
+        f"{summary['dataset']} ({summary['protocol']}, {summary['samples']} samples, "
+        f"{summary['joints']} joints), start: {summary['start']}"
+    )
+    lines = [
+        title,
+        header,
+        "-" * len(header),
+    ]
+    for row in result.rows:
+        entry = summary["rows"][row]
+        cells = "".join(f"{entry[m]:10.1f}" for m in metrics)
+        if row == "none":
+            extra = f"{'':>8s}{'':>8s}{'':>8s}"
+        else:
+            shares = f"{100 * entry['worse_share']:7.0f}%{100 * entry['better_share']:7.0f}%"
+            extra = f"{shares}{entry['failed_fits']:8d}"
+        lines.append(f"{ROW_LABELS[row]:34s}{cells}{extra}")
+    lines.append(
+        "errors in mm (kp2d_px: crop pixels); worse/better: share of samples whose error moved by > 1 mm"
+    )
+    lines.extend(f"note: {n}" for n in summary["notes"])
+    return "\n".join(lines)

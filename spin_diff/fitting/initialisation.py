@@ -1,0 +1,89 @@
+"""Where a fit starts: the mean pose, the bundled keypoint regressor, or a regressor checkpoint.
+
+``--init`` of ``spin-diff fit``, ``spin-diff cache build`` and ``spin-diff eval`` takes
+
+* ``mean``: SPIN's mean pose and zero betas (the camera from SMPLify's estimate);
+* ``regressor``: the keypoint regressor shipped with spin_diff (once a release ships one);
+* a checkpoint path: SPIN's ``model_checkpoint.pt`` or one of ours. An image regressor reads
+  the person crops (so images are needed), a keypoint regressor reads the 2D keypoints.
+
+The regressor's prediction (pose, betas and its camera translation) starts SMPLify, as in
+SPIN's training loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from spin_diff.geometry.cameras import weak_perspective_to_translation
+
+__all__ = ["BUNDLED_KEYPOINT_REGRESSOR", "FitStart", "regressor_start", "resolve_init"]
+
+BUNDLED_KEYPOINT_REGRESSOR = (
+    Path(__file__).resolve().parent.parent / "models" / "assets" / "keypoint_regressor.pt"
+)
+
+
+def resolve_init(init: str, body, *, images_available: bool, device="cpu"):
+    """``None`` for ``mean``, else the loaded :class:`~spin_diff.models.hmr.Regressor`.
+
+    Raises:
+        FileNotFoundError: no checkpoint at the path, or no bundled regressor yet.
+        CheckpointError: a checkpoint that cannot be used here (damaged, another body model,
+            an image regressor without images).
+    """
+    from spin_diff.models.checkpoints import CheckpointError, load_regressor
+
+    if init == "mean":
+        return None
+    if init == "regressor":
+        if not BUNDLED_KEYPOINT_REGRESSOR.is_file():
+            raise FileNotFoundError(
+                "--init regressor: this version of spin_diff ships no trained keypoint regressor yet "
+                f"(expected at {BUNDLED_KEYPOINT_REGRESSOR}; the training milestone adds it). "
+                "Pass --init CKPT with a regressor checkpoint, or --init mean"
+            )
+        path = BUNDLED_KEYPOINT_REGRESSOR
+    else:
+        path = Path(init)
+        if not path.is_file():
+            raise FileNotFoundError(f"--init {init}: not 'mean' or 'regressor', and no checkpoint file there")
+    regressor = load_regressor(path, body, device=device)
+    if regressor.input_kind == "image" and not images_available:
+        raise CheckpointError(
+            f"--init {init} is an image regressor: it reads the person crops, and no images are "
+            "available here (pass --images DIR with the dataset's images, or use a keypoint "
+            "regressor checkpoint)"
+        )
+    return regressor
+
+
+@dataclass
+class FitStart:
+    """A fit's starting point. B batch."""
+
+    rotmat: torch.Tensor  # (B, 24, 3, 3)
+    betas: torch.Tensor  # (B, S)
+    transl: torch.Tensor  # (B, 3) crop-camera translation
+
+
+@torch.no_grad()
+def regressor_start(regressor, inputs: torch.Tensor, num_betas: int) -> FitStart:
+    """Run ``regressor`` (eval mode) on crops or crop keypoints ``inputs``; non-finite
+    predictions become the identity rotation / zero betas (as SPIN does before fitting)."""
+    device = next(regressor.parameters()).device
+    out = regressor(inputs.to(device))
+    finite = torch.isfinite(out.rotmat).flatten(1).all(1)
+    eye = torch.eye(3, dtype=out.rotmat.dtype, device=device).expand_as(out.rotmat)
+    rotmat = torch.where(finite[:, None, None, None], out.rotmat, eye)
+    betas = torch.nan_to_num(out.betas[:, :num_betas], nan=0.0, posinf=0.0, neginf=0.0)
+    # A camera behind the crop camera or not finite: SPIN's mean-body depth instead.
+    usable = torch.isfinite(out.transl).all(1) & (out.transl[:, 2] > 0)
+    fallback = weak_perspective_to_translation(torch.tensor([0.9, 0.0, 0.0], device=device)).to(
+        out.transl.dtype
+    )
+    transl = torch.where(usable[:, None], out.transl, fallback)
+    return FitStart(rotmat=rotmat, betas=betas, transl=transl)

@@ -1,0 +1,254 @@
+"""Reading SPIN's and our regressor checkpoints, and the errors for everything else
+(acceptance items 2 and 6 of issue 8)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from regressor_helpers import tiny_image_config, tiny_keypoint_config
+
+from spin_diff.models.backbones import build_backbone, load_backbone_state_dict
+from spin_diff.models.checkpoints import CheckpointError, load_regressor, peek_checkpoint, save_regressor
+from spin_diff.models.hmr import build_regressor
+
+
+def resnet_layout(
+    bottleneck: bool, blocks: tuple[int, ...], width: int = 64, classifier: bool = False
+) -> dict:
+    """Key -> shape of a torchvision ResNet state dict, written out from the architecture
+    (stem, four stages of blocks, 1x1 strided downsample on each stage's first block)."""
+    shapes: dict[str, tuple[int, ...]] = {"conv1.weight": (width, 3, 7, 7)}
+
+    def bn(prefix, channels):
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{prefix}.{name}"] = (channels,)
+        shapes[f"{prefix}.num_batches_tracked"] = ()
+
+    bn("bn1", width)
+    expansion = 4 if bottleneck else 1
+    inplanes = width
+    for stage, count in enumerate(blocks):
+        planes = width * 2**stage
+        for b in range(count):
+            p = f"layer{stage + 1}.{b}"
+            if bottleneck:
+                shapes[f"{p}.conv1.weight"] = (planes, inplanes, 1, 1)
+                shapes[f"{p}.conv2.weight"] = (planes, planes, 3, 3)
+                shapes[f"{p}.conv3.weight"] = (planes * 4, planes, 1, 1)
+                for i, c in ((1, planes), (2, planes), (3, planes * 4)):
+                    bn(f"{p}.bn{i}", c)
+            else:
+                shapes[f"{p}.conv1.weight"] = (planes, inplanes, 3, 3)
+                shapes[f"{p}.conv2.weight"] = (planes, planes, 3, 3)
+                bn(f"{p}.bn1", planes)
+                bn(f"{p}.bn2", planes)
+            if b == 0 and (stage > 0 or inplanes != planes * expansion):
+                shapes[f"{p}.downsample.0.weight"] = (planes * expansion, inplanes, 1, 1)
+                bn(f"{p}.downsample.1", planes * expansion)
+            inplanes = planes * expansion
+    if classifier:
+        shapes["fc.weight"] = (1000, inplanes)
+        shapes["fc.bias"] = (1000,)
+    return shapes
+
+
+def spin_hmr_layout() -> dict:
+    """Key -> shape of SPIN's HMR (models/hmr.py): ResNet-50 trunk, fc1 over 2048 + 144 + 13
+    inputs, fc2, the three decoders and the three (1, n) mean-parameter buffers."""
+    shapes = resnet_layout(True, (3, 4, 6, 3))
+    shapes.update({
+        "fc1.weight": (1024, 2048 + 144 + 13), "fc1.bias": (1024,),
+        "fc2.weight": (1024, 1024), "fc2.bias": (1024,),
+        "decpose.weight": (144, 1024), "decpose.bias": (144,),
+        "decshape.weight": (10, 1024), "decshape.bias": (10,),
+        "deccam.weight": (3, 1024), "deccam.bias": (3,),
+        "init_pose": (1, 144), "init_shape": (1, 10), "init_cam": (1, 3),
+    })  # fmt: skip
+    return shapes
+
+
+def random_state(shapes: dict, seed: int = 0) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in shapes.items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(1000)
+        elif key.endswith("running_var"):
+            state[key] = 0.5 + torch.rand(shape, generator=gen)
+        else:
+            state[key] = 0.02 * torch.randn(shape, generator=gen)
+    return state
+
+
+def spin_checkpoint(body_model, seed: int = 0) -> dict:
+    """A dict shaped like SPIN's utils/saver.py output; the mean parameters are the body model's."""
+    state = random_state(spin_hmr_layout(), seed)
+    for key, name in (("pose", "init_pose"), ("shape", "init_shape"), ("cam", "init_cam")):
+        state[name] = body_model.mean_params[key][None].clone()
+    return {
+        "model": state,
+        "optimizer": {"state": {}, "param_groups": [{"lr": 5e-5, "params": list(range(4))}]},
+        "epoch": 3,
+        "batch_idx": 120,
+        "batch_size": 64,
+        "dataset_perm": np.random.default_rng(0).permutation(1000),  # not a tensor: weights_only refuses it
+        "total_step_count": 5000,
+    }
+
+
+@pytest.fixture(scope="module")
+def spin_file(tmp_path_factory, body_model):
+    path = tmp_path_factory.mktemp("spin") / "model_checkpoint.pt"
+    checkpoint = spin_checkpoint(body_model)
+    torch.save(checkpoint, path)
+    return path, checkpoint["model"]
+
+
+def test_spin_checkpoint_loads_with_every_key_and_runs(spin_file, body_model):
+    path, state = spin_file
+    assert peek_checkpoint(path)["kind"] == "spin"
+    model = load_regressor(path, body_model)
+    assert model.config.backbone == "resnet50" and model.config.width == 1.0 and model.input_kind == "image"
+    ours = model.state_dict()
+    assert len(ours) == len(state)
+    for key, value in state.items():  # every SPIN tensor landed, unchanged, in its module
+        target = ours[
+            (
+                "encoder."
+                if key.split(".")[0] in ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
+                else "head."
+            )
+            + key
+        ]
+        assert torch.equal(target, value.to(target.dtype)), key
+    out = model(torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0)))
+    assert out.rotmat.shape == (2, 24, 3, 3) and out.keypoints_2d.shape == (2, 49, 2)
+    assert out.features.shape == (2, 2048) and torch.isfinite(out.keypoints_2d).all()
+
+
+def test_bare_and_dataparallel_spin_state_dicts_load(tmp_path, spin_file, body_model):
+    _, state = spin_file
+    torch.save({"module." + k: v for k, v in state.items()}, tmp_path / "dp.pt")
+    model = load_regressor(tmp_path / "dp.pt", body_model)
+    assert torch.equal(model.head.fc2.weight, state["fc2.weight"])
+
+
+def test_old_spin_checkpoint_without_batch_counters_loads(tmp_path, spin_file, body_model):
+    _, state = spin_file
+    torch.save(
+        {"model": {k: v for k, v in state.items() if "num_batches_tracked" not in k}}, tmp_path / "old.pt"
+    )
+    load_regressor(tmp_path / "old.pt", body_model)
+
+
+@pytest.mark.parametrize(
+    "name, bottleneck, blocks", [("resnet50", True, (3, 4, 6, 3)), ("resnet18", False, (2, 2, 2, 2))]
+)
+def test_torchvision_state_dict_loads_into_the_backbone(tmp_path, name, bottleneck, blocks):
+    state = random_state(resnet_layout(bottleneck, blocks, classifier=True), seed=1)
+    torch.save(state, tmp_path / f"{name}.pth")
+    backbone = build_backbone(name)
+    load_backbone_state_dict(backbone, tmp_path / f"{name}.pth")
+    loaded = backbone.state_dict()
+    assert set(loaded) == set(state) - {"fc.weight", "fc.bias"}
+    assert all(torch.equal(loaded[k], state[k].to(loaded[k].dtype)) for k in loaded)
+
+
+def test_torchvision_state_dict_of_another_depth_is_refused_with_its_keys():
+    state = random_state(resnet_layout(False, (2, 2, 2, 2)))
+    with pytest.raises(CheckpointError) as err:
+        load_backbone_state_dict(build_backbone("resnet50"), state)
+    assert "layer1.0.conv3.weight" in str(err.value) and "shape mismatches" in str(err.value)
+
+
+def test_wrong_spin_file_names_the_offending_keys(tmp_path, spin_file, body_model):
+    _, state = spin_file
+    broken = dict(state)
+    del broken["decshape.weight"]
+    broken["fc1.weight"] = torch.zeros(1024, 2048 + 144 + 10)  # no camera in the feedback
+    broken["smpl.betas"] = torch.zeros(1, 10)
+    torch.save({"model": broken}, tmp_path / "broken.pt")
+    with pytest.raises(CheckpointError) as err:
+        load_regressor(tmp_path / "broken.pt", body_model)
+    message = str(err.value)
+    assert "broken.pt" in message
+    assert "missing keys: decshape.weight" in message
+    assert "unexpected keys: smpl.betas" in message
+    assert "fc1.weight: file (1024, 2202) vs model (1024, 2205)" in message
+
+
+def test_unrelated_file_is_refused_with_its_keys(tmp_path, body_model):
+    torch.save({"weight": torch.zeros(3), "bias": torch.zeros(3)}, tmp_path / "linear.pt")
+    with pytest.raises(CheckpointError, match=r"neither a spin_diff .* nor SPIN's .*its keys: bias, weight"):
+        load_regressor(tmp_path / "linear.pt", body_model)
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="holds a list"):
+        load_regressor(tmp_path / "list.pt", body_model)
+
+
+@pytest.mark.parametrize("kind", ["image", "keypoints"])
+def test_our_checkpoint_round_trip_records_config_kind_and_body(tmp_path, body_model, kind):
+    from spin_diff.cache.provenance import body_model_hash
+
+    torch.manual_seed(0)
+    config = tiny_image_config() if kind == "image" else tiny_keypoint_config()
+    model = build_regressor(config, body=body_model).eval()
+    with torch.no_grad():
+        model.head.decpose.weight.normal_(0, 0.1)
+    path = save_regressor(model, tmp_path / "ckpt.pt", step=7)
+    raw = torch.load(path, weights_only=True)
+    assert (
+        raw["input"] == kind and raw["step"] == 7 and raw["body_model_sha256"] == body_model_hash(body_model)
+    )
+    loaded = load_regressor(path, body_model, expect_input=kind)
+    assert loaded.config == config and not loaded.training
+    inputs = (
+        torch.randn(2, 3, 64, 64)
+        if kind == "image"
+        else torch.cat([100 * torch.rand(2, 49, 2), torch.ones(2, 49, 1)], -1)
+    )
+    assert torch.equal(model(inputs).rotmat, loaded(inputs).rotmat)
+    assert not (tmp_path / "ckpt.pt.partial").exists()
+
+
+# --- bad input (acceptance item 6) ---------------------------------------------------------
+
+
+def test_checkpoint_of_another_body_model_is_refused(tmp_path, body_model, other_body_model):
+    model = build_regressor(tiny_keypoint_config(), body=body_model)
+    path = save_regressor(model, tmp_path / "ckpt.pt")
+    with pytest.raises(CheckpointError, match=r"trained for another body model .*--body-model"):
+        load_regressor(path, other_body_model)
+
+
+def test_spin_checkpoint_with_other_mean_parameters_is_refused(spin_file, other_body_model):
+    path, _ = spin_file
+    with pytest.raises(CheckpointError, match=r"another body model: its mean parameters \(shape\) differ"):
+        load_regressor(path, other_body_model)
+
+
+def test_wrong_input_kind_is_refused(tmp_path, body_model):
+    image = save_regressor(build_regressor(tiny_image_config(), body=body_model), tmp_path / "image.pt")
+    keypoint = save_regressor(build_regressor(tiny_keypoint_config(), body=body_model), tmp_path / "kp.pt")
+    with pytest.raises(CheckpointError, match=r"image input, it needs image crops \(pass --images DIR\)"):
+        load_regressor(image, body_model, expect_input="keypoints")
+    with pytest.raises(CheckpointError, match="keypoints input"):
+        load_regressor(keypoint, body_model, expect_input="image")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.02])
+def test_truncated_file_is_refused(tmp_path, body_model, keep):
+    path = save_regressor(build_regressor(tiny_keypoint_config(), body=body_model), tmp_path / "ckpt.pt")
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(CheckpointError, match=r"ckpt.pt .*truncated or not a torch checkpoint"):
+        load_regressor(path, body_model)
+
+
+def test_missing_and_non_torch_files(tmp_path, body_model):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_regressor(tmp_path / "nothing.pt", body_model)
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="truncated or not a torch checkpoint"):
+        load_regressor(tmp_path / "text.pt", body_model)

@@ -101,7 +101,8 @@ def photo_section(model, count: int, seed: int) -> None:
     centers = torch.tensor([center.tolist() for center, _ in boxes])
     sizes = torch.tensor([size for _, size in boxes])
     image_sizes = torch.tensor([problems.image_size] * count, dtype=torch.float32)
-    print(f"\nphoto camera: {count} people in a {problems.image_size[0]}x{problems.image_size[1]} photo, focal "
+    width, height = problems.image_size
+    print(f"\nphoto camera: {count} people in a {width}x{height} photo, focal "
           f"{problems.focal_length[0]:.0f} px, detector corruption, seed {seed}; from the mean pose")
     header = (f"{'recipe':<38} | {'PA-MPJPE':>8} {'MPJPE':>7} | {'torso mean':>10} {'median':>6} | "
               f"{'resid px':>8} | {'flagged':>7} | {'PA worse':>8} | {'s':>6}")
@@ -125,7 +126,8 @@ def photo_section(model, count: int, seed: int) -> None:
             before = e["pa_mpjpe"]
         worse = (e["pa_mpjpe"] > before + 1.0).float().mean() * 100
         print(f"{name:<38} | {e['pa_mpjpe'].mean():8.1f} {e['mpjpe'].mean():7.1f} | {angle.mean():10.1f} "
-              f"{angle.median():6.1f} | {quality.residual_px.nanmean():8.2f} | {int((~quality.success).sum()):>7} | "
+              f"{angle.median():6.1f} | {quality.residual_px.nanmean():8.2f} | "
+              f"{int((~quality.success).sum()):>7} | "
               f"{worse:7.0f}% | {seconds:6.1f}")
     print("torso: degrees between fitted and true hips->shoulders; resid: confident keypoints, 224-crop px; "
           "flagged: success false under fitting.quality; PA worse: share worse than the first row by > 1 mm")
@@ -136,9 +138,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=48, help="problems per corruption")
     parser.add_argument("--iterations", type=int, default=100, help="Adam iterations per stage")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sections", default="crop,photo", help="crop (SPIN's crop camera rows), photo, or both")
+    parser.add_argument("--sections", default="crop,photo",
+                        help="crop (SPIN's crop camera rows), photo, or both")
     parser.add_argument("--photo-n", type=int, default=24, help="people in the photo section")
-    parser.add_argument("--photo-seed", type=int, default=101, help="seed of the photo section (tuning used 0-3)")
+    parser.add_argument("--photo-seed", type=int, default=101,
+                        help="seed of the photo section (the recipe was tuned on 0-3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

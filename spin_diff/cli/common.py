@@ -52,7 +52,8 @@ def check_device(name: str) -> None:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(
-                f"--device {name}: CUDA is not available here (torch {torch.__version__} sees no GPU); use --device cpu"
+                f"--device {name}: CUDA is not available here (torch {torch.__version__} sees no GPU); "
+                "use --device cpu"
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")

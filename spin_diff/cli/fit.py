@@ -47,7 +47,9 @@ def add_parser(subparsers) -> None:
         help="frame of mesh.obj: the fit's camera (default), the crop camera, the full-image camera, "
              "or the body's own (no translation)",
     )  # fmt: skip
-    fit.add_argument("--overwrite", action="store_true", help="replace existing results of these images in --out")
+    fit.add_argument(
+        "--overwrite", action="store_true", help="replace existing results of these images in --out"
+    )
     fit.add_argument(
         "--init", default="mean",
         help="where fits start: mean (SPIN's mean pose, default), regressor (the bundled keypoint "

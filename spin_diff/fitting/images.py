@@ -163,10 +163,12 @@ def parse_bbox(text: str) -> Box:
             x, y, w, h = (float(v) for v in content["bbox"])
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
             raise InputError(
-                f"--bbox {path}: expected SPIN's bbox JSON {{\"bbox\": [x, y, width, height]}} ({err!r})"
+                f'--bbox {path}: expected SPIN\'s bbox JSON {{"bbox": [x, y, width, height]}} ({err!r})'
             ) from err
         if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
-            raise InputError(f"--bbox {path}: [x, y, w, h] = {[x, y, w, h]} is not a box (need finite, w, h > 0)")
+            raise InputError(
+                f"--bbox {path}: [x, y, w, h] = {[x, y, w, h]} is not a box (need finite, w, h > 0)"
+            )
         return Box(np.array([x + w / 2, y + h / 2]), max(w, h), f"SPIN bbox JSON [x, y, w, h] ({path})")
     try:
         x1, y1, x2, y2 = (float(v) for v in text.split(","))
@@ -179,7 +181,9 @@ def parse_bbox(text: str) -> Box:
     return Box(np.array([(x1 + x2) / 2, (y1 + y2) / 2]), max(x2 - x1, y2 - y1), "x1,y1,x2,y2")
 
 
-def crop_problem(keypoints: np.ndarray, box: Box, image_size: tuple[int, int], threshold: float) -> str | None:
+def crop_problem(
+    keypoints: np.ndarray, box: Box, image_size: tuple[int, int], threshold: float
+) -> str | None:
     """Why a person's crop cannot be fitted (None: it can): a box of a few pixels, a box or
     confident keypoints outside the image (often an image paired with the wrong JSON)."""
     width, height = image_size
@@ -207,7 +211,12 @@ def collect_people(
     """Read every image's keypoints; record a failure per bad item (image, file or person)."""
     import cv2
 
-    from spin_diff.data.openpose import OpenPoseFileError, openpose_to_keypoints49, read_openpose_json, select_person
+    from spin_diff.data.openpose import (
+        OpenPoseFileError,
+        openpose_to_keypoints49,
+        read_openpose_json,
+        select_person,
+    )
 
     people: list[Person] = []
     for pair in pairs:
@@ -216,8 +225,10 @@ def collect_people(
             report.failed.append((str(pair.image), "image missing or unreadable"))
             continue
         if pair.keypoints is None:
-            report.failed.append((str(pair.image), "no OpenPose JSON found for it (<stem>_keypoints.json, "
-                                  "<stem>_openpose.json or <stem>.json)"))
+            missing = (
+                "no OpenPose JSON found for it (<stem>_keypoints.json, <stem>_openpose.json or <stem>.json)"
+            )
+            report.failed.append((str(pair.image), missing))
             continue
         try:
             detections = read_openpose_json(pair.keypoints, allow_nonfinite=True)
@@ -242,7 +253,9 @@ def collect_people(
                 continue
             confident = int((keypoints[:, 2] > threshold).sum())
             if confident < min_joints:
-                report.failed.append((person_name, f"too few confident joints ({confident}, need {min_joints})"))
+                report.failed.append(
+                    (person_name, f"too few confident joints ({confident}, need {min_joints})")
+                )
                 continue
             box = bbox if bbox is not None else Box(*keypoint_box(keypoints, threshold), "keypoints")
             problem = crop_problem(keypoints, box, (width, height), threshold)
@@ -398,8 +411,12 @@ def fit_keypoints(
         mean_pose, zero_betas = mean_initialisation(model, batch)
         init_pose = mean_pose if init_pose is None else init_pose
         init_betas = zero_betas if init_betas is None else init_betas
-    to = dict(device=device, dtype=dtype)
-    crop_keypoints, crop_center, crop_focal = crop_keypoints.to(**to), crop_center.to(**to), crop_focal.to(**to)
+    to = {"device": device, "dtype": dtype}
+    crop_keypoints, crop_center, crop_focal = (
+        crop_keypoints.to(**to),
+        crop_center.to(**to),
+        crop_focal.to(**to),
+    )
     init_pose, init_betas = init_pose.to(**to), init_betas.to(**to)
     if init_pose.shape[-1] == 72:
         from spin_diff.geometry.rotations import axis_angle_to_matrix
@@ -409,7 +426,9 @@ def fit_keypoints(
         init_transl = init_transl.float().cpu()
         if camera == "full":  # the regressor's crop camera seen by the photo's camera
             cam = translation_to_weak_perspective(init_transl, cfg.focal_length, cfg.crop_size)
-            init_transl = crop_to_full_translation(cam, centers, box_sizes, image_sizes, focal_length=focal_full)
+            init_transl = crop_to_full_translation(
+                cam, centers, box_sizes, image_sizes, focal_length=focal_full
+            )
         init_transl = init_transl.to(**to)
     hypotheses = list(cfg.start_hypotheses)
     count = 1 + len(hypotheses)
@@ -429,7 +448,11 @@ def fit_keypoints(
         finite = torch.isfinite(crop_keypoints).all(-1).all(-1)
         safe = torch.where(finite[:, None, None], crop_keypoints, torch.zeros_like(crop_keypoints))
         start_transl = estimate_translation(
-            start, safe[..., :2], safe[..., 2].clamp_min(0), focal_length=crop_focal, camera_center=crop_center
+            start,
+            safe[..., :2],
+            safe[..., 2].clamp_min(0),
+            focal_length=crop_focal,
+            camera_center=crop_center,
         )
         start_px = perspective_projection(start, start_transl, crop_focal, crop_center)
         initial_residuals = (start_px - safe[..., :2]).norm(dim=-1)
@@ -438,7 +461,9 @@ def fit_keypoints(
         transl_full = transl
     else:
         cam_crop = translation_to_weak_perspective(transl, cfg.focal_length, cfg.crop_size)
-        transl_full = crop_to_full_translation(cam_crop, centers, box_sizes, image_sizes, focal_length=focal_full)
+        transl_full = crop_to_full_translation(
+            cam_crop, centers, box_sizes, image_sizes, focal_length=focal_full
+        )
     joints_full = joints.cpu().float() + transl_full[:, None]
     return ImageFit(
         result, crop_keypoints, crop_center, crop_focal, transl_full, focal_full, joints_full,
@@ -474,9 +499,13 @@ def fit_people(
         if regressor.input_kind == "image":
             from spin_diff.data.crops import load_crops
 
-            inputs = load_crops([p.image_path for p in people], centers.numpy(), (sizes / 200.0).numpy(), cfg.crop_size)
+            inputs = load_crops(
+                [p.image_path for p in people], centers.numpy(), (sizes / 200.0).numpy(), cfg.crop_size
+            )
         else:
-            crop_xy = image_keypoints_to_crop(keypoints[..., :2], centers, sizes / 200.0, crop_size=cfg.crop_size)
+            crop_xy = image_keypoints_to_crop(
+                keypoints[..., :2], centers, sizes / 200.0, crop_size=cfg.crop_size
+            )
             inputs = torch.cat([crop_xy, keypoints[..., 2:]], dim=-1).to(model.fast.joint_template.device)
         start = regressor_start(regressor, inputs, model.num_betas)
         init_pose, init_betas, init_transl = start.rotmat, start.betas, start.transl
@@ -616,7 +645,9 @@ def write_person(
     return folder
 
 
-def render_overlay(image: np.ndarray, vertices: np.ndarray, faces, person: Person, fit: ImageFit, i: int) -> np.ndarray:
+def render_overlay(
+    image: np.ndarray, vertices: np.ndarray, faces, person: Person, fit: ImageFit, i: int
+) -> np.ndarray:
     """The fitted mesh over the image, in the camera the fit used, the image downscaled so
     that its longer side is at most OVERLAY_MAX_SIDE."""
     import cv2
@@ -647,7 +678,9 @@ def _side_view(vertices: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray
     angle = np.pi / 2
     rotation = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
     translation = look_at_translation(vertices, rotation, 5000.0, (size, size), fill=0.85)
-    return render_mesh(vertices, faces, rotation=rotation, translation=translation, image_size=(size, size)).image
+    return render_mesh(
+        vertices, faces, rotation=rotation, translation=translation, image_size=(size, size)
+    ).image
 
 
 def prepare_output(out_dir: Path, pairs: list[ImageInput], overwrite: bool) -> None:
@@ -717,7 +750,9 @@ def fit_images(
     if box is not None and len(pairs) > 1:
         raise InputError(f"--bbox is one person's box in one image, but {images} holds {len(pairs)} images")
     if box is not None:
-        report.notes.append(f"--bbox: read {box.source}: centre {box.center.round(1).tolist()}, side {box.size:.1f} px")
+        report.notes.append(
+            f"--bbox: read {box.source}: centre {box.center.round(1).tolist()}, side {box.size:.1f} px"
+        )
     if not pairs:
         report.failed.append((str(images), f"no images ({', '.join(IMAGE_SUFFIXES)}) found"))
         return report
@@ -745,7 +780,9 @@ def fit_images(
         before, _ = confident_residual(fit.initial_residuals, confidence, cfg.quality.confident)
         for i, person in enumerate(batch):
             extra = {"initial_residual_px": float(before[i]), **(run_info or {})}
-            folder = write_person(out_dir, person, fit, i, model, fitter, quality, mesh_frame=mesh_frame, extra=extra)
+            folder = write_person(
+                out_dir, person, fit, i, model, fitter, quality, mesh_frame=mesh_frame, extra=extra
+            )
             entry = {
                 "item": person.name, "success": bool(quality.success[i]), "failure": quality.failure[i],
                 "residual_px": float(quality.residual_px[i]), "initial_residual_px": float(before[i]),

@@ -104,7 +104,12 @@ def _reprojection_thresholded(context: TermContext) -> Term:
     (default 0.1) weighted 1 and the rest 0 (SPIN's ignored joints stay at 0)."""
     sigma = context.sigma
     threshold = float(context.extras.get("confidence_threshold", 0.1))
-    return lambda s: ((s.confidence > threshold).to(s.projected.dtype) * gmof(s.projected - s.keypoints, sigma).sum(-1)).sum(-1)
+
+    def term(s: FitState) -> torch.Tensor:
+        weight = (s.confidence > threshold).to(s.projected.dtype)
+        return (weight * gmof(s.projected - s.keypoints, sigma).sum(-1)).sum(-1)
+
+    return term
 
 
 _TORSO_OP = J.joint_indices(J.TORSO_OPENPOSE)

@@ -2,6 +2,7 @@
 seen by a photo-like full-image camera with detector-like keypoints (issue 11, acceptance 1);
 the recipes' files; the torso metrics against known answers."""
 
+import itertools
 import math
 
 import numpy as np
@@ -72,7 +73,7 @@ def test_recipes_are_named_files_and_chosen_by_the_start():
     cold = load_config(Config, recipe_path("auto")).fitting
     assert cold.camera == "full" and cold.orientation_flip.enabled
     gmm = [s.terms.get("gmm_pose", 0.0) for s in cold.stages[1:]]
-    assert len(gmm) >= 3 and all(a > b for a, b in zip(gmm, gmm[1:]))  # decaying prior weights
+    assert len(gmm) >= 3 and all(a > b for a, b in itertools.pairwise(gmm))  # decaying prior weights
     in_loop = load_config(Config, recipe_path("from_regressor")).fitting
     assert in_loop.stages == FittingConfig().stages and in_loop.camera == "crop"
 

@@ -28,7 +28,23 @@ def strict_json(path):
 @pytest.fixture(scope="module")
 def synth_set(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth_inputs")
-    assert main(["synth", "--out", str(out), "--n", "2", "--image-size", "192x192", "--corrupt", "none", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(out),
+                "--n",
+                "2",
+                "--image-size",
+                "192x192",
+                "--corrupt",
+                "none",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -77,7 +93,9 @@ def test_same_stem_images_get_distinct_output_folders(one, tmp_path):
 def test_json_without_image_is_reported(one, tmp_path, capsys):
     images, keypoints = one
     shutil.copy(keypoints / "a_keypoints.json", keypoints / "ghost_keypoints.json")
-    (keypoints / "a_bbox.json").write_text(json.dumps({"bbox": [0, 0, 10, 10]}))  # SPIN's box file: not keypoints
+    (keypoints / "a_bbox.json").write_text(
+        json.dumps({"bbox": [0, 0, 10, 10]})
+    )  # SPIN's box file: not keypoints
     code = run(images, keypoints, tmp_path / "out")
     printed = capsys.readouterr().out
     assert code == 1
@@ -240,7 +258,9 @@ def test_params_hold_the_49_joints_in_both_camera_frames(one, tmp_path):
     # projected by the photo's camera, the joints sit at the crop residuals (scaled to the image)
     focal, (width, height) = params["focal_length_full"], params["image_size"]
     pixels = focal * joints[:, :2] / joints[:, 2:] + np.array([width / 2, height / 2])
-    kp = np.array(json.loads((keypoints / "a_keypoints.json").read_text())["people"][0]["pose_keypoints_2d"]).reshape(25, 3)
+    kp = np.array(
+        json.loads((keypoints / "a_keypoints.json").read_text())["people"][0]["pose_keypoints_2d"]
+    ).reshape(25, 3)
     residuals = strict_json(out / "a" / "person_00" / "residuals.json")
     crop_residual = np.array([residuals[name]["residual_px_crop"] for name in params["joint_names"][:25]])
     image_residual = np.linalg.norm(pixels[:25] - kp[:, :2], axis=1)
@@ -266,7 +286,9 @@ def test_mesh_frames(one, tmp_path):
         out = tmp_path / frame
         assert run(images, keypoints, out, "--mesh-frame", frame) == 0
         lines = (out / "a" / "person_00" / "mesh.obj").read_text().splitlines()
-        vertices = np.array([[float(v) for v in line.split()[1:4]] for line in lines if line.startswith("v ")])
+        vertices = np.array(
+            [[float(v) for v in line.split()[1:4]] for line in lines if line.startswith("v ")]
+        )
         return vertices.mean(0), strict_json(out / "a" / "person_00" / "params.json")
 
     body, _ = mesh_mean("body")
@@ -284,7 +306,9 @@ def test_overlay_of_a_huge_image_is_written_at_a_sensible_size(one, tmp_path):
     images, keypoints = one
     image = cv2.imread(str(images / "a.jpg"))
     factor = 20  # 3840 x 3840
-    cv2.imwrite(str(images / "a.jpg"), cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST))
+    cv2.imwrite(
+        str(images / "a.jpg"), cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
+    )
     data = json.loads((keypoints / "a_keypoints.json").read_text())
     values = np.array(data["people"][0]["pose_keypoints_2d"]).reshape(25, 3)
     values[:, :2] *= factor
@@ -297,7 +321,12 @@ def test_overlay_of_a_huge_image_is_written_at_a_sensible_size(one, tmp_path):
 
 
 def test_no_nan_or_infinity_in_json():
-    value = {"a": float("nan"), "b": [1.0, float("inf")], "c": np.array([np.nan, 2.0]), "d": torch.tensor(-np.inf)}
+    value = {
+        "a": float("nan"),
+        "b": [1.0, float("inf")],
+        "c": np.array([np.nan, 2.0]),
+        "d": torch.tensor(-np.inf),
+    }
     assert json_safe(value) == {"a": None, "b": [1.0, None], "c": [None, 2.0], "d": None}
     json.dumps(json_safe(value), allow_nan=False)
 
@@ -306,7 +335,15 @@ def test_failed_fit_is_written_flagged_with_its_reason(one, tmp_path, capsys):
     """Judged fits: one that does not follow its keypoints is success false, still written."""
     images, keypoints = one
     out = tmp_path / "out"
-    code = run(images, keypoints, out, "--set", "fitting.quality.enabled=true", "--set", "fitting.quality.max_residual_px=0.01")
+    code = run(
+        images,
+        keypoints,
+        out,
+        "--set",
+        "fitting.quality.enabled=true",
+        "--set",
+        "fitting.quality.max_residual_px=0.01",
+    )
     assert code == 1
     assert "the body does not follow the keypoints" in capsys.readouterr().out
     params = strict_json(out / "a" / "person_00" / "params.json")
@@ -364,8 +401,8 @@ class _ThreadsDataset(torch.utils.data.Dataset):
 
 def test_unknown_recipe_is_an_error(one, tmp_path, capsys):
     images, keypoints = one
-    code = main(["fit", str(images), "--keypoints", str(keypoints), "--out", str(tmp_path / "o"), "--recipe", "fast"])
+    code = main(
+        ["fit", str(images), "--keypoints", str(keypoints), "--out", str(tmp_path / "o"), "--recipe", "fast"]
+    )
     assert code == 2
     assert "choose auto, cold_start, from_regressor" in capsys.readouterr().err
-
-

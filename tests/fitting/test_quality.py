@@ -34,7 +34,13 @@ def test_fits_beyond_the_thresholds_fail_with_their_reason():
     confidence[3] = 0.0
     fit_ok = torch.tensor([True, True, True, True])
     quality = assess_fits(
-        residuals, confidence, torch.zeros(4, 69), fit_ok, [None] * 4, config, ConstantPrior([90.0, 90.0, 500.0, 90.0])
+        residuals,
+        confidence,
+        torch.zeros(4, 69),
+        fit_ok,
+        [None] * 4,
+        config,
+        ConstantPrior([90.0, 90.0, 500.0, 90.0]),
     )
     assert quality.success.tolist() == [True, False, False, False]
     assert quality.failure[0] is None
@@ -44,7 +50,9 @@ def test_fits_beyond_the_thresholds_fail_with_their_reason():
     # the fitter's own failure is kept; disabled checks judge nothing
     kept = assess_fits(residuals, confidence, torch.zeros(4, 69), ~fit_ok, ["diverged"] * 4, config, None)
     assert kept.failure == ["diverged"] * 4 and not kept.success.any()
-    off = assess_fits(residuals, confidence, torch.zeros(4, 69), fit_ok, [None] * 4, FitQualityConfig(enabled=False))
+    off = assess_fits(
+        residuals, confidence, torch.zeros(4, 69), fit_ok, [None] * 4, FitQualityConfig(enabled=False)
+    )
     assert off.success.all()
 
 

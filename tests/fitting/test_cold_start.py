@@ -94,3 +94,27 @@ def test_torso_metrics_known_answers(body_model):
         # a positive turn about x takes up (-y) to (0, -cos, -sin): shoulders towards the camera
         assert lean["depth"].item() - upright["depth"].item() == pytest.approx(-degrees, abs=1e-3)
         assert lean["sideways"].item() == pytest.approx(upright["sideways"].item(), abs=1e-3)
+
+
+def test_cold_start_is_batch_invariant_apart_from_the_diffusion_noise(body_model, photo_people):
+    """The extra starts and the per-person choice among them do not couple batch-mates. (The
+    diffusion term's noise is drawn per batch, so it is left out here.)"""
+    config = load_config(Config, recipe_path("cold_start")).fitting
+    for stage in config.stages:
+        stage.iterations = 10
+        stage.terms.pop("diffusion_pose", None)
+    fitter = SMPLify(body_model, config)
+    boxes = [keypoint_box(k.numpy()) for k in photo_people.keypoints[:3]]
+    centers = torch.tensor(np.stack([center for center, _ in boxes]), dtype=torch.float32)
+    sizes = torch.tensor([size for _, size in boxes], dtype=torch.float32)
+    image_sizes = torch.tensor([photo_people.image_size] * 3, dtype=torch.float32)
+    batch = fit_keypoints(
+        body_model, fitter, photo_people.keypoints[:3], centers, sizes, image_sizes, camera="full"
+    )
+    for i in range(3):
+        alone = fit_keypoints(
+            body_model, fitter, photo_people.keypoints[i : i + 1], centers[i : i + 1], sizes[i : i + 1],
+            image_sizes[i : i + 1], camera="full",
+        )  # fmt: skip
+        torch.testing.assert_close(alone.result.pose[0], batch.result.pose[i], atol=1e-5, rtol=0)
+        torch.testing.assert_close(alone.transl_full[0], batch.transl_full[i], atol=1e-5, rtol=0)

@@ -178,10 +178,13 @@ def parse_override(text: str) -> dict[str, Any]:
     return value
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] = ()) -> T:
-    """Defaults of ``cls``, then the YAML file at ``path``, then ``overrides`` (a.b=v)."""
+def load_config(
+    cls: type[T], path: str | Path | list[str | Path] | None = None, overrides: list[str] = ()
+) -> T:
+    """Defaults of ``cls``, then the YAML file(s) at ``path`` in order, then ``overrides`` (a.b=v)."""
     values = dataclasses.asdict(cls())
-    if path is not None:
+    paths = path if isinstance(path, (list, tuple)) else ([] if path is None else [path])
+    for path in paths:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")

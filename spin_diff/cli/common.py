@@ -30,14 +30,36 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda")
 
 
-def resolve_config(args: argparse.Namespace, cls=Config):
-    """The config of a command: defaults, then --config, then --set, then shortcuts."""
-    config = load_config(cls, args.config, args.overrides)
+def resolve_config(args: argparse.Namespace, cls=Config, base: list[Path] = ()):
+    """The config of a command: defaults, then the ``base`` files (e.g. a fitting recipe),
+    then --config, then --set, then shortcuts."""
+    config = load_config(cls, list(base) + ([args.config] if args.config else []), args.overrides)
     if getattr(args, "body_model", None):
         config.body.model_path = args.body_model
     if getattr(args, "device", None):
         config.device = args.device
+    check_device(config.device)
     return config
+
+
+def check_device(name: str) -> None:
+    """Raise BadInputError (one line) for a device torch does not know or this machine lacks."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise BadInputError(f"--device {name!r} is not a torch device: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInputError(
+                f"--device {name}: CUDA is not available here (torch {torch.__version__} sees no GPU); "
+                "use --device cpu"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise BadInputError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type not in ("cpu", "mps"):
+        raise BadInputError(f"--device {name}: spin_diff runs on cpu or cuda, not {device.type}")
 
 
 def load_body_from_config(config):

@@ -40,7 +40,8 @@ def render_pose_gallery(model, size: int = 300):
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Body model -> synthetic people -> SMPLify fits, with errors against the known truth."""
+    """Body model -> synthetic people -> SMPLify fits (the cold-start recipe, as ``spin-diff fit``
+    from the mean pose), with errors against the known truth."""
     from spin_diff.body.mesh_io import write_obj
     from spin_diff.config import save_config
     from spin_diff.data.spin_npz import read_spin_npz
@@ -50,7 +51,9 @@ def run_demo(args: argparse.Namespace) -> int:
     from spin_diff.fitting.smplify import SMPLify
     from spin_diff.render import save_png
 
-    config = resolve_config(args)
+    from spin_diff.cli.fit import recipe_path
+
+    config = resolve_config(args, base=[recipe_path("auto")])  # fits start from the mean pose
     model = load_body_from_config(config)
     print("body model:")
     for key, value in model.info().items():
@@ -60,11 +63,12 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"wrote {save_png(out / 'body_poses.png', gallery)} (poses: {', '.join(names)}; front and side)")
     print(f"wrote {write_obj(out / 'tpose.obj', vertices[0], model.faces)}")
 
-    synth = SynthConfig(num_images=args.n, seed=config.seed, back_view_prob=0.0)
+    # photo-like people (focal = image diagonal): the camera the cold-start recipe assumes
+    synth = SynthConfig(num_images=args.n, seed=config.seed, back_view_prob=0.0, focal="realistic")
     npz = generate_dataset(synth, out / "synth", model, progress=False)
     print(f"rendered {args.n} synthetic people with detector-like keypoints into {out / 'synth'}")
     report = fit_images(out / "synth" / "images", out / "synth" / "keypoints", out / "fits", model,
-                        SMPLify(model, config.fitting), progress=False)  # fmt: skip
+                        SMPLify(model, config.fitting), progress=False, overwrite=True)  # fmt: skip
     for name, reason in report.failed:
         print(f"  FAILED {name}: {reason}")
     data = read_spin_npz(npz, require=("imgname", "pose", "shape"))

@@ -1,4 +1,10 @@
-"""``spin-diff fit``: fit SMPL to the people in images from their OpenPose keypoints."""
+"""``spin-diff fit``: fit SMPL to the people in images from their OpenPose keypoints.
+
+The fitting recipe is a named config file in ``configs/`` (``fit_<name>.yaml``) applied
+before ``--config`` and ``--set``: ``cold_start`` (staged, decaying priors, photo camera)
+for a start at the mean pose, ``from_regressor`` (SPIN's in-loop recipe) for a start near
+the answer (``--init regressor|CKPT``). ``--recipe auto`` picks by the start.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,43 @@ from pathlib import Path
 from spin_diff.cli.common import add_config_arguments, load_body_from_config, resolve_config
 from spin_diff.errors import BadInputError, MissingInputError
 
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+RECIPES = ("cold_start", "from_regressor")
+
 
 def add_parser(subparsers) -> None:
     fit = subparsers.add_parser("fit", help="fit SMPL to people in images (OpenPose BODY_25 JSON)")
     fit.add_argument("images", type=Path, help="an image or a folder of images")
     fit.add_argument(
         "--keypoints", type=Path, required=True,
-        help="OpenPose JSON file, or a folder with <image stem>_keypoints.json per image",
+        help="OpenPose JSON file, or a folder with <image stem>_keypoints.json (or SPIN's "
+             "<stem>_openpose.json) per image",
     )  # fmt: skip
     fit.add_argument("--out", type=Path, required=True, help="output folder")
-    fit.add_argument("--bbox", help="x1,y1,x2,y2 person box in pixels (default: from the keypoints)")
+    fit.add_argument(
+        "--bbox",
+        help="one person's box: x1,y1,x2,y2 in pixels, or SPIN's bbox JSON file ({\"bbox\": [x, y, w, h]}); "
+        "default: from the keypoints",
+    )
+    fit.add_argument(
+        "--recipe", default="auto",
+        help="fitting recipe: auto (cold_start from the mean pose, from_regressor from --init's "
+             f"regressor), {', '.join(RECIPES)} (configs/fit_<name>.yaml), or a YAML file",
+    )  # fmt: skip
+    fit.add_argument(
+        "--camera", choices=("crop", "full"),
+        help="crop: SPIN's crop camera (focal 5000 px on the 224 crop); full: the photo's camera (focal "
+             "from --focal or the image diagonal, principal point at the image centre); default: the recipe's",
+    )  # fmt: skip
+    fit.add_argument("--focal", type=float, help="focal length of the photo in pixels (--camera full)")
+    fit.add_argument(
+        "--mesh-frame", choices=("fit", "crop", "full", "body"), default="fit",
+        help="frame of mesh.obj: the fit's camera (default), the crop camera, the full-image camera, "
+             "or the body's own (no translation)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--overwrite", action="store_true", help="replace existing results of these images in --out"
+    )
     fit.add_argument(
         "--init", default="mean",
         help="where fits start: mean (SPIN's mean pose, default), regressor (the bundled keypoint "
@@ -26,9 +59,37 @@ def add_parser(subparsers) -> None:
     )  # fmt: skip
     fit.add_argument("--checkpoint", help="the same as --init CKPT")
     fit.add_argument("--batch-size", type=int, default=32)
+    fit.add_argument(
+        "--threads", type=int, default=0,
+        help="torch threads (default 0: the idle cores, 1 inside a DataLoader worker)",
+    )  # fmt: skip
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_arguments(fit)
     fit.set_defaults(handler=run_fit)
+
+
+def default_recipe(start: str = "mean") -> str:
+    """The recipe for a start: the mean pose is far from any answer (cold start); anything
+    else (a regressor's prediction) starts near it."""
+    return "cold_start" if start == "mean" else "from_regressor"
+
+
+def recipe_path(recipe: str, start: str = "mean") -> Path:
+    """The YAML file of a recipe name (or a path to one)."""
+    name = default_recipe(start) if recipe == "auto" else recipe
+    if name in RECIPES:
+        path = CONFIG_DIR / f"fit_{name}.yaml"
+        if not path.is_file():
+            raise MissingInputError(
+                f"recipe {name!r}: {path} is missing (run from a source checkout, or pass --recipe FILE.yaml)"
+            )
+        return path
+    path = Path(name)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        if not path.is_file():
+            raise MissingInputError(f"--recipe file not found: {path}")
+        return path
+    raise BadInputError(f"--recipe {recipe!r}: choose auto, {', '.join(RECIPES)}, or a YAML file")
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -36,25 +97,44 @@ def run_fit(args: argparse.Namespace) -> int:
     from spin_diff.fitting.images import fit_images
     from spin_diff.fitting.initialisation import resolve_init
     from spin_diff.fitting.smplify import SMPLify
+    from spin_diff.utils.threads import set_threads
 
     init = args.checkpoint if args.checkpoint is not None else args.init
     if not args.images.exists():
         raise MissingInputError(f"images not found: {args.images}")
     if not args.keypoints.exists():
         raise MissingInputError(f"--keypoints not found: {args.keypoints}")
+    if args.out.exists() and not args.out.is_dir():
+        raise BadInputError(f"--out {args.out} is a file; give a folder (it is created if missing)")
     if args.batch_size < 1:
         raise BadInputError("--batch-size must be at least 1")
-    config = resolve_config(args)
+    if args.focal is not None and not args.focal > 0:
+        raise BadInputError(f"--focal must be a positive number of pixels, got {args.focal}")
+    threads = set_threads(args.threads)
+    start = "mean" if init == "mean" else "regressor"
+    recipe = recipe_path(args.recipe, start)
+    config = resolve_config(args, base=[recipe])
+    if args.camera:
+        config.fitting.camera = args.camera
+    if args.focal is not None:
+        config.fitting.full_focal_length = args.focal
     model = load_body_from_config(config)
     regressor = resolve_init(init, model, images_available=True, device=config.device)
     fitter = SMPLify(model, config.fitting)
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_config(config, args.out / "config.yaml")
     report = fit_images(
         args.images, args.keypoints, args.out, model, fitter,
-        bbox=args.bbox, batch_size=args.batch_size, progress=not args.quiet, regressor=regressor, init=init,
+        bbox=args.bbox, batch_size=args.batch_size, progress=not args.quiet, overwrite=args.overwrite,
+        mesh_frame=args.mesh_frame, regressor=regressor,
+        run_info={"recipe": str(args.recipe if args.recipe != "auto" else default_recipe(start)),
+                  "recipe_file": str(recipe), "init": str(init)},
     )  # fmt: skip
+    save_config(config, args.out / "config.yaml")
+    for note in report.notes:
+        print(note)
     for name, reason in report.failed:
         print(f"FAILED {name}: {reason}")
-    print(f"fitted {len(report.fitted)} people, {len(report.failed)} failed; results in {args.out}")
+    print(
+        f"fitted {len(report.fitted)} people, {len(report.failed)} failed; results in {args.out} "
+        f"(recipe {recipe.stem}, camera {config.fitting.camera}, {threads} thread(s))"
+    )
     return 0 if report.ok else 1

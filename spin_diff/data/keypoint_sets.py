@@ -90,3 +90,87 @@ def perturbed_start(
     depth_error = 1.0 + 0.1 * torch.randn(transl.shape[0], generator=gen, dtype=transl.dtype).to(transl.device)
     start_transl = transl * torch.stack([torch.ones_like(depth_error), torch.ones_like(depth_error), depth_error], 1)
     return start_pose, start_betas, start_transl
+
+
+@dataclass
+class PhotoProblems:
+    """People seen by a photo-like full-image camera, keypoints as OpenPose gives them.
+
+    Only the 25 OpenPose keypoints carry confidence (the 24 GT joints are zero, as in
+    ``openpose_to_keypoints49`` of a real JSON). Shapes: B problems.
+    """
+
+    pose: torch.Tensor  # (B, 72) ground truth, axis-angle, camera orientation
+    betas: torch.Tensor  # (B, 10)
+    transl: torch.Tensor  # (B, 3) full-image camera translation, metres
+    joints: torch.Tensor  # (B, 49, 3) true joints in the camera frame (translation applied)
+    keypoints: torch.Tensor  # (B, 49, 3) image pixels + confidence (corrupted)
+    clean_keypoints: torch.Tensor  # (B, 49, 3) before corruption
+    focal_length: torch.Tensor  # (B,) pixels; principal point at the image centre
+    image_size: tuple[int, int]  # (width, height)
+    postures: list[str]
+
+
+def make_photo_problems(
+    model: BodyModel,
+    count: int,
+    seed: int = 0,
+    corruption=None,
+    image_size: tuple[int, int] = (1280, 960),
+    focal_length: float | None = None,
+    box_fraction: tuple[float, float] = (0.5, 0.9),
+    placement: float = 0.6,
+    yaw_range: tuple[float, float] = (-70.0, 70.0),
+    back_view_prob: float = 0.1,
+    tilt_std: float = 6.0,
+) -> PhotoProblems:
+    """Sample people placed in a ``image_size`` photo taken with focal ``focal_length``
+    (None: the image diagonal, about a 53-degree field of view, as CLIFF assumes).
+
+    Bodies stand balanced (the synthetic set's lean), turn by ``yaw_range`` (turned away with
+    ``back_view_prob``), tilt by ``tilt_std`` degrees; each person's keypoint box spans
+    ``box_fraction`` of the image's shorter side, placed off centre by up to ``placement``
+    of the free room. ``corruption`` is a CorruptionConfig applied in image pixels (None:
+    clean).
+    """
+    from spin_diff.body.joints import KEYPOINT_FLIP_PERM, NUM_OPENPOSE_JOINTS
+    from spin_diff.data.corruption import corrupt_keypoints
+    from spin_diff.data.synth import _sample_body_poses, frame_person, sample_global_orient
+
+    rng = np.random.default_rng([seed, 11])
+    width, height = image_size
+    focal = float(np.hypot(width, height)) if focal_length is None else float(focal_length)
+    device, dtype = model.fast.joint_template.device, model.fast.joint_template.dtype
+    body_pose, postures, lean = _sample_body_poses(count, rng, None)
+    orient, _ = sample_global_orient(count, rng, yaw_range, back_view_prob, tilt_std, base_orient=lean)
+    betas = np.clip(rng.normal(0.0, 0.8, (count, 10)), -2.4, 2.4)
+    pose = torch.tensor(np.concatenate([orient, body_pose], 1), dtype=dtype, device=device)
+    betas_t = torch.tensor(betas, dtype=dtype, device=device)
+    with torch.no_grad():
+        joints = model.joints(pose, betas_t).joints.double().cpu().numpy()
+    principal = np.array([width / 2.0, height / 2.0])
+    sides = rng.uniform(box_fraction[0], box_fraction[1], count) * min(width, height) / 1.2
+    offsets = rng.uniform(-1.0, 1.0, (count, 2)) * placement
+    transl = np.zeros((count, 3))
+    for i in range(count):  # a few bodies, once: numpy's iterative framing per body
+        room = np.array([width, height]) / 2.0 - 0.6 * sides[i]
+        target = principal + offsets[i] * np.maximum(room, 0.0)
+        transl[i] = frame_person(joints[i], focal, principal, target, sides[i])
+    camera_joints = joints + transl[:, None]
+    pixels = focal * camera_joints[..., :2] / camera_joints[..., 2:3] + principal
+    clean = np.concatenate([pixels, np.ones((count, J.NUM_JOINTS, 1))], -1)
+    clean[:, NUM_OPENPOSE_JOINTS:, 2] = 0.0  # a detector gives only the OpenPose block
+    keypoints = clean
+    if corruption is not None:
+        low, high = pixels.min(1), pixels.max(1)
+        result = corrupt_keypoints(
+            clean, (low + high) / 2.0, 1.2 * (high - low).max(-1), corruption, rng, J.KEYPOINT_FLIP_PERM,
+            image_size=np.array([width, height], dtype=np.float64),
+        )  # fmt: skip
+        keypoints = result.keypoints
+    as_tensor = lambda a: torch.tensor(np.asarray(a), dtype=dtype, device=device)  # noqa: E731
+    return PhotoProblems(
+        pose=pose, betas=betas_t, transl=as_tensor(transl), joints=as_tensor(camera_joints),
+        keypoints=as_tensor(keypoints), clean_keypoints=as_tensor(clean),
+        focal_length=as_tensor(np.full(count, focal)), image_size=(width, height), postures=list(postures),
+    )  # fmt: skip

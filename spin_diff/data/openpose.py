@@ -37,12 +37,14 @@ class OpenPoseFileError(BadInputError):
     """An OpenPose JSON file is malformed; the message names the file and the problem."""
 
 
-def read_openpose_json(path: str | Path, allow_empty: bool = False) -> np.ndarray:
+def read_openpose_json(path: str | Path, allow_empty: bool = False, allow_nonfinite: bool = False) -> np.ndarray:
     """Every person's BODY_25 keypoints in an OpenPose JSON file.
 
     Args:
         path: the ``*_keypoints.json`` file.
         allow_empty: return ``(0, 25, 3)`` for a file with no people instead of raising.
+        allow_nonfinite: keep people with NaN or inf values (the caller fails them one by one)
+            instead of rejecting the file.
 
     Returns:
         ``(P, 25, 3)`` float64: pixels ``x, y`` and confidence.
@@ -81,7 +83,7 @@ def read_openpose_json(path: str | Path, allow_empty: bool = False) -> np.ndarra
             array = np.asarray(values, dtype=np.float64).reshape(NUM_OPENPOSE_JOINTS, 3)
         except (TypeError, ValueError) as err:
             raise OpenPoseFileError(f"{path}: person {index} has non-numeric keypoints ({err})") from err
-        if not np.all(np.isfinite(array)):
+        if not allow_nonfinite and not np.all(np.isfinite(array)):
             raise OpenPoseFileError(f"{path}: person {index} has NaN or inf keypoints")
         people.append(array)
     if not people and not allow_empty:

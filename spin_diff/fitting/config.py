@@ -112,6 +112,23 @@ class OrientationFlipConfig:
 
 
 @dataclass
+class FitQualityConfig:
+    """When ``spin-diff fit`` calls a finished fit a success (SMPLify itself only checks that
+    the optimisation ran). Residuals are in 224-crop pixels, so the thresholds do not depend
+    on the image's size; ``spin_diff.fitting.quality`` applies them."""
+
+    enabled: bool = True
+    confident: float = 0.3  # a keypoint counts as confident above this confidence
+    # mean distance (crop px) between confident keypoints and the fitted joints; a fit that
+    # follows its keypoints stays well under it (synthetic detector-like keypoints: 2-5 px)
+    max_residual_px: float = 10.0
+    # GMM pose prior energy of the fitted body pose; beyond it the pose is a contortion. For
+    # the bundled gmm_08.pkl: 500 sampled plausible poses score 85-149, the same poses with
+    # 0.1 rad noise per angle 213-646 (a GMM file of another origin needs its own value)
+    max_pose_prior: float = 200.0
+
+
+@dataclass
 class FittingConfig:
     """The fitting stage (SPIN's SMPLify with the diffusion term by default)."""
 
@@ -139,3 +156,15 @@ class FittingConfig:
     orientation_flip: OrientationFlipConfig = field(default_factory=OrientationFlipConfig)
     gmm_path: str | None = None  # None: gmm_08.pkl next to the body model (bundled or SPIN's data)
     diffusion: DiffusionFitConfig = field(default_factory=DiffusionFitConfig)
+    # The camera ``spin-diff fit`` fits images in: "crop" is SPIN's (focal 5000 px on the 224
+    # crop, principal point at the crop centre); "full" is the photo's own (CLIFF-style:
+    # focal ``full_focal_length`` in image pixels, None for the image diagonal, principal
+    # point at the image centre). SMPLify.fit takes the camera as arguments instead.
+    camera: Literal["crop", "full"] = "crop"
+    full_focal_length: float | None = None
+    # Extra starts ``spin-diff fit`` tries beside the given one (names of
+    # spin_diff.fitting.images.START_HYPOTHESES: the start with its legs bent), keeping per
+    # person the fit with the lowest final-stage objective. From the mean pose a kneeling or
+    # crouching body otherwise stays in the straight-legged local minimum.
+    start_hypotheses: list[str] = field(default_factory=list)
+    quality: FitQualityConfig = field(default_factory=FitQualityConfig)

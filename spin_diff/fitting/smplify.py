@@ -119,6 +119,7 @@ class SMPLify:
         elif uses_diffusion:
             self.input_files["diffusion_prior"] = _IN_MEMORY
         extras.setdefault("diffusion_config", self.config.diffusion)
+        extras.setdefault("confidence_threshold", self.config.confidence_threshold)
         self.context = TermContext(sigma=self.config.sigma, gmm=gmm, extras=extras)
         run = self._stages_to_run()
         self.stage_terms = [

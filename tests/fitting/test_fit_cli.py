@@ -8,7 +8,10 @@ import pytest
 
 from spin_diff.cli.main import main
 
-FAST = ["--set", "fitting.stages.0.iterations=30", "--set", "fitting.stages.1.iterations=60", "--quiet"]
+# the cold-start recipe with fewer iterations per stage (camera, then four body stages)
+FAST = ["--recipe", "cold_start", "--quiet"] + [
+    arg for stage, its in enumerate((30, 40, 40, 40, 40)) for arg in ("--set", f"fitting.stages.{stage}.iterations={its}")
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +33,8 @@ def test_synth_then_fit_writes_every_output(synth_set, tmp_path, capsys):
         params = json.loads((folder / "params.json").read_text())
         assert len(params["pose"]) == 72 and len(params["betas"]) == 10 and params["success"]
         assert len(params["transl_crop"]) == 3 and len(params["transl_full"]) == 3
+        assert params["recipe"] == "cold_start" and params["camera"] == "full" and params["init"] == "mean"
+        assert params["initial_residual_px"] > params["residual_px"]
         residuals = json.loads((folder / "residuals.json").read_text())
         assert len(residuals) == 49
     assert (out / "config.yaml").is_file()
@@ -86,6 +91,7 @@ def test_guided_method_and_the_default_term_run_from_bundled_assets(synth_set, t
     out = tmp_path / "guided"
     image = sorted((synth_set / "images").iterdir())[0]
     code = main(["fit", str(image), "--keypoints", str(synth_set / "keypoints"), "--out", str(out), "--quiet",
+                 "--recipe", "from_regressor", "--set", "fitting.quality.enabled=false",
                  "--set", "fitting.stages.0.iterations=30", "--set", "fitting.method=guided",
                  "--set", "fitting.diffusion.guided.loops=2"])  # fmt: skip
     assert code == 0, capsys.readouterr()
@@ -107,5 +113,7 @@ def test_a_person_gets_the_same_fit_alone_or_with_others(synth_set, tmp_path):
     assert main(["fit", str(image), "--keypoints", keypoints, "--out", str(alone), *FAST]) == 0
     a = np.load(together / image.stem / "person_00" / "params.npz")
     b = np.load(alone / image.stem / "person_00" / "params.npz")
+    # float round-off of differently sized batched kernels over 190 iterations and 4 starts
+    # stays below 1e-4; keyed noise is what keeps it there (0.08 rad apart without it)
     for key in ("pose", "betas", "transl_crop"):
-        np.testing.assert_allclose(a[key], b[key], atol=1e-5, err_msg=key)
+        np.testing.assert_allclose(a[key], b[key], atol=1e-4, err_msg=key)

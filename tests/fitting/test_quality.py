@@ -1,0 +1,93 @@
+"""Honest success (residual and pose-prior thresholds) and the choice among start hypotheses."""
+
+import math
+
+import pytest
+import torch
+
+from spin_diff.fitting.config import FitQualityConfig
+from spin_diff.fitting.images import START_HYPOTHESES, hypothesis_starts, select_fits
+from spin_diff.fitting.quality import assess_fits, confident_residual
+from spin_diff.fitting.smplify import FitResult
+
+
+class ConstantPrior(torch.nn.Module):
+    def __init__(self, values):
+        super().__init__()
+        self.register_buffer("values", torch.tensor(values))
+
+    def forward(self, body_pose):
+        return self.values
+
+
+def test_confident_residual_counts_only_confident_joints():
+    residuals = torch.tensor([[1.0, 3.0, 100.0], [5.0, 5.0, 5.0]])
+    confidence = torch.tensor([[0.9, 0.5, 0.1], [0.0, 0.0, 0.0]])
+    mean, count = confident_residual(residuals, confidence, 0.3)
+    assert mean[0].item() == 2.0 and count.tolist() == [2.0, 0.0] and math.isnan(mean[1].item())
+
+
+def test_fits_beyond_the_thresholds_fail_with_their_reason():
+    config = FitQualityConfig(max_residual_px=10.0, max_pose_prior=200.0, confident=0.3)
+    residuals = torch.tensor([[2.0] * 49, [30.0] * 49, [2.0] * 49, [2.0] * 49])
+    confidence = torch.full((4, 49), 0.8)
+    confidence[3] = 0.0
+    fit_ok = torch.tensor([True, True, True, True])
+    quality = assess_fits(
+        residuals,
+        confidence,
+        torch.zeros(4, 69),
+        fit_ok,
+        [None] * 4,
+        config,
+        ConstantPrior([90.0, 90.0, 500.0, 90.0]),
+    )
+    assert quality.success.tolist() == [True, False, False, False]
+    assert quality.failure[0] is None
+    assert "does not follow the keypoints: mean residual 30.0 px" in quality.failure[1]
+    assert "implausible pose: GMM pose prior energy 500.0" in quality.failure[2]
+    assert "no keypoint above confidence" in quality.failure[3]
+    # the fitter's own failure is kept; disabled checks judge nothing
+    kept = assess_fits(residuals, confidence, torch.zeros(4, 69), ~fit_ok, ["diverged"] * 4, config, None)
+    assert kept.failure == ["diverged"] * 4 and not kept.success.any()
+    off = assess_fits(
+        residuals, confidence, torch.zeros(4, 69), fit_ok, [None] * 4, FitQualityConfig(enabled=False)
+    )
+    assert off.success.all()
+
+
+def _result(final_loss, success):
+    batch = len(final_loss)
+    ident = torch.arange(batch, dtype=torch.float32)
+    return FitResult(
+        pose=ident[:, None].expand(batch, 72).clone(), betas=ident[:, None].expand(batch, 10).clone(),
+        transl=ident[:, None].expand(batch, 3).clone(), score=ident.clone(), initial_score=ident.clone(),
+        joint_losses=torch.zeros(batch, 49), joint_residuals=torch.zeros(batch, 49),
+        success=torch.tensor(success), failure=[None if s else "bad" for s in success],
+        iterations=torch.ones(batch, dtype=torch.long), flipped=torch.zeros(batch, dtype=torch.bool),
+        stage_losses={"camera": torch.zeros(batch), "body": torch.tensor(final_loss)},
+    )  # fmt: skip
+
+
+def test_select_fits_keeps_the_lowest_final_objective_per_person():
+    # 2 hypotheses x 3 people, hypothesis-major: rows 0-2 the first start, rows 3-5 the second
+    result = _result([5.0, 1.0, 7.0, 4.0, 2.0, 0.5], [True, True, True, True, True, False])
+    selected, best = select_fits(result, 2)
+    assert best.tolist() == [1, 0, 0]  # person 2's lower loss came from a failed fit
+    assert selected.pose[:, 0].tolist() == [3.0, 1.0, 2.0]
+    assert selected.iterations.tolist() == [2, 2, 2]
+    assert selected.stage_losses["body"].tolist() == [4.0, 1.0, 7.0]
+
+
+def test_hypothesis_starts_bend_only_their_joints():
+    from spin_diff.body.joints import SMPL_JOINT_NAMES
+
+    start = torch.eye(3).expand(2, 24, 3, 3).clone()
+    starts = hypothesis_starts(start, ["knees_bent"])
+    assert starts.shape == (2, 2, 24, 3, 3) and torch.equal(starts[0], start)
+    changed = (starts[1] - start).abs().sum((0, 2, 3)) > 0
+    assert [SMPL_JOINT_NAMES[i] for i in changed.nonzero().flatten()] == sorted(
+        START_HYPOTHESES["knees_bent"], key=SMPL_JOINT_NAMES.index
+    )
+    with pytest.raises(ValueError, match="unknown"):
+        hypothesis_starts(start, ["cartwheel"])

@@ -140,10 +140,11 @@ def fit_from_prediction(fitter: SMPLify, prediction: Prediction, batch, names: l
     fitted from the placeholder :func:`regress` put there, and their result is never used. A conditional diffusion
     prior gets the network's features of each example (detached; an unconditional one ignores them).
     """
-    features = prediction.features.detach() if prediction.features is not None else None
+    features = getattr(prediction, "features", None)
+    conditioning = {} if features is None else {"condition": features.detach()}
     return fitter.fit(
         batch["keypoints"], prediction.rotmat.detach(), prediction.betas.detach(), prediction.transl.detach(),
-        sample_seeds=example_seeds(batch, list(names)), condition=features,
+        sample_seeds=example_seeds(batch, list(names)), **conditioning,
     )  # fmt: skip
 
 

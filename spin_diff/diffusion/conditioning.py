@@ -27,6 +27,7 @@ from spin_diff.errors import BadInputError
 
 __all__ = [
     "ConditioningError",
+    "check_fitter_regressor",
     "check_regressor",
     "conditioning_record",
     "feature_training_pairs",
@@ -90,6 +91,16 @@ def check_regressor(prior, regressor, path: str | Path | None = None, check: str
         )
 
 
+def check_fitter_regressor(fitter, regressor) -> None:
+    """:func:`check_regressor` for the prior a :class:`~spin_diff.fitting.smplify.SMPLify`
+    uses (if it uses a conditional one), with the regressor's checkpoint file (set by
+    ``load_regressor``) and ``fitting.diffusion.regressor_check``."""
+    prior = fitter.context.extras.get("diffusion_prior")
+    if prior is not None and prior.config.denoiser.cond_dim:
+        path = getattr(regressor, "checkpoint_path", None)
+        check_regressor(prior, regressor, path, fitter.config.diffusion.regressor_check)
+
+
 def prepare_condition(prior, condition: torch.Tensor | None, batch: int) -> torch.Tensor | None:
     """The conditioning a fit hands the prior: ``(B, F)`` on the prior's device and dtype,
     non-finite rows zeroed (unconditional for that row only); None for an unconditional
@@ -144,8 +155,12 @@ def feature_training_pairs(
     from spin_diff.cache.builder import dataset_keypoints
     from spin_diff.data.spin_npz import read_spin_npz
 
+    from spin_diff.errors import MissingInputError
+
     all_poses, all_features = [], []
     for path in paths:
+        if not Path(path).is_file():
+            raise MissingInputError(f"--poses {path}: no such file (a SPIN-format npz with pose and keypoints)")
         data = read_spin_npz(path, require=("pose", "center", "scale"))
         keep = np.isfinite(np.asarray(data["pose"], dtype=np.float64)).all(1)
         if "has_smpl" in data:

@@ -77,13 +77,10 @@ class Refiner:
     def check_regressor(self, regressor) -> None:
         """Refuse, before any work, a regressor whose features a row's conditional prior
         cannot use (:func:`spin_diff.diffusion.conditioning.check_regressor`)."""
-        from spin_diff.diffusion.conditioning import check_regressor
+        from spin_diff.diffusion.conditioning import check_fitter_regressor
 
         for fitter in self.fitters.values():
-            prior = fitter.context.extras.get("diffusion_prior")
-            if prior is not None and prior.config.denoiser.cond_dim:
-                path = getattr(regressor, "checkpoint_path", None)
-                check_regressor(prior, regressor, path, fitter.config.diffusion.regressor_check)
+            check_fitter_regressor(fitter, regressor)
 
     def refine(self, name: str, keypoints: torch.Tensor, rotmat, betas, transl, condition=None):
         """Fit one row from the start (``transl`` None: SMPLify estimates the camera); returns

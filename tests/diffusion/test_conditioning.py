@@ -79,6 +79,37 @@ def test_training_pairs_are_the_regressors_forward_features_of_each_examples_key
     np.testing.assert_allclose(features, expected.numpy(), atol=1e-5)
 
 
+def test_an_image_regressor_reads_each_examples_crop(setup, body_model):
+    from spin_diff.data.crops import load_crops
+    from spin_diff.models.config import HeadConfig, RegressorConfig
+    from spin_diff.models.hmr import build_regressor
+
+    torch.manual_seed(0)
+    config = RegressorConfig(input="image", backbone="resnet18", width=0.125, head=HeadConfig(hidden=32))
+    regressor = build_regressor(config, body=body_model).eval()
+    folder = setup["npz"].parent
+    with pytest.raises(ValueError, match="--images DIR"):
+        feature_training_pairs([setup["npz"]], regressor)
+    poses, features = feature_training_pairs([setup["npz"]], regressor, images=folder, batch_size=5)
+    data = np.load(setup["npz"])
+    crops = load_crops([folder / str(n) for n in data["imgname"]], data["center"], data["scale"], 224)
+    with torch.no_grad():
+        expected = regressor(crops).features
+    assert poses.shape == (12, 72) and features.shape == (12, regressor.encoder.feature_dim)
+    np.testing.assert_allclose(features, expected.numpy(), atol=1e-4)
+
+
+def test_pose_files_without_keypoints_are_a_clear_error(setup, tmp_path, capsys):
+    poses = tmp_path / "poses.npz"
+    np.savez(poses, pose=np.zeros((4, 72)))
+    base = ["prior", "train", "--features-from", str(setup["checkpoint"]), "--out", str(tmp_path / "p"), "--quiet"]
+    assert main([*base, "--poses", str(poses)]) == 2
+    err = capsys.readouterr().err
+    assert str(poses) in err and "center" in err
+    assert main([*base, "--poses", str(tmp_path / "absent.npz")]) == 2
+    assert "absent.npz: no such file" in capsys.readouterr().err
+
+
 def test_checkpoint_records_the_regressor_and_round_trips(setup, tmp_path):
     from spin_diff.cache.provenance import file_sha256
     import yaml
@@ -233,12 +264,11 @@ def test_the_training_loop_fits_with_the_networks_features(body_model, prior, se
     _check_conditional_prior(fitter, tiny_regressor(body_model), setup["checkpoint"])
 
 
-def test_eval_refines_with_the_regressors_features_and_refuses_another_regressor(setup, tmp_path, capsys, monkeypatch):
-    import json
-
+def record_conditions(monkeypatch) -> list:
+    """The features each SMPLify fit receives from now on (the real fit still runs)."""
     from spin_diff.fitting.smplify import SMPLify
 
-    seen = []  # the features each refinement fit received (the real fit runs)
+    seen = []
     real_fit = SMPLify.fit
 
     def recording_fit(self, *args, condition=None, **kwargs):
@@ -246,6 +276,23 @@ def test_eval_refines_with_the_regressors_features_and_refuses_another_regressor
         return real_fit(self, *args, condition=condition, **kwargs)
 
     monkeypatch.setattr(SMPLify, "fit", recording_fit)
+    return seen
+
+
+def expected_features(setup, rows):
+    from spin_diff.cache.builder import dataset_keypoints
+    from spin_diff.models.checkpoints import load_regressor
+
+    regressor = load_regressor(setup["checkpoint"])
+    keypoints = dataset_keypoints(dict(np.load(setup["npz"])), 224)[rows]
+    with torch.no_grad():
+        return regressor(torch.as_tensor(keypoints, dtype=torch.float32)).features
+
+
+def test_eval_refines_with_the_regressors_features_and_refuses_another_regressor(setup, tmp_path, capsys, monkeypatch):
+    import json
+
+    seen = record_conditions(monkeypatch)
 
     common = ["eval", "--dataset", str(setup["npz"]), "--refine", "term,guided", "--quiet", "--limit", "4",
               "--set", f"fitting.diffusion.checkpoint={setup['prior']}", "--set", "fitting.stages.0.iterations=3",
@@ -253,15 +300,21 @@ def test_eval_refines_with_the_regressors_features_and_refuses_another_regressor
     assert main([*common, "--checkpoint", str(setup["checkpoint"]), "--out", str(tmp_path / "eval")]) == 0
     rows = json.loads((tmp_path / "eval" / "summary.json").read_text())["rows"]
     assert set(rows) == {"none", "term", "guided"} and np.isfinite(rows["term"]["mpjpe"])
-    from spin_diff.cache.builder import dataset_keypoints
-    from spin_diff.models.checkpoints import load_regressor
-
-    regressor = load_regressor(setup["checkpoint"])
-    with torch.no_grad():
-        expected = regressor(torch.as_tensor(dataset_keypoints(dict(np.load(setup["npz"])), 224)[:4],
-                                             dtype=torch.float32)).features  # fmt: skip
+    expected = expected_features(setup, slice(0, 4))
     assert len(seen) == 2  # one batch, two rows
     for features in seen:
         torch.testing.assert_close(features, expected, atol=1e-5, rtol=0)
     assert main([*common, "--checkpoint", str(setup["other"]), "--out", str(tmp_path / "other")]) == 2
+    assert "was conditioned on the features of" in capsys.readouterr().err
+
+
+def test_cache_build_from_a_regressor_fits_with_its_features(setup, tmp_path, capsys, monkeypatch):
+    seen = record_conditions(monkeypatch)
+    common = ["cache", "build", "--dataset", str(setup["npz"]), "--limit", "3", "--quiet",
+              "--set", f"fitting.diffusion.checkpoint={setup['prior']}", "--set", "fitting.stages.0.iterations=2",
+              "--set", "fitting.stages.1.iterations=2"]  # fmt: skip
+    assert main([*common, "--init", str(setup["checkpoint"]), "--cache", str(tmp_path / "fits")]) == 0
+    assert len(seen) == 1
+    torch.testing.assert_close(seen[0], expected_features(setup, slice(0, 3)), atol=1e-5, rtol=0)
+    assert main([*common, "--init", str(setup["other"]), "--cache", str(tmp_path / "other")]) == 2
     assert "was conditioned on the features of" in capsys.readouterr().err

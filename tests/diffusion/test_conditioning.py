@@ -163,10 +163,12 @@ def fitting_problem(body_model, n=7, seed=3):
     return keypoints, start, betas, features
 
 
-def fitter_for(body_model, prior, method="smplify"):
+def fitter_for(body_model, prior, method="smplify", flip=False):
+    from spin_diff.fitting.config import OrientationFlipConfig
     from spin_diff.fitting.smplify import SMPLify
 
-    config = FittingConfig(stages=default_stages(6), method=method)
+    trial = OrientationFlipConfig(enabled=flip, shoulder_distance_px=1000.0)  # every sample tries the turn
+    config = FittingConfig(stages=default_stages(6), method=method, orientation_flip=trial)
     config.diffusion.guided.loops = 2
     config.diffusion.guided.t_start = 10
     return SMPLify(body_model, config, extra_terms={"diffusion_prior": prior})
@@ -193,7 +195,7 @@ def test_fitting_with_features_differs_from_fitting_without(body_model, prior, m
 def test_a_fit_with_features_does_not_depend_on_its_batch_mates(body_model, prior):
     from spin_diff.diffusion.keyed_noise import example_seeds
 
-    fitter = fitter_for(body_model, prior)
+    fitter = fitter_for(body_model, prior, flip=True)  # the flip trial doubles the batch, features included
     keypoints, start, betas, features = fitting_problem(body_model, n=7)
     seeds = example_seeds("conditioning", torch.arange(7))
     batch = fitter.fit(keypoints, start, betas, sample_seeds=seeds, condition=features)

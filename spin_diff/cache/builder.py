@@ -214,7 +214,7 @@ def check_init(init: str) -> str:
 
 
 def _regressor_parameters(regressor, rows, keypoints, data, images, fitter):
-    """The regressor's prediction for ``rows``: pose (B, 24, 3, 3), betas, translation."""
+    """The regressor's prediction for ``rows``: pose (B, 24, 3, 3), betas, translation, features."""
     from spin_diff.fitting.initialisation import regressor_start
 
     if regressor.input_kind == "image":
@@ -226,7 +226,7 @@ def _regressor_parameters(regressor, rows, keypoints, data, images, fitter):
         inputs = torch.as_tensor(keypoints[rows], dtype=torch.float32)
     start = regressor_start(regressor, inputs, fitter.body.num_betas)
     to = {"dtype": fitter.dtype, "device": fitter.device}
-    return start.rotmat.to(**to), start.betas.to(**to), start.transl.to(**to)
+    return start.rotmat.to(**to), start.betas.to(**to), start.transl.to(**to), start.features
 
 
 def _load_init_regressor(init: str, data: dict, fitter, images):
@@ -300,6 +300,10 @@ def build_fits(
         )
     keypoints = dataset_keypoints(data, fitter.config.crop_size)
     regressor = _load_init_regressor(init, data, fitter, images)
+    if regressor is not None:  # a conditional diffusion prior reads its features: the right regressor?
+        from spin_diff.diffusion.conditioning import check_fitter_regressor
+
+        check_fitter_regressor(fitter, regressor)
     total = keypoints.shape[0]
     indices = np.arange(total if limit is None else min(limit, total), dtype=np.int64)[rank::world_size]
     our_hash, description = fit_config_hash(fitter)
@@ -328,8 +332,9 @@ def build_fits(
         for begin in range(0, todo.size, batch_size):
             rows = todo[begin : begin + batch_size]
             stored = store.get_many(name, rows) if init == "stored" else None
+            features = None  # a conditional diffusion prior's input (the regressor's features)
             if regressor is not None:
-                init_pose, init_betas, init_transl = _regressor_parameters(
+                init_pose, init_betas, init_transl, features = _regressor_parameters(
                     regressor, rows, keypoints, data, images, fitter
                 )
             else:
@@ -337,7 +342,7 @@ def build_fits(
             batch_kp = torch.as_tensor(keypoints[rows], dtype=fitter.dtype, device=fitter.device)
             # noise keyed by the example, so a fit is the same at any --batch-size, shard or row
             seeds = example_seeds(name, rows, device=fitter.device)
-            result = fitter.fit(batch_kp, init_pose, init_betas, init_transl, sample_seeds=seeds)
+            result = fitter.fit(batch_kp, init_pose, init_betas, init_transl, sample_seeds=seeds, condition=features)
             ok = result.success.cpu().numpy()
             report.attempted += int(rows.size)
             for reason in result.failure:

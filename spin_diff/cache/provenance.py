@@ -66,6 +66,8 @@ def describe_fitting(fitting_config, body_hash: str, input_files: dict | None = 
     from spin_diff.config import config_to_dict
 
     fitting = config_to_dict(fitting_config)
+    # a check made before fitting (which regressor may feed a conditional prior), not a fit setting
+    fitting.get("diffusion", {}).pop("regressor_check", None)
     if input_files:
         # the files enter by content below; where they lie does not change a fit
         fitting["gmm_path"] = None

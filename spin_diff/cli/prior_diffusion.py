@@ -30,6 +30,14 @@ def add_commands(prior_subparsers) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a training config value, e.g. --set steps=20000 --set model.orientation=camera",
     )  # fmt: skip
+    train.add_argument(
+        "--features-from", type=Path, metavar="CKPT",
+        help="train a conditional prior (ScoreHMR): each --poses file must be a SPIN-format npz (pose + keypoints, "
+        "as 'spin-diff synth' writes) and every pose is paired with the features this regressor checkpoint "
+        "computes from that example's keypoints (or crops, with --images); the prior records the regressor",
+    )  # fmt: skip
+    train.add_argument("--images", type=Path, help="with --features-from an image regressor: the crops' image folder")
+    train.add_argument("--body-model", help="body model the regressor was trained for (default: the bundled free model)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=run_train)
@@ -56,13 +64,47 @@ def run_train(args: argparse.Namespace) -> int:
     config = load_config(DiffusionTrainConfig, args.config, args.overrides)
     if config.steps < 1 or config.batch_size < 1:
         raise BadInputError("steps and batch_size must be positive")
-    poses = np.concatenate([read_training_poses(path) for path in args.poses])
+    cond = conditioning = None
+    if args.features_from is not None:
+        poses, cond, conditioning = _feature_pairs(args, config)
+    else:
+        poses = np.concatenate([read_training_poses(path) for path in args.poses])
     if len(poses) < 2:
         raise BadInputError(f"{', '.join(map(str, args.poses))}: {len(poses)} usable poses; need at least 2")
-    path = train_diffusion_prior(poses, config, args.out, resume=args.resume, progress=not args.quiet)
-    print(f"trained on {len(poses)} poses for {config.steps} steps; prior: {path}")
+    path = train_diffusion_prior(
+        poses, config, args.out, resume=args.resume, cond=cond, conditioning=conditioning, progress=not args.quiet
+    )  # fmt: skip
+    what = f" with the features of {args.features_from} ({cond.shape[1]} per pose)" if cond is not None else ""
+    print(f"trained on {len(poses)} poses{what} for {config.steps} steps; prior: {path}")
     print(f"use it with: spin-diff fit ... --set fitting.diffusion.checkpoint={path}")
     return 0
+
+
+def _feature_pairs(args: argparse.Namespace, config):
+    """(poses, features, record) for ``--features-from``; sets the config for paired data."""
+    import logging
+
+    from spin_diff.body.model import load_body_model
+    from spin_diff.diffusion.conditioning import conditioning_record, feature_training_pairs
+    from spin_diff.models.checkpoints import load_regressor
+
+    if args.images is not None and not args.images.is_dir():
+        raise BadInputError(f"--images folder not found: {args.images}")
+    regressor = load_regressor(args.features_from, load_body_model(args.body_model))
+    record = conditioning_record(regressor, args.features_from)
+    cond_dim = config.model.denoiser.cond_dim
+    if cond_dim not in (0, record["feature_dim"]):
+        raise BadInputError(
+            f"--set model.denoiser.cond_dim={cond_dim}, but {args.features_from} gives {record['feature_dim']} "
+            "features; leave cond_dim unset (it is taken from the regressor)"
+        )
+    config.model.denoiser.cond_dim = record["feature_dim"]
+    # each pose comes with the features of its own view: no random camera turns the pose away from them
+    if config.pose_frame != "camera" or config.tilt_degrees:
+        logging.getLogger(__name__).info("--features-from: poses are used in their camera frame, untilted")
+    config.pose_frame, config.tilt_degrees = "camera", 0.0
+    poses, features = feature_training_pairs(args.poses, regressor, args.images, batch_size=config.batch_size)
+    return poses, features, record
 
 
 def run_sample(args: argparse.Namespace) -> int:

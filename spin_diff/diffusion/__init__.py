@@ -10,6 +10,8 @@
 - :mod:`~spin_diff.diffusion.term`: the ``diffusion_pose`` SMPLify term (score distillation).
 - :mod:`~spin_diff.diffusion.guidance`: :func:`guided_refinement` (ScoreHMR).
 - :mod:`~spin_diff.diffusion.samples`: sampled poses rendered as a grid.
+- :mod:`~spin_diff.diffusion.conditioning`: a prior conditioned on a regressor's features
+  (training pairs, the checkpoint's record of the regressor, the checks fitting makes).
 
 Names are imported lazily, so ``spin_diff.fitting.config`` can use the config classes
 without loading torch modules.
@@ -37,6 +39,9 @@ _EXPORTS = {
     "GuidedResult": "guidance",
     "sample_poses": "samples",
     "render_pose_grid": "samples",
+    "ConditioningError": "conditioning",
+    "check_regressor": "conditioning",
+    "feature_training_pairs": "conditioning",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -109,4 +109,8 @@ class DiffusionFitConfig:
     # the term's noise is hashed from this, each sample's seed (SMPLify.fit's sample_seeds), the
     # stage and the step: fits are reproducible and independent of their batch-mates
     seed: int = 0
+    # a conditional prior (trained with --features-from) and the regressor whose features fitting
+    # passes: hash: the regressor's checkpoint must be the file the prior was trained on; size:
+    # any regressor with the same feature size (e.g. one fine-tuned from it)
+    regressor_check: Literal["hash", "size"] = "hash"
     guided: GuidedConfig = field(default_factory=GuidedConfig)

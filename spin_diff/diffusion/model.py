@@ -53,6 +53,9 @@ class DiffusionPrior(nn.Module):
         alpha_bars = cosine_alpha_bars(self.config.timesteps, self.config.cosine_offset)
         self.register_buffer("alpha_bars", alpha_bars.float(), persistent=False)
         self.source = "in memory"
+        # a conditional prior's record of the regressor whose features it was trained on
+        # (spin_diff.diffusion.conditioning.conditioning_record); None when unconditional
+        self.conditioning: dict | None = None
 
     @property
     def timesteps(self) -> int:
@@ -150,6 +153,7 @@ class DiffusionPrior(nn.Module):
             "config": dataclasses.asdict(self.config),
             "state_dict": {k: v.detach().float().cpu() for k, v in self.denoiser.state_dict().items()},
             "extra": extra or {},
+            "conditioning": dict(self.conditioning) if self.conditioning else None,
         }
         torch.save(payload, path)
         return path
@@ -161,6 +165,7 @@ class DiffusionPrior(nn.Module):
             f"diffusion prior ({self.source}): {self.data_dim} numbers per pose, orientation {c.orientation}, "
             f"{c.denoiser.blocks} blocks width {c.denoiser.width} hidden {c.denoiser.hidden}, "
             f"{parameters / 1e6:.2f}M parameters, T = {c.timesteps}"
+            + (f", conditioned on {c.denoiser.cond_dim} regressor features" if c.denoiser.cond_dim else "")
         )
 
 
@@ -220,6 +225,9 @@ def load_diffusion_prior(
     except RuntimeError as err:
         raise DiffusionPriorError(f"{path}: weights do not match the stored config ({err})") from err
     prior.source = str(path)
+    prior.conditioning = payload.get("conditioning") or None
+    if config.denoiser.cond_dim and prior.conditioning is None:
+        log.warning("%s is a conditional prior without a record of the regressor it was trained on", path)
     prior.requires_grad_(False)
     prior.eval()
     return prior.to(device=device, dtype=dtype)

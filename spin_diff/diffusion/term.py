@@ -16,6 +16,10 @@ one int64 per sample; the config's ``seed`` for every sample when none is given)
 and the step, and the element (:mod:`spin_diff.diffusion.keyed_noise`). A sample's fit is
 therefore the same alone, at any row of any batch, and in the orientation-flip trial's
 doubled batch.
+
+A conditional prior gets each sample's regressor features from ``state.condition`` (B, F),
+prepared by ``SMPLify.fit`` (:func:`spin_diff.diffusion.conditioning.prepare_condition`);
+None runs it unconditionally.
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ class DiffusionPoseTerm:
         key = (state.stage_index, float(state.progress), tuple(x.shape))
         if key != self._key:
             noise = self.noise(getattr(state, "sample_seed", None), state.stage_index, state.progress, x)
-            self._target = distillation_target(self.prior, x, self.timestep(state.progress), noise)
+            cond = getattr(state, "condition", None)
+            self._target = distillation_target(self.prior, x, self.timestep(state.progress), noise, cond)
             self._key = key
         return ((x - self._target) ** 2).sum(-1).to(state.global_orient.dtype)

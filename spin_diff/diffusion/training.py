@@ -106,12 +106,15 @@ def train_diffusion_prior(
     *,
     resume: bool = False,
     cond: np.ndarray | torch.Tensor | None = None,
+    conditioning: dict | None = None,
     progress: bool = True,
 ) -> Path:
     """Train (or resume) a prior on ``poses`` (N, 72) axis-angle; returns the path of ``prior.pt``.
 
     Args:
         cond: (N, C) conditioning vectors aligned with the poses (needs model.denoiser.cond_dim = C).
+        conditioning: what produced ``cond`` (``conditioning.conditioning_record``: the
+            regressor's path, hash, feature size), written into the checkpoints.
         resume: continue from ``out_dir/last.pt`` (the config must describe the same model).
     """
     from tqdm import tqdm
@@ -141,6 +144,7 @@ def train_diffusion_prior(
         raise BadInputError("need at least 2 poses to train (one is held out for validation)")
 
     prior = DiffusionPrior(config.model)
+    prior.conditioning = dict(conditioning) if conditioning else None
     ema = copy.deepcopy(prior).requires_grad_(False)
     optimizer = torch.optim.AdamW(prior.denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     step = 0
@@ -155,6 +159,12 @@ def train_diffusion_prior(
             raise DiffusionPriorError(
                 f"{last} was trained with another model config; resume with the same --config/--set "
                 "as the run that wrote it (see its config.yaml)"
+            )
+        stored = state["prior"].get("conditioning") or None
+        if (stored or {}).get("regressor_sha256") != (conditioning or {}).get("regressor_sha256"):
+            raise DiffusionPriorError(
+                f"{last} was trained on the features of {(stored or {}).get('regressor', 'no regressor')}, "
+                f"not of {(conditioning or {}).get('regressor', 'no regressor')}; resume with the same --features-from"
             )
         prior.denoiser.load_state_dict(state["model"])
         ema.denoiser.load_state_dict(state["prior"]["state_dict"])
@@ -245,6 +255,7 @@ def _save_training(path: Path, prior, ema, optimizer, generator, step: int, conf
             "config": dataclasses.asdict(ema.config),
             "state_dict": ema.denoiser.state_dict(),
             "extra": {"steps": step},
+            "conditioning": ema.conditioning,
         },
     }
     tmp = path.with_suffix(".tmp")

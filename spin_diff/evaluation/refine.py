@@ -74,14 +74,22 @@ class Refiner:
             name: SMPLify(body, refinement_config(fitting, name)) for name in rows if name != "none"
         }
 
-    def refine(self, name: str, keypoints: torch.Tensor, rotmat, betas, transl):
+    def check_regressor(self, regressor) -> None:
+        """Refuse, before any work, a regressor whose features a row's conditional prior
+        cannot use (:func:`spin_diff.diffusion.conditioning.check_regressor`)."""
+        from spin_diff.diffusion.conditioning import check_fitter_regressor
+
+        for fitter in self.fitters.values():
+            check_fitter_regressor(fitter, regressor)
+
+    def refine(self, name: str, keypoints: torch.Tensor, rotmat, betas, transl, condition=None):
         """Fit one row from the start (``transl`` None: SMPLify estimates the camera); returns
         ``(rotmat (B, 24, 3, 3), betas, transl (B, 3), failed (B,) bool)``, failed samples
-        keeping the start."""
+        keeping the start. ``condition``: (B, F) regressor features for a conditional prior."""
         from spin_diff.body.model import pose_to_rotmat
 
         fitter = self.fitters[name]
-        result = fitter.fit(keypoints, rotmat, betas, transl)
+        result = fitter.fit(keypoints, rotmat, betas, transl, condition=condition)
         fitted = pose_to_rotmat(result.pose.detach()).to(rotmat.dtype)
         ok = result.success.to(rotmat.device)
         refined_rot = torch.where(ok[:, None, None, None], fitted, rotmat)

@@ -117,11 +117,11 @@ def _check_inputs(evalset: EvalSet, regressor, rows: list[str], images, keypoint
 
 
 def _predict(regressor, body, evalset, rows_idx, keypoints, images, crop_size, device):
-    """The start of every row: ``(rotmat, betas, transl or None)``."""
+    """The start of every row: ``(rotmat, betas, transl or None, features or None)``."""
     batch = rows_idx.size
     if regressor is None:
         rotmat = body.mean_pose_rotmat(batch).to(device).clone()
-        return rotmat, torch.zeros(batch, body.num_betas, device=device), None
+        return rotmat, torch.zeros(batch, body.num_betas, device=device), None, None
     from spin_diff.fitting.initialisation import regressor_start
 
     if regressor.input_kind == "image":
@@ -134,7 +134,7 @@ def _predict(regressor, body, evalset, rows_idx, keypoints, images, crop_size, d
     else:
         inputs = torch.as_tensor(keypoints[rows_idx], dtype=torch.float32)
     start = regressor_start(regressor, inputs, body.num_betas)
-    return start.rotmat.to(device), start.betas.to(device), start.transl.to(device)
+    return start.rotmat.to(device), start.betas.to(device), start.transl.to(device), start.features
 
 
 def evaluate(
@@ -177,6 +177,8 @@ def evaluate(
     device = body.fast.joint_template.device
     truth = GroundTruthBodies(evalset, body, *(gendered or (None, None)))
     refiner = Refiner(body, fitting, rows) if len(rows) > 1 else None
+    if refiner is not None and regressor is not None:
+        refiner.check_regressor(regressor)
     total = evalset.size if limit is None else min(limit, evalset.size)
     result = EvalResult(evalset=evalset, source=source, rows=rows)
     collected: dict[str, dict[str, list]] = {row: {} for row in rows}
@@ -184,7 +186,7 @@ def evaluate(
     bar = tqdm(total=total, unit="sample", desc=f"evaluating {evalset.path.name}", disable=not progress)
     for begin in range(0, total, batch_size):
         idx = np.arange(begin, min(begin + batch_size, total))
-        rotmat, betas, transl = _predict(regressor, body, evalset, idx, keypoints, images, crop_size, device)
+        rotmat, betas, transl, features = _predict(regressor, body, evalset, idx, keypoints, images, crop_size, device)
         gt_joints, gt_vertices = truth.batch(idx, device)
         batch_kp = (
             None if keypoints is None else torch.as_tensor(keypoints[idx], dtype=torch.float32, device=device)
@@ -193,7 +195,7 @@ def evaluate(
             row_rot, row_betas, row_transl = rotmat, betas, transl
             if row != "none":
                 row_rot, row_betas, row_transl, row_failed = refiner.refine(
-                    row, batch_kp, rotmat, betas, transl
+                    row, batch_kp, rotmat, betas, transl, condition=features
                 )
                 failed[row].append(row_failed.cpu().numpy())
             errors = {}

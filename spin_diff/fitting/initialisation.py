@@ -69,6 +69,7 @@ class FitStart:
     rotmat: torch.Tensor  # (B, 24, 3, 3)
     betas: torch.Tensor  # (B, S)
     transl: torch.Tensor  # (B, 3) crop-camera translation
+    features: torch.Tensor | None = None  # (B, F) the regressor's features (a conditional prior's input)
 
 
 @torch.no_grad()
@@ -87,4 +88,4 @@ def regressor_start(regressor, inputs: torch.Tensor, num_betas: int) -> FitStart
         out.transl.dtype
     )
     transl = torch.where(usable[:, None], out.transl, fallback)
-    return FitStart(rotmat=rotmat, betas=betas, transl=transl)
+    return FitStart(rotmat=rotmat, betas=betas, transl=transl, features=out.features.float())

@@ -244,6 +244,7 @@ class SMPLify:
         focal_length=None,
         *,
         sample_seeds: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
     ) -> FitResult:
         """Fit a batch.
 
@@ -264,6 +265,10 @@ class SMPLify:
                 its batch-mates or row (with the Adam optimiser; see the L-BFGS note in
                 ``FittingConfig``). None: every sample uses the same key
                 (``fitting.diffusion.seed``), which is batch-invariant too.
+            condition: (B, F) regressor features (``RegressorOutput.features``) for a
+                conditional diffusion prior, in the term and in guided refinement; row i
+                conditions sample i only. Ignored by an unconditional prior; a conditional
+                prior without it runs unconditionally (logged once).
         """
         cfg = self.config
         if keypoints.ndim != 3 or keypoints.shape[1:] != (J.NUM_JOINTS, 3):
@@ -282,6 +287,14 @@ class SMPLify:
         sample_seeds = torch.as_tensor(sample_seeds, device=device)
         if sample_seeds.shape != (batch,) or sample_seeds.dtype != torch.int64:
             raise ValueError(f"sample_seeds must be ({batch},) int64, got {sample_seeds.dtype} {tuple(sample_seeds.shape)}")
+
+        prior = self.context.extras.get("diffusion_prior")
+        if prior is not None and hasattr(prior, "config"):
+            from spin_diff.diffusion.conditioning import prepare_condition
+
+            condition = prepare_condition(prior, condition, batch)
+        else:
+            condition = None
 
         # --- validate and sanitise, per sample, without touching the caller's tensors
         conf = keypoints[..., 2]
@@ -321,6 +334,8 @@ class SMPLify:
             "focal": focal,
             "seeds": sample_seeds,
         }
+        if condition is not None:  # only tensors here: the flip trial doubles every entry
+            data["condition"] = condition
         iterations = torch.zeros(batch, dtype=torch.long, device=device)
         diverged = torch.zeros(batch, dtype=torch.bool, device=device)
         flipped = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -414,6 +429,7 @@ class SMPLify:
             progress=progress,
             stage_index=stage_index,
             sample_seed=data["seeds"],
+            condition=data.get("condition"),
         )
 
     def _stage_objective(self, index: int, params, data, progress: float, body_stage: bool) -> torch.Tensor:
@@ -504,6 +520,7 @@ class SMPLify:
             data["keypoints"], data["body_confidence"], axis_angle_to_matrix(aa), params["betas"],
             params["transl"], data["center"], data["focal"],
             settings=self.config.diffusion.guided, sigma=self.config.sigma, active=valid,
+            cond=data.get("condition"),
         )  # fmt: skip
         pose = matrix_to_axis_angle(result.rotmats).reshape(-1, 72).to(self.dtype)
         refined = {

@@ -72,6 +72,7 @@ class FitState:
     progress: float = 0.0  # fraction of the current stage done, in [0, 1)
     stage_index: int = 0
     sample_seed: torch.Tensor | None = None  # (B,) int64 key of each sample's noise (stochastic terms)
+    condition: torch.Tensor | None = None  # (B, F) regressor features for a conditional diffusion prior
 
 
 @register_term("reprojection")

@@ -289,6 +289,7 @@ def load_regressor(
     usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     model.load_state_dict(_fill_batch_counters(model, usable), strict=False)
     model.checkpoint_info = info
+    model.checkpoint_path = Path(path)  # e.g. for a conditional diffusion prior's check of its regressor
     return model.to(device).eval()
 
 

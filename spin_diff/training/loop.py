@@ -47,6 +47,7 @@ class Prediction:
     joints: torch.Tensor  # (B, 49, 3) body frame
     keypoints_2d: torch.Tensor  # (B, 49, 2) crop pixels
     finite: torch.Tensor  # (B,) bool: every output of the row is finite
+    features: torch.Tensor | None = None  # (B, F) encoder features (a conditional prior's input)
 
 
 @dataclass
@@ -121,7 +122,7 @@ def regress(run, batch) -> Prediction:
     joints = run.body.fast(rotmat, betas[:, : run.body.num_betas]).joints
     centre = torch.full_like(transl[:, :2], fitting.crop_size / 2.0)
     keypoints_2d = perspective_projection(joints, transl, focal_length=fitting.focal_length, camera_center=centre)
-    return Prediction(rotmat, betas, cam, transl, joints, keypoints_2d, finite)
+    return Prediction(rotmat, betas, cam, transl, joints, keypoints_2d, finite, out.features.float())
 
 
 def example_seeds(batch, names: list[str]) -> torch.Tensor:
@@ -136,11 +137,14 @@ def fit_from_prediction(fitter: SMPLify, prediction: Prediction, batch, names: l
     """SMPLify from the detached prediction (rotation matrices, betas, camera), float32.
 
     Each example's stochastic terms get its own seed (:func:`example_seeds`). Rows with a non-finite prediction are
-    fitted from the placeholder :func:`regress` put there, and their result is never used.
+    fitted from the placeholder :func:`regress` put there, and their result is never used. A conditional diffusion
+    prior gets the network's features of each example (detached; an unconditional one ignores them).
     """
+    features = getattr(prediction, "features", None)
+    conditioning = {} if features is None else {"condition": features.detach()}
     return fitter.fit(
         batch["keypoints"], prediction.rotmat.detach(), prediction.betas.detach(), prediction.transl.detach(),
-        sample_seeds=example_seeds(batch, list(names)),
+        sample_seeds=example_seeds(batch, list(names)), **conditioning,
     )  # fmt: skip
 
 

@@ -117,6 +117,26 @@ def _build_model(config: TrainConfig, body, pretrained: Path | None, device):
     return model.to(device).train()
 
 
+def _check_conditional_prior(fitter: SMPLify, model, pretrained: Path | None, resumed: bool = False) -> None:
+    """A conditional diffusion prior in the loop reads the network's features: its feature
+    size must match, and at the start of a run the network must be the regressor the prior was
+    trained on (``fitting.diffusion.regressor_check``; a resumed run was checked when it started).
+    As the network trains, its features drift from those; that is the design of the study's row (f)."""
+    prior = fitter.context.extras.get("diffusion_prior")
+    if prior is None or not prior.config.denoiser.cond_dim:
+        return
+    from spin_diff.diffusion.conditioning import ConditioningError, check_regressor
+
+    check = "size" if resumed else fitter.config.diffusion.regressor_check
+    if pretrained is None and check == "hash":
+        raise ConditioningError(
+            f"the diffusion prior {prior.source} is conditioned on a trained regressor's features, but the network "
+            "starts from fresh weights: start it from that regressor (--pretrained CKPT), or accept it with "
+            "--set fitting.diffusion.regressor_check=size"
+        )
+    check_regressor(prior, model, pretrained, check)
+
+
 def _check_resume_config(saved: dict, config: TrainConfig) -> None:
     current = config_to_dict(config)
     changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
@@ -201,6 +221,7 @@ def train(
     model = _build_model(config, body, pretrained, device)
     fitting = effective_fitting_config(config.fitting)
     fitter = SMPLify(body, fitting if config.fitting.in_loop else scoring_config(fitting))
+    _check_conditional_prior(fitter, model, pretrained, resumed=state is not None)
     if context.enabled:
         ddp_device = [device] if device.type == "cuda" else None
         network = torch.nn.parallel.DistributedDataParallel(model, device_ids=ddp_device)

@@ -368,6 +368,7 @@ def fit_keypoints(
     init_betas: torch.Tensor | None = None,
     init_transl: torch.Tensor | None = None,
     sample_seeds: torch.Tensor | None = None,
+    condition: torch.Tensor | None = None,
 ) -> ImageFit:
     """Fit people given in full-image pixels, each in its square box.
 
@@ -382,6 +383,8 @@ def fit_keypoints(
             None: SMPLify estimates it from the keypoints.
         sample_seeds: (B,) int64 per-person seeds of the fit's stochastic terms (every start
             hypothesis of a person shares its seed); None: SMPLify's default.
+        condition: (B, F) the regressor's features for a feature-conditioned diffusion prior;
+            None: unconditioned.
     """
     from spin_diff.geometry.cameras import (
         crop_to_full_translation,
@@ -440,6 +443,7 @@ def fit_keypoints(
         repeat(crop_keypoints), starts, repeat(init_betas), None if init_transl is None else repeat(init_transl),
         camera_center=repeat(crop_center), focal_length=repeat(crop_focal),
         sample_seeds=None if sample_seeds is None else repeat(sample_seeds.to(device)),
+        condition=None if condition is None else repeat(condition.to(**to)),
     )  # fmt: skip
     if count > 1:
         result, _ = select_fits(result, count)
@@ -495,7 +499,7 @@ def fit_people(
     keypoints = torch.tensor(np.stack([p.keypoints_image for p in people]), dtype=torch.float32)
     centers = torch.tensor(np.stack([p.center for p in people]), dtype=torch.float32)
     sizes = torch.tensor([p.box_size for p in people], dtype=torch.float32)
-    init_transl = None
+    init_transl = features = None
     if regressor is not None:
         from spin_diff.fitting.initialisation import regressor_start
 
@@ -511,7 +515,7 @@ def fit_people(
             )
             inputs = torch.cat([crop_xy, keypoints[..., 2:]], dim=-1).to(model.fast.joint_template.device)
         start = regressor_start(regressor, inputs, model.num_betas)
-        init_pose, init_betas, init_transl = start.rotmat, start.betas, start.transl
+        init_pose, init_betas, init_transl, features = start.rotmat, start.betas, start.transl, start.features
     return fit_keypoints(
         model, fitter, keypoints, centers, sizes,
         torch.tensor([p.image_size for p in people], dtype=torch.float32),
@@ -520,6 +524,7 @@ def fit_people(
         init_pose=init_pose, init_betas=init_betas, init_transl=init_transl,
         # each person's noise is keyed by its image and index: the same fit in any batch
         sample_seeds=torch.tensor([seed_from_text(p.name) for p in people], dtype=torch.int64),
+        condition=features,
     )  # fmt: skip
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spin_diff.errors import MissingInputError
+from spin_diff.errors import BadInputError, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,37 @@ class DemoResult:
     photos: dict = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+# What the demo writes under its output folder; a rerun replaces exactly these.
+_MARKER = ".spin_diff_demo"
+_OUTPUTS = ("data", "start", "run", "eval", "fits", "body_poses.png", "tpose.obj", "training.png", "fits.png",
+            "summary.json", "config.yaml")  # fmt: skip
+
+
+def prepare_output(out: Path) -> None:
+    """Make ``out`` ready for a fresh demo: created if new; an earlier demo's outputs there
+    are replaced (the training log and store would otherwise carry on from the old run); a
+    non-empty folder that no demo wrote is refused, so nothing of the user's is deleted."""
+    import shutil
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out} is a file: pass a folder for the demo's outputs")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / _MARKER).is_file():
+            raise BadInputError(
+                f"--out {out} is not empty and holds no earlier demo's outputs: pass a new or empty folder "
+                "(nothing there was changed)"
+            )
+        for name in _OUTPUTS:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / _MARKER).write_text("written by spin-diff demo; a rerun replaces the demo's outputs here\n")
 
 
 def load_demo_config(path: Path | None, overrides: list[str]):
@@ -300,6 +331,7 @@ def run_demo(out: Path, config, size: str = "full", progress: bool = True, say=p
     started = time.perf_counter()
     sizes = DEMO_SIZES[size]
     out = Path(out)
+    prepare_output(out)
     result = DemoResult(out=out, size=size, start="")
     say(f"spin_diff demo ({size} size). {CAVEAT}")
 
@@ -315,7 +347,7 @@ def run_demo(out: Path, config, size: str = "full", progress: bool = True, say=p
     for name, count, offset in (("train", sizes.train_people, 0), ("heldout", sizes.heldout_people, 1),
                                 ("photos", sizes.photos, 2)):  # fmt: skip
         synth = SynthConfig(num_images=count, seed=seed + offset, name=name, back_view_prob=0.0 if name == "photos" else 0.1)
-        made[name] = generate_dataset(synth, out / "data" / name, body, progress=False)
+        made[name] = generate_dataset(synth, out / "data" / name, body, progress=progress and name == "train")
     train_npz = hide_ground_truth(made["train"], out / "data" / "train_2d_only" / "train.npz")
     say(f"1. synthesised {sizes.train_people} training people (3D ground truth hidden: 2D keypoints only, "
         f"{train_npz}), {sizes.heldout_people} held-out people with ground truth and {sizes.photos} photos "

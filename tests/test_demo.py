@@ -123,3 +123,23 @@ def test_missing_recipe_names_the_fix(monkeypatch, tmp_path):
     with pytest.raises(Exception, match="pass --config"):
         monkeypatch.setattr(demo, "DEMO_CONFIG", tmp_path / "none.yaml")
         demo.load_demo_config(None, [])
+
+
+def test_a_rerun_replaces_only_an_earlier_demo(tmp_path):
+    from spin_diff.demo import prepare_output
+    from spin_diff.errors import BadInputError
+
+    earlier = tmp_path / "demo"
+    prepare_output(earlier)
+    (earlier / "run").mkdir()
+    (earlier / "run" / "log.csv").write_text("step,loss\n1,9\n")
+    (earlier / "notes.txt").write_text("mine")
+    prepare_output(earlier)
+    assert not (earlier / "run").exists() and (earlier / "notes.txt").read_text() == "mine"
+
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(BadInputError, match="not empty"):
+        prepare_output(foreign)
+    assert (foreign / "holiday.jpg").read_bytes() == b"x"

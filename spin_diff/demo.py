@@ -94,20 +94,22 @@ class DemoResult:
 # What the demo writes under its output folder; a rerun replaces exactly these.
 _MARKER = ".spin_diff_demo"
 _OUTPUTS = ("data", "start", "run", "eval", "fits", "body_poses.png", "tpose.obj", "training.png", "fits.png",
-            "summary.json", "config.yaml")  # fmt: skip
+            "summary.json", "config.yaml", "synth")  # fmt: skip (synth/: the demo of earlier versions)
 
 
 def prepare_output(out: Path) -> None:
     """Make ``out`` ready for a fresh demo: created if new; an earlier demo's outputs there
     are replaced (the training log and store would otherwise carry on from the old run); a
-    non-empty folder that no demo wrote is refused, so nothing of the user's is deleted."""
+    non-empty folder that no demo wrote (no marker file, and names other than the demo's) is
+    refused, so nothing of the user's is deleted."""
     import shutil
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out} is a file: pass a folder for the demo's outputs")
     if out.is_dir() and any(out.iterdir()):
-        if not (out / _MARKER).is_file():
+        ours = (out / _MARKER).is_file() or all(p.name in _OUTPUTS for p in out.iterdir())
+        if not ours:
             raise BadInputError(
                 f"--out {out} is not empty and holds no earlier demo's outputs: pass a new or empty folder "
                 "(nothing there was changed)"
@@ -397,6 +399,7 @@ def run_demo(out: Path, config, size: str = "full", progress: bool = True, say=p
         "store_mean_before": float(result.store_before[finite].mean()) if finite.any() else float("nan"),
         "store_mean_after": float(result.store_after[finite].mean()) if finite.any() else float("nan"),
         "store_improved": int((result.store_after < result.store_before).sum()),
+        "store_worse": int((result.store_after > result.store_before).sum()),  # update_if_better: 0
         "store_filled": int(np.isfinite(result.store_after).sum()),
         # SPIN supervises an example by its fit when the fit scores under the threshold
         "store_supervised_before": float((result.store_before < config.fitting.threshold).mean()),
@@ -410,7 +413,7 @@ def run_demo(out: Path, config, size: str = "full", progress: bool = True, say=p
     first_val, last_val = result.validation[0], result.validation[-1]
     say(f"4. SPIN loop: {trained.step} steps of {sizes.loop_batch} in {trained.seconds:.0f} s ({run_dir}); "
         f"loss {t['loss_first']:.3f} -> {t['loss_last']:.3f}; store mean score {t['store_mean_before']:.1f} -> "
-        f"{t['store_mean_after']:.1f} ({t['store_improved']} of {t['store_filled']} records improved, none worse); "
+        f"{t['store_mean_after']:.1f} ({t['store_improved']} of {t['store_filled']} records improved, {t['store_worse']} worse); "
         f"examples a fit supervises (score < {config.fitting.threshold:g}) {t['store_supervised_before']:.0%} -> "
         f"{t['store_supervised_after']:.0%} of the store ({t['supervised_share_first']:.0%} -> "
         f"{t['supervised_share_last']:.0%} of the first / last logged batches); held-out "

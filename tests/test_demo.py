@@ -66,6 +66,7 @@ def test_store_filled_and_its_scores_never_rise(quick_demo):
     assert (after <= before).all()  # update_if_better: a record only ever improves
     assert (after < before).any()  # ... and the loop's fits did improve some
     t = summary["training"]
+    assert t["store_worse"] == 0 and t["store_improved"] == int((after < before).sum())
     assert t["store_mean_after"] <= t["store_mean_before"]
     assert t["store_supervised_after"] >= t["store_supervised_before"]
     threshold = 100.0  # configs/train_keypoints_cpu.yaml
@@ -136,6 +137,12 @@ def test_a_rerun_replaces_only_an_earlier_demo(tmp_path):
     (earlier / "notes.txt").write_text("mine")
     prepare_output(earlier)
     assert not (earlier / "run").exists() and (earlier / "notes.txt").read_text() == "mine"
+
+    older = tmp_path / "older"  # what the demo of earlier versions wrote, no marker
+    (older / "synth").mkdir(parents=True)
+    (older / "body_poses.png").write_bytes(b"png")
+    prepare_output(older)
+    assert [p.name for p in older.iterdir()] == [".spin_diff_demo"]
 
     foreign = tmp_path / "photos"
     foreign.mkdir()

@@ -244,13 +244,13 @@ def training_plot(
     score = line_chart(
         [Series("in-loop batches (best of stored and new)", step, column("mean_fit_score"), markers=True),
          Series("whole store (before / after the loop)", np.array([0.0, steps]),
-                np.array([store["store_mean_before"], store["store_mean_after"]]), markers=True)],
+                np.array([store["store_mean_before"], store["store_mean_after"]]), line=False)],
         title="mean fit score (lower is better)", xlabel="step", ylabel="score (GMoF reprojection)", xlim=xlim,
     )  # fmt: skip
     share = line_chart(
         [Series("in-loop batches", step, 100 * column("supervised_share"), markers=True),
          Series("whole store: fits under the threshold", np.array([0.0, steps]),
-                100 * np.array([store["store_supervised_before"], store["store_supervised_after"]]), markers=True)],
+                100 * np.array([store["store_supervised_before"], store["store_supervised_after"]]), line=False)],
         title="share of examples supervised by a fit", xlabel="step", ylabel="% of examples", legend="lower right", xlim=xlim,
     )
     vstep = np.array([v["step"] for v in validation], dtype=np.float64)

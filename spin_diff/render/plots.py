@@ -26,13 +26,15 @@ _GRID = (225, 225, 225)
 
 @dataclass
 class Series:
-    """One line: ``y`` against ``x`` (NaN values leave gaps); ``markers`` draws its points."""
+    """One line: ``y`` against ``x`` (NaN values leave gaps); ``markers`` draws its points;
+    ``line=False`` draws the points only (values measured at a few steps, nothing between)."""
 
     label: str
     x: np.ndarray
     y: np.ndarray
     color: tuple[int, int, int] | None = None  # RGB; None: the palette's next colour
     markers: bool = False
+    line: bool = True
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> np.ndarray:
@@ -153,9 +155,9 @@ def line_chart(
         breaks = np.flatnonzero(~ok)
         for segment in np.split(np.arange(x.size), breaks):
             segment = segment[ok[segment]]
-            if segment.size >= 2:
+            if segment.size >= 2 and s.line:
                 cv2.polylines(image, [pixels[segment]], False, color, 2, cv2.LINE_AA, shift=4)
-            if s.markers or segment.size == 1:
+            if s.markers or not s.line or segment.size == 1:
                 for p in pixels[segment]:
                     cv2.circle(image, (int(p[0]), int(p[1])), 4 * 16, color, -1, cv2.LINE_AA, shift=4)
 
@@ -170,8 +172,11 @@ def line_chart(
     by = y0 + 6 if "upper" in legend else y1 - box_h - 6
     cv2.rectangle(image, (bx, by), (bx + box_w, by + box_h), (255, 255, 255), -1)
     cv2.rectangle(image, (bx, by), (bx + box_w, by + box_h), (160, 160, 160), 1)
-    for i, (label, color) in enumerate(zip(labels, colors)):
+    for i, (label, color, s) in enumerate(zip(labels, colors, series)):
         cy = by + 4 + line_height * i + line_height // 2
-        cv2.line(image, (bx + 6, cy), (bx + 28, cy), color, 2, cv2.LINE_AA)
+        if s.line:
+            cv2.line(image, (bx + 6, cy), (bx + 28, cy), color, 2, cv2.LINE_AA)
+        if s.markers or not s.line:
+            cv2.circle(image, (bx + 17, cy), 4, color, -1, cv2.LINE_AA)
         _text(image, label, (bx + 33, cy + 5), 0.4)
     return image

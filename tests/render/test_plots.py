@@ -59,3 +59,13 @@ def test_bad_series_are_refused():
         line_chart([Series("s", [1, 2, 3], [1, 2])], title="t", xlabel="x", ylabel="y")
     with pytest.raises(BadInputError):
         line_chart([], title="t", xlabel="x", ylabel="y")
+
+
+def test_points_only_series_draw_no_line_between_points():
+    red = (230, 20, 20)
+    image = line_chart([Series("b", [0.0, 10.0], [1.0, 2.0], color=red, line=False)],
+                       title="t", xlabel="x", ylabel="y", size=(400, 300), legend="upper left")  # fmt: skip
+    columns = _pixels(image, red)[:, 1]
+    # dots at both ends of the x axis (68 and 386 px), the legend's dot near the left, nothing between
+    assert (columns < 75).any() and (columns > 380).any()
+    assert not ((columns > 150) & (columns < 370)).any()

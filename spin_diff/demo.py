@@ -37,7 +37,7 @@ from spin_diff.errors import BadInputError, MissingInputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEMO_CONFIG", "DEMO_SIZES", "DemoResult", "DemoSize", "run_demo", "training_plot"]
+__all__ = ["DEMO_CONFIG", "DEMO_SIZES", "DemoResult", "DemoSize", "demo_config_path", "run_demo", "training_plot"]
 
 # The CPU training recipe the demo runs (a repository file; --config replaces it).
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "train_keypoints_cpu.yaml"
@@ -124,20 +124,16 @@ def prepare_output(out: Path) -> None:
     (out / _MARKER).write_text("written by spin-diff demo; a rerun replaces the demo's outputs here\n")
 
 
-def load_demo_config(path: Path | None, overrides: list[str]):
-    """The demo's :class:`~spin_diff.training.config.TrainConfig`: ``path`` (default
-    :data:`DEMO_CONFIG`) then ``--set`` overrides."""
-    from spin_diff.config import load_config
-    from spin_diff.training.config import TrainConfig
-
-    if path is None:
-        if not DEMO_CONFIG.is_file():
-            raise MissingInputError(
-                f"the demo's training recipe {DEMO_CONFIG} is not here (an installed package without the "
-                "repository's configs/): pass --config with a training YAML such as configs/train_keypoints_cpu.yaml"
-            )
-        path = DEMO_CONFIG
-    return load_config(TrainConfig, path, overrides)
+def demo_config_path(path: Path | None = None) -> Path:
+    """``path``, or the demo's recipe :data:`DEMO_CONFIG` when none is given."""
+    if path is not None:
+        return Path(path)
+    if not DEMO_CONFIG.is_file():
+        raise MissingInputError(
+            f"the demo's training recipe {DEMO_CONFIG} is not here (an installed package without the "
+            "repository's configs/): pass --config with a training YAML such as configs/train_keypoints_cpu.yaml"
+        )
+    return DEMO_CONFIG
 
 
 def render_pose_gallery(model, size: int = 300):

@@ -104,26 +104,26 @@ def test_a_bundled_regressor_replaces_the_training(quick_demo, monkeypatch):
     """When a release ships the bundled regressor, the demo starts from it and trains none."""
     import spin_diff.fitting.initialisation as initialisation
     from spin_diff.body.model import load_body_model
-    from spin_diff.demo import DEMO_SIZES, load_demo_config, start_regressor
+    from spin_diff.config import load_config
+    from spin_diff.demo import DEMO_CONFIG, DEMO_SIZES, start_regressor
+    from spin_diff.training.config import TrainConfig
 
     _, out, _ = quick_demo
     shipped = out / "start" / "keypoint_regressor.pt"
     monkeypatch.setattr(initialisation, "BUNDLED_KEYPOINT_REGRESSOR", shipped)
-    config = load_demo_config(None, [])
+    config = load_config(TrainConfig, DEMO_CONFIG)
     path, label, seconds, history = start_regressor(load_body_model(), config, DEMO_SIZES["quick"], out / "x", False)
     assert (path, label, history) == (shipped, "bundled", [])
     assert not (out / "x").exists()
 
 
-def test_missing_recipe_names_the_fix(monkeypatch, tmp_path):
+def test_missing_recipe_names_the_fix(monkeypatch, tmp_path, capsys):
     import spin_diff.demo as demo
 
     monkeypatch.setattr(demo, "DEMO_CONFIG", tmp_path / "configs" / "train_keypoints_cpu.yaml")
     assert main(["demo", "--quick", "--out", str(tmp_path / "out")]) == 2
-    monkeypatch.undo()
-    with pytest.raises(Exception, match="pass --config"):
-        monkeypatch.setattr(demo, "DEMO_CONFIG", tmp_path / "none.yaml")
-        demo.load_demo_config(None, [])
+    assert "pass --config" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_rerun_replaces_only_an_earlier_demo(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spin_diff.cli.common import add_config_arguments
+from spin_diff.cli.common import add_config_arguments, resolve_config
 from spin_diff.errors import BadInputError
 
 
@@ -29,15 +29,13 @@ def add_parser(subparsers) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     import torch
 
-    from spin_diff.demo import load_demo_config, run_demo as demo
+    from spin_diff.demo import demo_config_path, run_demo as demo
+    from spin_diff.training.config import TrainConfig
 
     if args.threads < 1:
         raise BadInputError("--threads must be at least 1")
     torch.set_num_threads(args.threads)
-    config = load_demo_config(args.config, args.overrides)
-    if args.body_model:
-        config.body.model_path = args.body_model
-    if args.device:
-        config.device = args.device
+    args.config = demo_config_path(args.config)
+    config = resolve_config(args, TrainConfig)
     result = demo(args.out, config, size="quick" if args.quick else "full", progress=not args.quiet)
     return 0 if not result.photos.get("failed") else 1

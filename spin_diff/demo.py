@@ -329,11 +329,10 @@ def run_demo(out: Path, config, size: str = "full", progress: bool = True, say=p
     started = time.perf_counter()
     sizes = DEMO_SIZES[size]
     out = Path(out)
+    body = load_body_from_config(config)  # a bad --body-model stops here, before --out is touched
     prepare_output(out)
     result = DemoResult(out=out, size=size, start="")
     say(f"spin_diff demo ({size} size). {CAVEAT}")
-
-    body = load_body_from_config(config)
     say(f"body model: {body.info()['source']}, {body.num_vertices} vertices")
     gallery, names, vertices = render_pose_gallery(body)
     result.files["body_poses"] = str(save_png(out / "body_poses.png", gallery))

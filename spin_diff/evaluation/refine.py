@@ -82,14 +82,15 @@ class Refiner:
         for fitter in self.fitters.values():
             check_fitter_regressor(fitter, regressor)
 
-    def refine(self, name: str, keypoints: torch.Tensor, rotmat, betas, transl, condition=None):
+    def refine(self, name: str, keypoints: torch.Tensor, rotmat, betas, transl, condition=None, seeds=None):
         """Fit one row from the start (``transl`` None: SMPLify estimates the camera); returns
         ``(rotmat (B, 24, 3, 3), betas, transl (B, 3), failed (B,) bool)``, failed samples
-        keeping the start. ``condition``: (B, F) regressor features for a conditional prior."""
+        keeping the start. ``condition``: (B, F) regressor features for a conditional prior;
+        ``seeds``: (B,) per-sample noise keys, so a sample's row does not depend on its batch."""
         from spin_diff.body.model import pose_to_rotmat
 
         fitter = self.fitters[name]
-        result = fitter.fit(keypoints, rotmat, betas, transl, condition=condition)
+        result = fitter.fit(keypoints, rotmat, betas, transl, condition=condition, sample_seeds=seeds)
         fitted = pose_to_rotmat(result.pose.detach()).to(rotmat.dtype)
         ok = result.success.to(rotmat.device)
         refined_rot = torch.where(ok[:, None, None, None], fitted, rotmat)

@@ -163,6 +163,7 @@ def evaluate(
 
     from tqdm import tqdm
 
+    from spin_diff.diffusion.keyed_noise import example_seeds
     from spin_diff.geometry.cameras import perspective_projection
 
     rows = list(rows)
@@ -195,8 +196,9 @@ def evaluate(
             row_rot, row_betas, row_transl = rotmat, betas, transl
             if row != "none":
                 row_rot, row_betas, row_transl, row_failed = refiner.refine(
-                    row, batch_kp, rotmat, betas, transl, condition=features
-                )
+                    row, batch_kp, rotmat, betas, transl, condition=features,
+                    seeds=example_seeds(evalset.path.stem, idx, device=device),
+                )  # fmt: skip
                 failed[row].append(row_failed.cpu().numpy())
             errors = {}
             with torch.no_grad():

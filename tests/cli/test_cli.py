@@ -64,14 +64,6 @@ def test_render_writes_png_with_a_body(tmp_path):
     assert 0.05 < body[:, :128].mean() < 0.6 and 0.05 < body[:, 128:].mean() < 0.6
 
 
-def test_demo_renders_synthesises_and_fits(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--n", "2", "--set", "fitting.stages.1.iterations=40"]) == 0
-    for name in ("body_poses.png", "tpose.obj", "config.yaml", "synth/synth.npz"):
-        assert (tmp_path / name).is_file(), name
-    assert len(list((tmp_path / "fits").glob("*/person_00/overlay.png"))) == 2
-    assert "PA-MPJPE" in capsys.readouterr().out
-
-
 @pytest.mark.parametrize("bug", [KeyError("pose"), ValueError("operands could not be broadcast"), RuntimeError("x")])
 def test_a_bug_keeps_its_traceback(monkeypatch, bug):
     """Only input errors (spin_diff.errors.InputError) become one-line messages; a KeyError

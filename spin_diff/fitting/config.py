@@ -37,6 +37,9 @@ SPIN_DEPTH_WEIGHT = 100.0**2
 # The diffusion term's weight in the default body stage: calibrated on the prior ablation
 # (benchmarks/prior_ablation.py); its value is ||x - x0_hat||^2 over the 144 6D numbers.
 DIFFUSION_POSE_WEIGHT = 10000.0
+# The pose anchor's weight (CamSMPLify-style distance to the start), for configs that add it;
+# sum over 23 joints of ||R - R_start||_F^2.
+POSE_ANCHOR_WEIGHT = 1000.0
 
 PARAMETER_GROUPS = ("global_orient", "body_pose", "betas", "transl")
 

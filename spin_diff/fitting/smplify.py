@@ -259,6 +259,7 @@ class SMPLify:
             "raw_confidence": conf,
             "body_confidence": self.body_stage_confidence(conf),
             "init_transl": start_transl,
+            "init_body_pose": aa[:, 3:].clone(),
             "center": center,
             "focal": focal,
         }
@@ -352,6 +353,7 @@ class SMPLify:
             confidence=data["body_confidence"] if body_stage else data["raw_confidence"],
             raw_confidence=data["raw_confidence"],
             init_transl=data["init_transl"],
+            init_body_pose=data.get("init_body_pose"),
             progress=progress,
             stage_index=stage_index,
         )

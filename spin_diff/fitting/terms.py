@@ -67,6 +67,7 @@ class FitState:
     confidence: torch.Tensor  # (B, 49) stage confidences (ignored joints zeroed)
     raw_confidence: torch.Tensor  # (B, 49) confidences as given
     init_transl: torch.Tensor  # (B, 3) camera translation at the start of the fit
+    init_body_pose: torch.Tensor | None = None  # (B, 69) axis-angle at the start of the fit
     progress: float = 0.0  # fraction of the current stage done, in [0, 1)
     stage_index: int = 0
 
@@ -155,3 +156,21 @@ def _diffusion_pose(context: TermContext) -> Term:
             "fitting.diffusion.checkpoint, or the bundled one when it is unset)"
         )
     return DiffusionPoseTerm(prior, context.extras.get("diffusion_config"))
+
+
+@register_term("pose_anchor")
+def _pose_anchor(context: TermContext) -> Term:
+    """Keeps the body pose near the fit's start (a regressor's estimate), CamSMPLify-style:
+    sum over the 23 joints of ||R - R_start||_F^2 (= 4 (1 - cos angle) per joint, smooth, no
+    axis-angle wrap-around)."""
+    from spin_diff.geometry.rotations import axis_angle_to_matrix
+
+    def term(s: FitState) -> torch.Tensor:
+        if s.init_body_pose is None:
+            raise ValueError("the pose_anchor term needs the fit's starting pose (FitState.init_body_pose)")
+        batch = s.body_pose.shape[0]
+        current = axis_angle_to_matrix(s.body_pose.reshape(batch, -1, 3))
+        start = axis_angle_to_matrix(s.init_body_pose.reshape(batch, -1, 3))
+        return ((current - start) ** 2).sum((1, 2, 3))
+
+    return term

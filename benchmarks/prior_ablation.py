@@ -94,10 +94,10 @@ def variant_configs(iterations: int, weight: float, guidance_scale: float | None
     default.diffusion.checkpoint = checkpoint or default.diffusion.checkpoint
     default.gmm_path = gmm or default.gmm_path
     rows["default (FittingConfig())"] = default
-    if only in ("term", "guided", "anchor", "default"):
-        rows = {k: v for k, v in rows.items() if only in k}
-    elif only == "gmm":
+    if only == "gmm":
         rows = {k: v for k, v in rows.items() if "GMM only" in k}
+    elif only != "all":  # rows whose name holds any of the comma-separated words
+        rows = {k: v for k, v in rows.items() if any(word in k for word in only.split(","))}
     return rows
 
 
@@ -160,7 +160,8 @@ def main() -> None:
     parser.add_argument("--prior", help="diffusion prior checkpoint (default: the bundled one)")
     parser.add_argument("--gmm", help="GMM pose prior file (default: the bundled one)")
     parser.add_argument("--priors", help="name=path,... : repeat the diffusion rows for each checkpoint")
-    parser.add_argument("--only", choices=["all", "gmm", "term", "guided", "anchor", "default"], default="all")
+    parser.add_argument("--only", default="all",
+                        help="all, gmm (GMM only), or words a row's name must hold (e.g. 'GMM only,GMM + anchor')")
     parser.add_argument("--term-t", help="t_max,t_min of the diffusion term (default: the config's)")
     parser.add_argument("--inversion-iterations", type=int, help="override fitting.diffusion.guided.inversion_iterations")
     parser.add_argument("--guided-loops", default="10", help="guided refinement loops, one row per value (e.g. 10,20)")

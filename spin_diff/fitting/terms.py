@@ -68,6 +68,7 @@ class FitState:
     raw_confidence: torch.Tensor  # (B, 49) confidences as given
     init_transl: torch.Tensor  # (B, 3) camera translation at the start of the fit
     init_body_pose: torch.Tensor | None = None  # (B, 69) axis-angle at the start of the fit
+    anchor_mask: torch.Tensor | None = None  # (B,) 1 where the start is an estimate to anchor to
     progress: float = 0.0  # fraction of the current stage done, in [0, 1)
     stage_index: int = 0
 
@@ -162,7 +163,8 @@ def _diffusion_pose(context: TermContext) -> Term:
 def _pose_anchor(context: TermContext) -> Term:
     """Keeps the body pose near the fit's start (a regressor's estimate), CamSMPLify-style:
     sum over the 23 joints of ||R - R_start||_F^2 (= 4 (1 - cos angle) per joint, smooth, no
-    axis-angle wrap-around)."""
+    axis-angle wrap-around). Zero for samples whose start carries no information (the mean or
+    rest pose; ``FitState.anchor_mask``, set by SMPLify.informative_start)."""
     from spin_diff.geometry.rotations import axis_angle_to_matrix
 
     def term(s: FitState) -> torch.Tensor:
@@ -171,6 +173,7 @@ def _pose_anchor(context: TermContext) -> Term:
         batch = s.body_pose.shape[0]
         current = axis_angle_to_matrix(s.body_pose.reshape(batch, -1, 3))
         start = axis_angle_to_matrix(s.init_body_pose.reshape(batch, -1, 3))
-        return ((current - start) ** 2).sum((1, 2, 3))
+        value = ((current - start) ** 2).sum((1, 2, 3))
+        return value if s.anchor_mask is None else value * s.anchor_mask
 
     return term

@@ -70,3 +70,24 @@ def test_real_pose_problems_face_the_camera_and_keep_the_poses(model):
     assert distances.max() < 1e-5
     with pytest.raises(ValueError, match="asked for"):
         make_problems(model, len(real) + 1, poses=real)
+
+
+def test_pose_anchor_ignores_starts_that_carry_no_information(model):
+    """From the mean (or rest) pose the anchor is off: the fit equals the fit without it."""
+    from spin_diff.data.real_poses import load_real_poses
+    from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+
+    problems = make_problems(model, 3, seed=5, poses=load_real_poses("val"))
+    mean_pose = matrix_to_axis_angle(model.mean_pose_rotmat(3)).reshape(3, 72)
+    rest_pose = torch.zeros(3, 72)
+    perturbed, _, _ = perturbed_start(problems, seed=6)
+    fitter = SMPLify(model, FittingConfig(stages=spin_stages(5)))
+    starts = torch.cat([mean_pose[:1], rest_pose[:1], perturbed[:1]])
+    assert fitter.informative_start(axis_angle_to_matrix(starts.view(3, 24, 3))).tolist() == [False, False, True]
+    results = []
+    for weight in (0.0, 1e6):
+        stages = spin_stages(10)
+        stages[1].terms["pose_anchor"] = weight
+        results.append(SMPLify(model, FittingConfig(stages=stages)).fit(problems.keypoints, mean_pose,
+                                                                        torch.zeros(3, 10)).pose)  # fmt: skip
+    assert torch.equal(results[0], results[1])

@@ -87,6 +87,13 @@ class RetargetConfig:
     # fit bends them to trade the (weak) position term against bone directions.
     stiff_joints: tuple[str, ...] = ("spine1", "spine2", "spine3", "left_collar", "right_collar")
     stiff_factor: float = 30.0
+    # Knees and elbows are hinges: joint positions fix how far they bend but not whether the
+    # bend is a rotation about the hinge axis with the hip/shoulder twisted, or about another
+    # axis. Penalising rotation off the hinge (SMPL's local axes: knees flex about x, elbows
+    # about y; z is off-hinge for both, the remaining axis is twist) picks the anatomical one.
+    hinge_joints: tuple[str, ...] = ("left_knee", "right_knee", "left_elbow", "right_elbow")
+    off_hinge_weight: float = 1.0  # on z, rad^2
+    hinge_twist_weight: float = 0.1  # on the twist axis (y for knees, x for elbows), rad^2
     batch_size: int = 2048
 
 
@@ -191,6 +198,12 @@ def retarget(motion: Motion, model, config: RetargetConfig | None = None, kind: 
     stiffness = torch.full((24, 1), config.angle_weight, dtype=dtype)
     stiffness[[J.SMPL_JOINT_NAMES.index(n) for n in config.stiff_joints]] *= config.stiff_factor
     stiffness[0] = 0.0  # the global orientation is free
+    stiffness = stiffness.expand(24, 3).clone()
+    for name in config.hinge_joints:
+        k = J.SMPL_JOINT_NAMES.index(name)
+        twist = 1 if "knee" in name else 0
+        stiffness[k, 2] = config.off_hinge_weight
+        stiffness[k, twist] = config.hinge_twist_weight
 
     scale = source_scale(motion, model, kind)
 

@@ -28,3 +28,17 @@ def test_real_poses_load_and_unknown_split_is_an_error():
     assert poses.dtype == np.float64 and poses.shape[1] == 72
     with pytest.raises(ValueError, match="unknown real-pose split 'train'"):
         load_real_poses("train")
+
+
+def test_real_knees_and_elbows_bend_about_their_hinges():
+    """Retargeting puts knee and elbow flexion on the hinge axis (not a sideways bend with a
+    twisted hip or shoulder): most real poses keep those joints within the pose sampler's
+    anatomical limits."""
+    from spin_diff.body.joints import SMPL_JOINT_NAMES
+    from spin_diff.priors.pose_sampler import JOINT_LIMITS, pose_to_local_angles
+
+    angles = pose_to_local_angles(load_real_poses("val")[:, 3:])
+    inside = (angles >= JOINT_LIMITS[..., 0] - 1e-6) & (angles <= JOINT_LIMITS[..., 1] + 1e-6)
+    for name in ("left_knee", "right_knee", "left_elbow", "right_elbow"):
+        share = inside[:, SMPL_JOINT_NAMES.index(name) - 1].all(-1).mean()
+        assert share > 0.8, (name, share)

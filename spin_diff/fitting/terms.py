@@ -162,18 +162,16 @@ def _diffusion_pose(context: TermContext) -> Term:
 @register_term("pose_anchor")
 def _pose_anchor(context: TermContext) -> Term:
     """Keeps the body pose near the fit's start (a regressor's estimate), CamSMPLify-style:
-    sum over the 23 joints of ||R - R_start||_F^2 (= 4 (1 - cos angle) per joint, smooth, no
-    axis-angle wrap-around). Zero for samples whose start carries no information (the mean or
-    rest pose; ``FitState.anchor_mask``, set by SMPLify.informative_start)."""
-    from spin_diff.geometry.rotations import axis_angle_to_matrix
+    ``2 ||theta - theta_start||^2`` over the 69 axis-angle numbers (for small differences the
+    same as sum_j ||R_j - R_start,j||_F^2). A convex quadratic on purpose: the rotation-matrix
+    distance is bounded and periodic, and with it L-BFGS's line search extrapolated to
+    non-finite poses. Zero for samples whose start carries no information (the mean or rest
+    pose; ``FitState.anchor_mask``, set by SMPLify.informative_start)."""
 
     def term(s: FitState) -> torch.Tensor:
         if s.init_body_pose is None:
             raise ValueError("the pose_anchor term needs the fit's starting pose (FitState.init_body_pose)")
-        batch = s.body_pose.shape[0]
-        current = axis_angle_to_matrix(s.body_pose.reshape(batch, -1, 3))
-        start = axis_angle_to_matrix(s.init_body_pose.reshape(batch, -1, 3))
-        value = ((current - start) ** 2).sum((1, 2, 3))
+        value = 2.0 * ((s.body_pose - s.init_body_pose) ** 2).sum(-1)
         return value if s.anchor_mask is None else value * s.anchor_mask
 
     return term

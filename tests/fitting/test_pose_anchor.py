@@ -20,19 +20,23 @@ def _state(body_pose, init_body_pose):
 
 
 def test_pose_anchor_value_matches_closed_form():
-    """||R - R0||_F^2 summed over joints; for joints turned by theta from the start it is 4 (1 - cos theta)."""
+    """2 ||theta - theta_start||^2; for small turns of every joint it agrees with the rotation
+    distance sum_j ||R_j - R_start,j||_F^2 = 4 (1 - cos angle) per joint."""
+    from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+
     gen = torch.Generator().manual_seed(0)
     start = 0.5 * torch.randn(4, 69, generator=gen, dtype=torch.float64)
     term = build_term("pose_anchor", TermContext())
     assert torch.allclose(term(_state(start.clone(), start)), torch.zeros(4, dtype=torch.float64), atol=1e-12)
-    angles = torch.tensor([0.1, 0.5, 1.0, 2.5], dtype=torch.float64)
+    moved = start + torch.tensor([0.1, 0.2, -0.3], dtype=torch.float64).repeat(23)
+    assert torch.allclose(term(_state(moved, start)), torch.full((4,), 2 * 23 * 0.14, dtype=torch.float64))
+    angles = torch.tensor([0.01, 0.02, 0.05, 0.1], dtype=torch.float64)
     axis = torch.nn.functional.normalize(torch.randn(4, 23, 3, generator=gen, dtype=torch.float64), dim=-1)
-    from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-
     turned = axis_angle_to_matrix(start.view(4, 23, 3)) @ axis_angle_to_matrix(angles[:, None, None] * axis)
-    moved = matrix_to_axis_angle(turned).reshape(4, 69)
-    expected = 23 * 4 * (1 - torch.cos(angles))
-    assert torch.allclose(term(_state(moved, start)), expected, rtol=1e-9)
+    rotation_distance = 23 * 4 * (1 - torch.cos(angles))
+    anchored = term(_state(matrix_to_axis_angle(turned).reshape(4, 69), start))
+    # axis-angle differences exceed the turn angles by a few per cent for starts of ~0.9 rad
+    assert torch.allclose(anchored, rotation_distance, rtol=0.1)
 
 
 @pytest.fixture(scope="module")

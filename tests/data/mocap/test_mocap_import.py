@@ -269,3 +269,17 @@ def test_cli_import_mocap_reports_a_malformed_file(tmp_path, rest_points, capsys
     assert main(["prior", "import-mocap", str(bad), "--out", str(tmp_path / "out.npz")]) == 2
     err = capsys.readouterr().err
     assert "11_01.bvh:4: OFFSET: not a number" in err and "Traceback" not in err
+
+
+def test_amass_style_npz_is_turned_from_z_up_to_y_up(tmp_path, body_model):
+    rng = np.random.default_rng(0)
+    poses = np.concatenate([np.zeros((4, 3)), 0.2 * rng.normal(size=(4, 153))], axis=1)  # SMPL-H width
+    poses[:, :3] = [np.pi / 2, 0.0, 0.0]  # standing upright in AMASS's z-up world
+    np.savez(tmp_path / "walk_poses.npz", poses=poses, mocap_framerate=120.0)
+    imported = import_mocap([tmp_path / "walk_poses.npz"], body_model, progress=False)
+    assert imported.pose.shape == (4, 72)
+    assert np.allclose(imported.pose[:, 3:], poses[:, 3:72])
+    # upright in the y-up world: the identity orientation
+    rotation = axis_angle_to_matrix(torch.tensor(imported.pose[:, :3]))
+    assert torch.allclose(rotation, torch.eye(3, dtype=rotation.dtype).expand(4, 3, 3), atol=1e-9)
+    assert imported.files[0]["kind"] == "amass_npz"

@@ -47,7 +47,8 @@ CORRESPONDENCES: dict[str, dict[str, tuple[str, ...]]] = {
         "left_wrist": ("LeftWrist",), "right_wrist": ("RightWrist",), "left_hand": ("LFingers",),
         "right_hand": ("RFingers",), "Top of Head (LSP)": ("Head_end",),
     },
-    # B. Hahne's MotionBuilder-friendly CMU BVH release (and Mixamo-like rigs).
+    # B. Hahne's MotionBuilder-friendly CMU BVH release (and Mixamo-like rigs). Written from
+    # its published bone names; not yet run on its files (none were available here).
     "motionbuilder_bvh": {
         "hip_centre": ("LeftUpLeg", "RightUpLeg"), "left_hip": ("LeftUpLeg",), "right_hip": ("RightUpLeg",),
         "left_knee": ("LeftLeg",), "right_knee": ("RightLeg",), "left_ankle": ("LeftFoot",),

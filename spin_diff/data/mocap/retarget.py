@@ -174,8 +174,9 @@ def source_scale(motion: Motion, model, kind: str) -> float:
                   np.zeros((1, 3)), motion.frame_time)  # fmt: skip
     rest_points, names = source_points(rest, table)
     with torch.no_grad():
-        eye = torch.eye(3, dtype=model.fast.joint_template.dtype).expand(1, 24, 3, 3)
-        model_rest = _model_points(model, eye, names)[0].double().numpy()
+        template = model.fast.joint_template
+        eye = torch.eye(3, dtype=template.dtype, device=template.device).expand(1, 24, 3, 3)
+        model_rest = _model_points(model, eye, names)[0].double().cpu().numpy()
     pairs = [(names.index(a), names.index(b)) for a, b in _segments(table)]
     source_length = sum(np.linalg.norm(rest_points[0, b] - rest_points[0, a]) for a, b in pairs)
     model_length = sum(np.linalg.norm(model_rest[b] - model_rest[a]) for a, b in pairs)
@@ -193,10 +194,10 @@ def retarget(motion: Motion, model, config: RetargetConfig | None = None, kind: 
     table = CORRESPONDENCES[kind]
     points, names = source_points(motion, table)
     segments = [(names.index(a), names.index(b)) for a, b in _segments(table)]
-    seg_a = torch.tensor([a for a, _ in segments])
-    seg_b = torch.tensor([b for _, b in segments])
-    dtype = torch.float32
-    stiffness = torch.full((24, 1), config.angle_weight, dtype=dtype)
+    dtype, device = model.fast.joint_template.dtype, model.fast.joint_template.device
+    seg_a = torch.tensor([a for a, _ in segments], device=device)
+    seg_b = torch.tensor([b for _, b in segments], device=device)
+    stiffness = torch.full((24, 1), config.angle_weight, dtype=dtype, device=device)
     stiffness[[J.SMPL_JOINT_NAMES.index(n) for n in config.stiff_joints]] *= config.stiff_factor
     stiffness[0] = 0.0  # the global orientation is free
     stiffness = stiffness.expand(24, 3).clone()
@@ -208,15 +209,15 @@ def retarget(motion: Motion, model, config: RetargetConfig | None = None, kind: 
 
     scale = source_scale(motion, model, kind)
 
-    model_rest = _model_points(model, torch.eye(3, dtype=dtype).expand(1, 24, 3, 3), names)[0].detach()
+    with torch.no_grad():
+        model_rest_t = _model_points(model, torch.eye(3, dtype=dtype, device=device).expand(1, 24, 3, 3), names)[0]
     torso = [names.index(n) for n in ("hip_centre", "left_hip", "right_hip", "neck", "left_shoulder", "right_shoulder")]
-    model_rest_t = model_rest.to(dtype)
     poses, transls, dir_err, pos_err = [], [], [], []
     for start in range(0, motion.num_frames, config.batch_size):
-        target = torch.as_tensor(points[start : start + config.batch_size] * scale, dtype=dtype)
+        target = torch.as_tensor(points[start : start + config.batch_size] * scale, dtype=dtype, device=device)
         batch = target.shape[0]
         orient0 = _kabsch(model_rest_t[torso].expand(batch, -1, -1), target[:, torso])
-        aa = torch.zeros(batch, 24, 3, dtype=dtype)
+        aa = torch.zeros(batch, 24, 3, dtype=dtype, device=device)
         aa[:, 0] = matrix_to_axis_angle(orient0)
         aa.requires_grad_(True)
         centre = names.index("hip_centre")
@@ -241,9 +242,9 @@ def retarget(motion: Motion, model, config: RetargetConfig | None = None, kind: 
             schedule.step()
         with torch.no_grad():
             cos, position = losses()
-            dir_err.append(torch.rad2deg(torch.arccos(cos.clamp(-1, 1))).mean(-1).numpy())
-            pos_err.append(1000 * position.sqrt().mean(-1).numpy())
-            poses.append(matrix_to_axis_angle(axis_angle_to_matrix(aa)).reshape(batch, 72).double().numpy())
-            transls.append(transl.double().numpy())
+            dir_err.append(torch.rad2deg(torch.arccos(cos.clamp(-1, 1))).mean(-1).cpu().numpy())
+            pos_err.append(1000 * position.sqrt().mean(-1).cpu().numpy())
+            poses.append(matrix_to_axis_angle(axis_angle_to_matrix(aa)).reshape(batch, 72).double().cpu().numpy())
+            transls.append(transl.double().cpu().numpy())
     return RetargetResult(np.concatenate(poses), np.concatenate(transls), np.concatenate(dir_err),
                           np.concatenate(pos_err), scale)  # fmt: skip

@@ -283,3 +283,30 @@ def test_amass_style_npz_is_turned_from_z_up_to_y_up(tmp_path, body_model):
     rotation = axis_angle_to_matrix(torch.tensor(imported.pose[:, :3]))
     assert torch.allclose(rotation, torch.eye(3, dtype=rotation.dtype).expand(4, 3, 3), atol=1e-9)
     assert imported.files[0]["kind"] == "amass_npz"
+
+
+def test_cli_import_mocap_writes_poses_splits_and_report(tmp_path, rest_points, capsys):
+    import json
+
+    from spin_diff.cli.main import main
+
+    folder = tmp_path / "mocap"
+    folder.mkdir()
+    write_asf(folder / "07.asf", rest_points)
+    write_amc(folder / "07_01.amc")
+    write_amc(folder / "07_02.amc")
+    write_bvh(folder / "08_01.bvh", rest_points)
+    out = tmp_path / "out" / "poses.npz"
+    status = main(["prior", "import-mocap", str(folder), "--out", str(out), "--iterations", "50",
+                   "--val-units", "07_02", "--test-units", "08_01"])  # fmt: skip
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "test: 3 poses from 1 clips: 08_01" in printed
+    with np.load(out) as data:
+        assert data["pose"].shape == (9, 72) and len(data["direction_error_deg"]) == 9
+    for split, clips in (("train", {"07_01"}), ("val", {"07_02"}), ("test", {"08_01"})):
+        with np.load(out.with_name(f"poses_{split}.npz")) as data:
+            assert set(data["clip"].tolist()) == clips
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert {entry["clip"] for entry in report} == {"07_01", "07_02", "08_01"}
+    assert all(entry["kept"] == 3 for entry in report)

@@ -2,11 +2,14 @@
 and the recipes of ``spin-diff fit`` from the mean pose under a photo's camera.
 
 For each corruption (clean, jitter, missed joints, left/right swaps, outliers, border
-occlusion, and all of them together as a detector would), sampled bodies are projected into
-SPIN's 224 crop, corrupted, and fitted with the SPIN recipe from (a) the mean pose and (b) a
-perturbed truth standing in for a regressor's estimate. Reported: PA-MPJPE and MPJPE (mm, 14
-LSP joints, pelvis-centred) of the start and of the fit, the mean reprojection error on the
-clean keypoints (px), and failures.
+occlusion, and all of them together as a detector would), bodies from the held-out real test
+split (CMU mocap clips no prior was trained on; ``--poses sampler`` for the pose sampler) are
+projected into SPIN's 224 crop, corrupted, and fitted with the default objective
+(``FittingConfig()``; ``--objective spin`` for SPIN's GMM-only recipe) from (a) the mean pose
+and (b) a perturbed truth standing in for a regressor's estimate. Reported: PA-MPJPE and MPJPE
+(mm, 14 LSP joints, pelvis-centred) of the start and of the fit, the share of problems the fit
+made worse / better than the start (PA-MPJPE by more than 1 mm), the mean reprojection error
+on the clean keypoints (px), and failures.
 
 Photo section: people placed in a 1280x960 photo (focal = image diagonal, principal point
 at the centre), OpenPose-like keypoints (only the 25 OpenPose joints, "detector"
@@ -17,7 +20,7 @@ mean residual on confident keypoints (224-crop px), how many fits ``spin-diff fi
 flag as failed (fitting.quality), the share of people whose PA-MPJPE is worse (by > 1 mm) than
 under today's in-loop recipe, and seconds.
 
-    python benchmarks/fit_accuracy.py [--n 48] [--iterations 100] [--device cpu] [--sections crop,photo]
+    python benchmarks/fit_accuracy.py [--poses test] [--n 48] [--iterations 100] [--threads 1] [--sections crop,photo]
 """
 
 from __future__ import annotations
@@ -53,11 +56,16 @@ CORRUPTIONS = {
 }
 
 
-def fitting_config(optimizer: str, iterations: int) -> FittingConfig:
+def fitting_config(optimizer: str, iterations: int, objective: str = "default") -> FittingConfig:
+    steps = iterations if optimizer == "adam" else max(1, iterations // 10)  # an L-BFGS step runs up to 20
+    config = FittingConfig()
+    if objective == "spin":
+        config.stages = spin_stages(steps)
+    for stage in config.stages:
+        stage.iterations = steps
     if optimizer == "adam":
-        return FittingConfig(stages=spin_stages(iterations))
-    stages = spin_stages(max(1, iterations // 10))  # each L-BFGS step runs up to 20 iterations
-    return replace(FittingConfig(stages=stages), optimizer="lbfgs", lbfgs_max_iter=20)
+        return config
+    return replace(config, optimizer="lbfgs", lbfgs_max_iter=20)
 
 
 def _recipe(name: str, changes=None):
@@ -137,13 +145,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=48, help="problems per corruption")
     parser.add_argument("--iterations", type=int, default=100, help="Adam iterations per stage")
+    parser.add_argument("--poses", default="test", help="bodies from: test, val (real CMU splits) or sampler")
+    parser.add_argument("--objective", choices=["default", "spin"], default="default")
+    parser.add_argument("--pose-sigma", type=float, default=0.08, help="per-joint rotation noise of the perturbed start")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sections", default="crop,photo",
                         help="crop (SPIN's crop camera rows), photo, or both")
     parser.add_argument("--photo-n", type=int, default=24, help="people in the photo section")
     parser.add_argument("--photo-seed", type=int, default=101,
                         help="seed of the photo section (the recipe was tuned on 0-3)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_body_model(device=args.device)
@@ -152,19 +163,25 @@ def main() -> None:
         photo_section(model, args.photo_n, args.photo_seed)
     if "crop" not in sections:
         return
-    fitters = {name: SMPLify(model, fitting_config(name, args.iterations)) for name in ("adam", "lbfgs")}
-    print(f"{args.n} sampled bodies per row (yaw within +-45 deg), SPIN crop camera; errors in mm, "
-          f"reprojection on the clean keypoints in px")
+    poses = None
+    if args.poses != "sampler":
+        from spin_diff.data.real_poses import load_real_poses
+
+        poses = load_real_poses(args.poses)
+    fitters = {name: SMPLify(model, fitting_config(name, args.iterations, args.objective)) for name in ("adam", "lbfgs")}
+    print(f"{args.n} bodies per row from {'the pose sampler' if poses is None else f'the real CMU {args.poses} split'} "
+          f"(yaw within +-45 deg), SPIN crop camera; objective: {args.objective}; errors in mm, reprojection on the "
+          f"clean keypoints in px; {torch.get_num_threads()} torch threads")
     header = (f"{'corruption':<10} {'start':<9} | {'start PA':>8} {'start MPJPE':>11} | "
-              f"{'optimizer':<6} {'PA-MPJPE':>8} {'MPJPE':>7} {'reproj':>7} {'failed':>6} {'s':>6}")
+              f"{'optimizer':<6} {'PA-MPJPE':>8} {'MPJPE':>7} {'worse':>6} {'better':>6} {'reproj':>7} {'failed':>6} {'s':>6}")
     print(header)
     print("-" * len(header))
     for index, (name, (corruption, shift)) in enumerate(CORRUPTIONS.items()):
-        problems = make_problems(model, args.n, seed=100 + index, corruption=corruption, shift_px=shift)
+        problems = make_problems(model, args.n, seed=100 + index, corruption=corruption, shift_px=shift, poses=poses)
         mean_pose = matrix_to_axis_angle(model.mean_pose_rotmat(args.n)).reshape(args.n, 72)
         starts = {
             "mean": (mean_pose, torch.zeros_like(problems.betas), None),
-            "perturbed": perturbed_start(problems, seed=200 + index),
+            "perturbed": perturbed_start(problems, seed=200 + index, pose_sigma=args.pose_sigma),
         }
         for start_name, (pose0, betas0, transl0) in starts.items():
             e0 = joint_errors(model, pose0, betas0, problems.pose, problems.betas)
@@ -179,9 +196,11 @@ def main() -> None:
                     projected = perspective_projection(joints, result.transl, 5000.0, center)
                 reprojection = (projected - problems.clean_keypoints[..., :2]).norm(dim=-1).mean()
                 failed = int((~result.success).sum())
+                worse = (e["pa_mpjpe"] > e0["pa_mpjpe"] + 1.0).float().mean() * 100
+                better = (e["pa_mpjpe"] < e0["pa_mpjpe"] - 1.0).float().mean() * 100
                 print(f"{name:<10} {start_name:<9} | {e0['pa_mpjpe'].mean():8.1f} {e0['mpjpe'].mean():11.1f} | "
-                      f"{optimizer:<6} {e['pa_mpjpe'].mean():8.1f} {e['mpjpe'].mean():7.1f} "
-                      f"{reprojection:7.2f} {failed:>6} {seconds:6.1f}")
+                      f"{optimizer:<6} {e['pa_mpjpe'].mean():8.1f} {e['mpjpe'].mean():7.1f} {worse:5.0f}% {better:5.0f}% "
+                      f"{reprojection:7.2f} {failed:>6} {seconds:6.1f}", flush=True)
     print("start PA/MPJPE: the initial estimate's errors; PA-MPJPE/MPJPE: after fitting.")
 
 

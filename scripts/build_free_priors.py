@@ -1,12 +1,16 @@
 """Build the bundled free GMM pose prior and the picture of the pose sampler.
 
-Draws poses from :mod:`spin_diff.priors.pose_sampler` (all postures, weighted toward everyday
-ones), fits an 8-component full-covariance Gaussian mixture with EM and writes it in SMPLify's
-``gmm_08.pkl`` format to ``spin_diff/body/assets/free_body/gmm_08.pkl``, so SMPLify-style
-fitting runs without SMPLify's (non-commercial) file. Also renders ``docs/pose_samples.png``.
+Fits an 8-component full-covariance Gaussian mixture with EM to the real CMU training poses
+(``spin_diff/data/poses/cmu_train.npz``, see its PROVENANCE.md; built by
+``scripts/build_cmu_pose_sets.py``) plus a share of pose-sampler poses where mocap is thin
+(sitting, kneeling, crouching; ``--sampler-share``, postures weighted toward everyday ones),
+and writes it in SMPLify's ``gmm_08.pkl`` format to
+``spin_diff/body/assets/free_body/gmm_08.pkl``, so SMPLify-style fitting runs without
+SMPLify's (non-commercial) file. The held-out likelihood is reported on the real validation
+split. Also renders ``docs/pose_samples.png`` (the sampler).
 
-    python scripts/build_free_priors.py                # ~50,000 poses, a few minutes on a CPU
-    python scripts/build_free_priors.py --samples 5000 --out /tmp/gmm_08.pkl --no-picture
+    python scripts/build_free_priors.py                # a minute or two on a CPU
+    python scripts/build_free_priors.py --sampler-share 1 --samples 50000   # the old sampler-only GMM
 """
 
 from __future__ import annotations
@@ -52,6 +56,24 @@ def draw_weighted(num: int, rng: np.random.Generator) -> tuple[np.ndarray, list[
             labels += drawn_labels
     order = rng.permutation(num)
     return np.concatenate(poses)[order], [labels[i] for i in order]
+
+
+def training_pose_mix(real: Path | None, sampler_share: float, seed: int, samples: int = 0) -> tuple[np.ndarray, dict]:
+    """(N, 72) whole poses: the real training poses (own orientations, y-up world) plus pose-sampler
+    poses (upright orientations) making up ``sampler_share`` of the total; ``samples`` sets the
+    total when there are no real poses (``sampler_share`` 1)."""
+    from spin_diff.priors.pose_sampler import upright_global_orient
+
+    rng = np.random.default_rng(seed)
+    real_poses = np.zeros((0, 72))
+    if real is not None and sampler_share < 1:
+        with np.load(real) as data:
+            real_poses = np.asarray(data["pose"], dtype=np.float64)
+    extra = int(round(len(real_poses) * sampler_share / (1 - sampler_share))) if sampler_share < 1 else samples
+    body, labels = draw_weighted(extra, rng) if extra else (np.zeros((0, 69)), [])
+    sampled = np.concatenate([upright_global_orient(body, labels), body], axis=1) if extra else np.zeros((0, 72))
+    poses = np.concatenate([real_poses, sampled])[rng.permutation(len(real_poses) + extra)]
+    return poses, {"real_poses": len(real_poses), "sampler_poses": extra, "real_file": str(real) if len(real_poses) else None}
 
 
 def render_picture(path: Path, seed: int, per_posture: int = 2, columns: int = 6, size: int = 400) -> Path:
@@ -108,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--samples", type=int, default=50_000)
+    parser.add_argument("--real", type=Path, default=REPO / "spin_diff" / "data" / "poses" / "cmu_train.npz",
+                        help="real training poses (import-mocap npz)")
+    parser.add_argument("--sampler-share", type=float, default=0.2, help="share of pose-sampler poses in the mix")
+    parser.add_argument("--samples", type=int, default=50_000, help="sampler poses when --sampler-share is 1")
     parser.add_argument("--components", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
@@ -123,11 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    from spin_diff.data.real_poses import load_real_poses
+
     rng = np.random.default_rng(args.seed)
     start = time.time()
-    poses, labels = draw_weighted(args.samples, rng)
+    whole, mix = training_pose_mix(args.real, args.sampler_share, args.seed, args.samples)
+    poses = whole[:, 3:]
     sampled = time.time() - start
-    held_out, held_out_labels = draw_weighted(max(1000, args.samples // 10), rng)
+    held_out, held_out_labels = draw_weighted(2000, rng)
+    real_val = load_real_poses("val")[:, 3:]
 
     start = time.time()
     params = fit_gmm(poses, components=args.components, iterations=args.iterations, seed=args.seed)
@@ -139,15 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         energy = prior(torch.as_tensor(held_out)).numpy()
         zero = float(prior(torch.zeros(1, params.dim, dtype=torch.float64))[0])
     report = {
-        "samples": args.samples,
+        **mix,
         "seed": args.seed,
-        "posture_counts": {n: labels.count(n) for n in POSTURES},
         "sampling_seconds": round(sampled, 1),
         "em_seconds": round(fitted, 1),
         "train_mean_log_likelihood": round(float(gmm_log_likelihood(poses, params).mean()), 3),
-        "held_out_mean_log_likelihood": round(float(gmm_log_likelihood(held_out, params).mean()), 3),
+        "real_val_mean_log_likelihood": round(float(gmm_log_likelihood(real_val, params).mean()), 3),
+        "sampler_held_out_mean_log_likelihood": round(float(gmm_log_likelihood(held_out, params).mean()), 3),
         "component_weights": [round(float(w), 4) for w in params.weights],
-        "max_mixture_energy_held_out_median": round(float(np.median(energy)), 2),
+        "max_mixture_energy_sampler_held_out_median": round(float(np.median(energy)), 2),
+        "max_mixture_energy_real_val_median": round(float(np.median(prior(torch.as_tensor(real_val)).detach().numpy())), 2),
         "max_mixture_energy_held_out_by_posture": {
             n: round(float(np.median(energy[[l == n for l in held_out_labels]])), 2) for n in POSTURES
         },

@@ -1,10 +1,12 @@
 """Train the bundled diffusion pose prior and render its sample grid.
 
-Draws poses from the pose sampler (the same posture mix as the bundled GMM, upright
-orientations), trains a small denoiser on CPU and writes its EMA weights to
+Trains on the same pose mix as the bundled GMM (``build_free_priors.training_pose_mix``: the
+real CMU training split, ``spin_diff/data/poses/cmu_train.npz``, with its own orientations, plus
+a share of pose-sampler poses where mocap is thin), with random camera yaw and tilt, a small
+denoiser on CPU, and writes its EMA weights to
 ``spin_diff/body/assets/free_body/diffusion_prior.pt``, so fitting with the diffusion term
 works out of the box. The model is smaller than ScoreHMR's (see BUNDLED_DENOISER) so that it
-trains in about 15 minutes on one CPU core and costs the fit little per iteration.
+trains in minutes on one CPU core and costs the fit little per iteration.
 
     python scripts/train_free_diffusion_prior.py                       # the bundled prior
     python scripts/train_free_diffusion_prior.py --steps 2000 --out /tmp/p.pt --run-dir /tmp/run --no-picture
@@ -33,19 +35,19 @@ from spin_diff.diffusion.model import BUNDLED_DIFFUSION_PRIOR  # noqa: E402
 BUNDLED_DENOISER = DenoiserConfig(width=256, hidden=512, blocks=3, time_dim=128)
 
 
-def training_poses(samples: int, seed: int) -> np.ndarray:
-    """(N, 72) sampler poses, upright (y-up world) orientation, GMM's posture mix."""
-    from build_free_priors import draw_weighted
+def training_poses(real: Path, sampler_share: float, samples: int, seed: int) -> tuple[np.ndarray, dict]:
+    """(N, 72) poses in the y-up world: the GMM's mix of real training poses and sampler poses."""
+    from build_free_priors import training_pose_mix
 
-    from spin_diff.priors.pose_sampler import upright_global_orient
-
-    body, labels = draw_weighted(samples, np.random.default_rng(seed))
-    return np.concatenate([upright_global_orient(body, labels), body], axis=1)
+    return training_pose_mix(real, sampler_share, seed, samples)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=150_000)
+    parser.add_argument("--real", type=Path, default=REPO / "spin_diff" / "data" / "poses" / "cmu_train.npz",
+                        help="real training poses (import-mocap npz)")
+    parser.add_argument("--sampler-share", type=float, default=0.2, help="share of pose-sampler poses in the mix")
+    parser.add_argument("--samples", type=int, default=150_000, help="sampler poses when --sampler-share is 1")
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     tic = time.time()
-    poses = training_poses(args.samples, args.seed)
+    poses, mix = training_poses(args.real, args.sampler_share, args.samples, args.seed)
     sampled = time.time() - tic
     config = DiffusionTrainConfig(
         model=DiffusionModelConfig(orientation=args.orientation, denoiser=BUNDLED_DENOISER),
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(prior_path, args.out)
     log_lines = (args.run_dir / "loss_log.csv").read_text().strip().splitlines()
     report = {
-        "samples": args.samples,
+        **mix,
         "steps": args.steps,
         "orientation": args.orientation,
         "denoiser": vars(BUNDLED_DENOISER),

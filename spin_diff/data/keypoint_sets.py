@@ -40,21 +40,36 @@ def make_problems(
     shift_px: tuple[float, float] = (0.0, 0.0),
     crop_size: int = 224,
     focal_length: float = 5000.0,
+    poses: np.ndarray | None = None,
 ) -> KeypointProblems:
     """Sample ``count`` problems; ``corruption`` is a CorruptionConfig (None: clean).
 
     ``shift_px`` moves the person in the crop (e.g. partly out of it, for border occlusion).
+    ``poses`` (N, 72), whole poses in a y-up world (e.g. real mocap, :mod:`spin_diff.data.real_poses`),
+    replaces the pose sampler: ``count`` of them are drawn without replacement, and each keeps its
+    own tilt (bending, lying) while turned to face the camera within ``max_yaw_degrees``.
     """
     from spin_diff.data.corruption import corrupt_keypoints
     from spin_diff.priors.pose_sampler import sample_poses
 
     rng = np.random.default_rng(seed)
     device, dtype = model.fast.joint_template.device, model.fast.joint_template.dtype
-    body_pose, postures = sample_poses(count, rng)
+    flip = axis_angle_to_matrix(torch.tensor([np.pi, 0.0, 0.0], dtype=dtype))  # y-up world -> camera
+    if poses is None:
+        body_pose, postures = sample_poses(count, rng)
+        world = torch.eye(3, dtype=dtype).expand(count, 3, 3)
+    else:
+        from spin_diff.diffusion.representation import facing_yaw, yaw_matrix
+
+        if count > len(poses):
+            raise ValueError(f"asked for {count} problems from {len(poses)} poses")
+        chosen = np.sort(rng.choice(len(poses), count, replace=False))
+        body_pose, postures = np.asarray(poses[chosen, 3:]), ["real"] * count
+        world = axis_angle_to_matrix(torch.tensor(np.asarray(poses[chosen, :3]), dtype=dtype))
+        facing = flip @ world
+        world = flip.T @ yaw_matrix(-facing_yaw(facing)) @ facing  # facing the camera, tilt kept
     yaw = np.deg2rad(rng.uniform(-max_yaw_degrees, max_yaw_degrees, count))
-    orient = axis_angle_to_matrix(torch.tensor(np.c_[np.zeros(count), yaw, np.zeros(count)], dtype=dtype)) @ (
-        axis_angle_to_matrix(torch.tensor([np.pi, 0.0, 0.0], dtype=dtype))
-    )
+    orient = axis_angle_to_matrix(torch.tensor(np.c_[np.zeros(count), yaw, np.zeros(count)], dtype=dtype)) @ flip @ world
     pose = torch.cat([matrix_to_axis_angle(orient), torch.tensor(body_pose, dtype=dtype)], 1).to(device)
     betas = torch.tensor(rng.normal(0.0, 0.8, (count, 10)), dtype=dtype, device=device)
     depth = rng.uniform(40.0, 55.0, count)

@@ -4,8 +4,9 @@ The objective of each stage is a weighted sum of named terms (see ``spin_diff.fi
 for the catalogue). The default is SPIN's SMPLify recipe: a camera stage (global orientation
 and camera translation, torso joints plus a depth term) then a body stage (body pose, shape
 and orientation with the robust reprojection term and the GMM, angle and shape priors), with
-the learned diffusion pose prior added to the body stage (``diffusion_pose``; settings in
-``fitting.diffusion``). ``spin_stages()`` is SPIN's recipe without it.
+the learned diffusion pose prior (``diffusion_pose``; settings in ``fitting.diffusion``) and
+the pose anchor (``pose_anchor``, distance to an informative start) added to the body stage.
+``spin_stages()`` is SPIN's recipe without them.
 
 ``method: guided`` replaces the stages after ``fitting.diffusion.guided.pre_stages`` (the
 camera stage) by ScoreHMR's guided refinement with the diffusion prior.
@@ -44,9 +45,13 @@ SPIN_POSE_PRIOR_WEIGHT = 4.78**2
 SPIN_ANGLE_PRIOR_WEIGHT = 15.2**2
 SPIN_SHAPE_PRIOR_WEIGHT = 5.0**2
 SPIN_DEPTH_WEIGHT = 100.0**2
-# The diffusion term's weight in the default body stage: calibrated on the prior ablation
-# (benchmarks/prior_ablation.py); its value is ||x - x0_hat||^2 over the 144 6D numbers.
-DIFFUSION_POSE_WEIGHT = 10000.0
+# The default body stage's diffusion term and pose anchor, chosen on the real CMU validation
+# split (benchmarks/prior_ablation.py --poses val; never on the test split). The term's value
+# is ||x - x0_hat||^2 over the 144 6D numbers (noise levels in fitting.diffusion: t 700 -> 50);
+# the anchor's is sum over 23 joints of ||R - R_start||_F^2, and it is off for starts that carry
+# no information (mean or rest pose).
+DIFFUSION_POSE_WEIGHT = 3000.0
+POSE_ANCHOR_WEIGHT = 10000.0
 
 PARAMETER_GROUPS = ("global_orient", "body_pose", "betas", "transl")
 
@@ -87,9 +92,11 @@ def spin_stages(iterations: int = 100) -> list[StageConfig]:
 
 
 def default_stages(iterations: int = 100) -> list[StageConfig]:
-    """SPIN's recipe with the diffusion pose prior beside the GMM in the body stage."""
+    """SPIN's recipe with the diffusion pose prior beside the GMM in the body stage, and the
+    pose anchor holding a fit near an informative start (a regressor's estimate)."""
     stages = spin_stages(iterations)
     stages[1].terms["diffusion_pose"] = DIFFUSION_POSE_WEIGHT
+    stages[1].terms["pose_anchor"] = POSE_ANCHOR_WEIGHT
     return stages
 
 

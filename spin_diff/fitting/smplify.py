@@ -133,6 +133,19 @@ class SMPLify:
         self._body_stage_mask = mask
 
     # ------------------------------------------------------------------ helpers
+    def informative_start(self, init_rot: torch.Tensor) -> torch.Tensor:
+        """(B,) whether each start is an estimate worth anchoring to (the ``pose_anchor`` term):
+        false for the body model's mean pose and the rest pose, the starts that carry no
+        information about the person (anchoring to them measured worse than not, on the
+        real validation split)."""
+        body = init_rot[:, 1:]
+        rest = torch.eye(3, dtype=body.dtype, device=body.device)
+        uninformative = (body - rest).abs().flatten(1).amax(1) < 1e-3
+        if self.body.mean_params is not None:
+            mean = self.body.mean_pose_rotmat(1)[:, 1:].to(body.dtype)
+            uninformative |= (body - mean).abs().flatten(1).amax(1) < 1e-3
+        return ~uninformative
+
     def _stages_to_run(self) -> list[StageConfig]:
         """All stages for SMPLify; for guided refinement only the ones that precede it."""
         if self.config.method != "guided":
@@ -330,6 +343,8 @@ class SMPLify:
             "raw_confidence": conf,
             "body_confidence": self.body_stage_confidence(conf),
             "init_transl": start_transl,
+            "init_body_pose": aa[:, 3:].clone(),
+            "anchor_mask": self.informative_start(init_rot).to(dtype),
             "center": center,
             "focal": focal,
             "seeds": sample_seeds,
@@ -426,6 +441,8 @@ class SMPLify:
             confidence=data["body_confidence"] if body_stage else data["raw_confidence"],
             raw_confidence=data["raw_confidence"],
             init_transl=data["init_transl"],
+            init_body_pose=data.get("init_body_pose"),
+            anchor_mask=data.get("anchor_mask"),
             progress=progress,
             stage_index=stage_index,
             sample_seed=data["seeds"],

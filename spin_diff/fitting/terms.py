@@ -69,6 +69,8 @@ class FitState:
     confidence: torch.Tensor  # (B, 49) stage confidences (ignored joints zeroed)
     raw_confidence: torch.Tensor  # (B, 49) confidences as given
     init_transl: torch.Tensor  # (B, 3) camera translation at the start of the fit
+    init_body_pose: torch.Tensor | None = None  # (B, 69) axis-angle at the start of the fit
+    anchor_mask: torch.Tensor | None = None  # (B,) 1 where the start is an estimate to anchor to
     progress: float = 0.0  # fraction of the current stage done, in [0, 1)
     stage_index: int = 0
     sample_seed: torch.Tensor | None = None  # (B,) int64 key of each sample's noise (stochastic terms)
@@ -168,3 +170,21 @@ def _diffusion_pose(context: TermContext) -> Term:
             "fitting.diffusion.checkpoint, or the bundled one when it is unset)"
         )
     return DiffusionPoseTerm(prior, context.extras.get("diffusion_config"))
+
+
+@register_term("pose_anchor")
+def _pose_anchor(context: TermContext) -> Term:
+    """Keeps the body pose near the fit's start (a regressor's estimate), CamSMPLify-style:
+    ``2 ||theta - theta_start||^2`` over the 69 axis-angle numbers (for small differences the
+    same as sum_j ||R_j - R_start,j||_F^2). A convex quadratic on purpose: the rotation-matrix
+    distance is bounded and periodic, and with it L-BFGS's line search extrapolated to
+    non-finite poses. Zero for samples whose start carries no information (the mean or rest
+    pose; ``FitState.anchor_mask``, set by SMPLify.informative_start)."""
+
+    def term(s: FitState) -> torch.Tensor:
+        if s.init_body_pose is None:
+            raise ValueError("the pose_anchor term needs the fit's starting pose (FitState.init_body_pose)")
+        value = 2.0 * ((s.body_pose - s.init_body_pose) ** 2).sum(-1)
+        return value if s.anchor_mask is None else value * s.anchor_mask
+
+    return term

@@ -8,7 +8,7 @@ from spin_diff.body.demo_poses import named_pose
 from spin_diff.body.joints import H36M_TO_J14, NUM_JOINTS, TORSO_GT, TORSO_OPENPOSE, joint_indices
 from spin_diff.body.model import load_body_model
 from spin_diff.config import Config, load_config
-from spin_diff.fitting.config import FittingConfig, StageConfig
+from spin_diff.fitting.config import FittingConfig, StageConfig, spin_stages
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.fitting.losses import gmof
 from spin_diff.fitting.terms import FitState, TermContext, build_term
@@ -101,7 +101,8 @@ def test_from_mean_pose_the_spin_recipe_explains_the_keypoints(model):
     """Acceptance: mean reprojection error on a 224 crop below 5 px, far below the start's."""
     pose, betas, transl, keypoints = known_bodies(model, ["walk", "arms_up", "apose", "reach"])
     init_pose, init_betas = mean_start(model, 4)
-    config = load_config(Config, None, ["fitting.stages.0.iterations=100", "fitting.stages.1.iterations=300"]).fitting
+    config = FittingConfig(stages=spin_stages(100))  # SPIN's recipe (the default adds priors: test_pose_anchor.py)
+    config.stages[1].iterations = 300
     result = SMPLify(model, config).fit(keypoints, init_pose, init_betas)
     assert result.success.all()
     fitter = SMPLify(model, config)

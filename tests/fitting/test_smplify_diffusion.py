@@ -9,7 +9,7 @@ from spin_diff.body.demo_poses import named_pose
 from spin_diff.body.joints import NUM_JOINTS
 from spin_diff.body.model import load_body_model
 from spin_diff.diffusion.model import DiffusionPriorError
-from spin_diff.fitting.config import FittingConfig, StageConfig, default_stages, spin_stages
+from spin_diff.fitting.config import DIFFUSION_POSE_WEIGHT, FittingConfig, StageConfig, default_stages, spin_stages
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.geometry.cameras import perspective_projection
 
@@ -116,7 +116,9 @@ def test_the_term_changes_the_fit_toward_poses_the_prior_likes(model):
     start, betas, transl, keypoints = bodies(model)
     keypoints = keypoints.clone()
     keypoints[..., :2] += 3.0 * torch.randn(keypoints[..., :2].shape, generator=torch.Generator().manual_seed(4))
-    with_term = SMPLify(model, FittingConfig(stages=default_stages(30)))
+    stages = spin_stages(30)  # SPIN's recipe plus the term alone (the default adds the pose anchor too)
+    stages[1].terms["diffusion_pose"] = DIFFUSION_POSE_WEIGHT
+    with_term = SMPLify(model, FittingConfig(stages=stages))
     without = SMPLify(model, FittingConfig(stages=spin_stages(30))).fit(keypoints, start, betas, transl)
     fitted = with_term.fit(keypoints, start, betas, transl)
     with torch.no_grad():

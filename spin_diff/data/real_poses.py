@@ -1,0 +1,34 @@
+"""Held-out real poses bundled with the package: CMU motion capture retargeted to the body model.
+
+``spin_diff/data/poses/cmu_{val,test}.npz`` (written by ``scripts/build_cmu_pose_sets.py``,
+sources in ``spin_diff/data/poses/PROVENANCE.md``) hold whole SMPL poses (N, 72, axis-angle,
+y-up world) of clips that the bundled priors were *not* trained on: ``val`` for choosing
+weights and defaults, ``test`` for reporting only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+POSES_DIR = Path(__file__).resolve().parent / "poses"
+REAL_SPLITS = ("val", "test")
+
+
+def real_pose_path(split: str) -> Path:
+    if split not in REAL_SPLITS:
+        raise ValueError(f"unknown real-pose split {split!r}; bundled: {', '.join(REAL_SPLITS)} (train is not shipped)")
+    return POSES_DIR / f"cmu_{split}.npz"
+
+
+def load_real_poses(split: str) -> np.ndarray:
+    """(N, 72) float64 poses of the bundled CMU ``split``."""
+    path = real_pose_path(split)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"bundled real poses missing: {path}; rebuild them with scripts/build_cmu_pose_sets.py "
+            "(needs the CMU mocap files listed in spin_diff/data/poses/PROVENANCE.md)"
+        )
+    with np.load(path) as data:
+        return np.asarray(data["pose"], dtype=np.float64)

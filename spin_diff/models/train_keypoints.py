@@ -64,6 +64,10 @@ class SyntheticKeypoints:
             OpenPose-only input (``spin-diff fit`` on OpenPose JSON).
         gt_only_prob: share of people whose 25 OpenPose keypoints are removed.
         fill: (low, high) of the person's larger projected side over the crop side / 1.2.
+        poses: optional ``(N, 72)`` whole poses in a y-up world (e.g. the CMU training split,
+            ``spin_diff/data/poses/cmu_train.npz``) as the pose pool instead of the sampler
+            (``pool_size`` and ``postures`` are then unused): each keeps its own tilt (bending,
+            lying) as the base orientation, its heading is replaced by the sampled yaw.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class SyntheticKeypoints:
         fill: tuple[float, float] = (0.8, 1.05),
         shape_std: float = 1.0,
         postures: list[str] | None = None,
+        poses: np.ndarray | None = None,
     ) -> None:
         from spin_diff.data.synth import _sample_body_poses
 
@@ -87,9 +92,13 @@ class SyntheticKeypoints:
         self.fill = fill
         self.shape_std = shape_std
         self.rng = np.random.default_rng([seed, 1])
-        self.body_poses, self.postures, self.lean = _sample_body_poses(
-            pool_size, np.random.default_rng([seed, 0]), postures
-        )
+        if poses is None:
+            self.body_poses, self.postures, self.lean = _sample_body_poses(
+                pool_size, np.random.default_rng([seed, 0]), postures
+            )
+        else:
+            self.body_poses, self.lean = _real_pose_pool(poses)
+            self.postures = ["real"] * len(self.body_poses)
 
     def sample(self, num: int, rng: np.random.Generator | None = None) -> KeypointBatch:
         """``num`` fresh people (on the body model's device)."""
@@ -148,6 +157,23 @@ class SyntheticKeypoints:
             transl=transl,
             joints=joints,
         )
+
+
+def _real_pose_pool(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Body poses ``(N, 69)`` and base orientations ``(N, 3)`` (y-up world, heading removed so
+    the body faces +z) of whole poses ``(N, 72)``."""
+    from spin_diff.diffusion.representation import facing_yaw, yaw_matrix
+    from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+
+    poses = np.asarray(poses, dtype=np.float64)
+    if poses.ndim != 2 or poses.shape[1] != 72 or len(poses) == 0:
+        raise BadInputError(f"poses: expected a non-empty (N, 72) axis-angle array, got shape {poses.shape}")
+    if not np.isfinite(poses).all():
+        raise BadInputError("poses: contains NaN or infinite values; drop those rows first")
+    flip = axis_angle_to_matrix(torch.tensor([np.pi, 0.0, 0.0], dtype=torch.float64))  # y-up -> camera
+    facing = flip @ axis_angle_to_matrix(torch.as_tensor(poses[:, :3]))
+    base = flip.T @ yaw_matrix(-facing_yaw(facing)) @ facing
+    return poses[:, 3:].copy(), matrix_to_axis_angle(base).numpy()
 
 
 @dataclass

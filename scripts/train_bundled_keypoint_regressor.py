@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampler-share", type=float, default=0.2, help="share of pose-sampler poses in the mix")
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip (a lr-1e-3 run diverged)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=BUNDLED_KEYPOINT_REGRESSOR)
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                                         args.seed, samples=20_000)
     body = load_body_model()
     config = KeypointTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                 log_every=max(1, args.steps // 20), model=BUNDLED_MODEL)
+                                 log_every=max(1, args.steps // 20), grad_clip=args.grad_clip, model=BUNDLED_MODEL)
     source = SyntheticKeypoints(body, seed=args.seed, poses=poses)
     regressor, history = train_keypoint_regressor(body, config, source=source, progress=True)
     recipe = {"train": config_to_dict(config), "pose_mix": pose_mix, "corruption": config.corruption,
@@ -99,8 +100,8 @@ IEF head, width {WIDTH}) for the bundled free body model (CC0 MakeHuman).
 Written by `scripts/train_bundled_keypoint_regressor.py` on {datetime.date.today().isoformat()}
 (argv: `{json.dumps(recipe["argv"])}`), with
 `spin_diff.models.train_keypoints.train_keypoint_regressor`: {train["steps"]} steps of
-{train["batch_size"]} fresh synthetic people (Adam, lr {train["lr"]}, seed {train["seed"]}, SPIN's loss
-weights), keypoints projected by SPIN's crop camera and degraded by the
+{train["batch_size"]} fresh synthetic people (Adam, lr {train["lr"]}, gradient norm clipped at
+{train["grad_clip"]}, seed {train["seed"]}, SPIN's loss weights), keypoints projected by SPIN's crop camera and degraded by the
 `{recipe["corruption"]}` corruption preset (jitter, dropped and swapped joints, outliers);
 40% of people carry only the 25 OpenPose keypoints. Final loss {history[-1]["loss"]:.4f}
 after {history[-1]["seconds"]:.0f} s on one torch thread. The full config and loss history are

@@ -5,8 +5,8 @@
 1. synthesise people (:func:`spin_diff.data.synth.generate_dataset`): a training set whose
    ground truth is then hidden (a 2D-only copy, like SPIN's in-the-wild sets), a held-out
    set with ground truth, and a few photos to fit;
-2. the regressor start: the bundled keypoint regressor (``--init regressor``) when this
-   version ships one, else a small keypoint regressor trained here for a short while on
+2. the regressor start: the bundled keypoint regressor (``--init regressor``), or, where its
+   file is missing, a small keypoint regressor trained here for a short while on
    synthetic keypoints (:func:`spin_diff.models.train_keypoints.train_keypoint_regressor`);
 3. the fit cache built offline from that regressor (:func:`spin_diff.cache.builder.build_fits`);
 4. SPIN's loop for a short run (:func:`spin_diff.training.run.train`): in-loop fits, the
@@ -355,7 +355,7 @@ def run_demo(out: Path, config, size: str = "full", progress: bool = True, say=p
     if result.start == "bundled":
         say(f"2. start: the bundled keypoint regressor ({checkpoint})")
     else:
-        say(f"2. start: this version ships no bundled keypoint regressor, so the demo trained a small one "
+        say(f"2. start: the bundled keypoint regressor is missing, so the demo trained a small one "
             f"for {sizes.start_steps} steps on synthetic keypoints ({result.start_seconds:.0f} s, "
             f"loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}; {checkpoint})")  # fmt: skip
 

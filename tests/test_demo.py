@@ -26,7 +26,7 @@ def test_quick_demo_writes_every_step(quick_demo):
     assert code == 0
     for name in ("body_poses.png", "tpose.obj", "config.yaml", "summary.json", "training.png", "fits.png",
                  "data/train/train.npz", "data/heldout/heldout.npz", "data/photos/photos.npz",
-                 "start/keypoint_regressor.pt", "run/last.pt", "run/log.csv", "run/validation.csv",
+                 "run/last.pt", "run/log.csv", "run/validation.csv",
                  "eval/per_sample.csv", "eval/summary.json", "eval/table.txt"):  # fmt: skip
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
@@ -35,7 +35,7 @@ def test_quick_demo_writes_every_step(quick_demo):
     assert all((out / "fits" / name / "person_00" / "side.png").is_file() for name in photos)
     # honest about the data and about where the start came from
     assert "synthetic" in printed and "not accuracy on real people" in printed
-    assert summary["start"] == "trained here" and "ships no bundled keypoint regressor" in printed
+    assert summary["start"] == "bundled" and "2. start: the bundled keypoint regressor (" in printed
 
 
 def test_training_copy_hides_the_ground_truth(quick_demo):
@@ -100,21 +100,18 @@ def test_training_plot_shows_four_panels_with_data(quick_demo):
     assert validation[0]["step"] == 0 and validation[-1]["step"] == 6
 
 
-def test_a_bundled_regressor_replaces_the_training(quick_demo, monkeypatch):
-    """When a release ships the bundled regressor, the demo starts from it and trains none."""
-    import spin_diff.fitting.initialisation as initialisation
+def test_a_bundled_regressor_replaces_the_training(tmp_path):
+    """With the bundled regressor in place, the demo starts from it and trains none."""
     from spin_diff.body.model import load_body_model
     from spin_diff.config import load_config
     from spin_diff.demo import DEMO_CONFIG, DEMO_SIZES, start_regressor
+    from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR
     from spin_diff.training.config import TrainConfig
 
-    _, out, _ = quick_demo
-    shipped = out / "start" / "keypoint_regressor.pt"
-    monkeypatch.setattr(initialisation, "BUNDLED_KEYPOINT_REGRESSOR", shipped)
     config = load_config(TrainConfig, DEMO_CONFIG)
-    path, label, seconds, history = start_regressor(load_body_model(), config, DEMO_SIZES["quick"], out / "x", False)
-    assert (path, label, history) == (shipped, "bundled", [])
-    assert not (out / "x").exists()
+    path, label, _, history = start_regressor(load_body_model(), config, DEMO_SIZES["quick"], tmp_path / "x", False)
+    assert (path, label, history) == (BUNDLED_KEYPOINT_REGRESSOR, "bundled", [])
+    assert not (tmp_path / "x").exists()
 
 
 def test_missing_recipe_names_the_fix(monkeypatch, tmp_path, capsys):
@@ -150,3 +147,17 @@ def test_a_rerun_replaces_only_an_earlier_demo(tmp_path):
     with pytest.raises(BadInputError, match="not empty"):
         prepare_output(foreign)
     assert (foreign / "holiday.jpg").read_bytes() == b"x"
+
+
+def test_demo_trains_a_start_where_the_bundled_regressor_is_missing(tmp_path, monkeypatch):
+    from spin_diff.body.model import load_body_model
+    from spin_diff.config import load_config
+    from spin_diff.demo import DEMO_CONFIG, DEMO_SIZES, start_regressor
+    from spin_diff.fitting import initialisation
+    from spin_diff.training.config import TrainConfig
+
+    monkeypatch.setattr(initialisation, "BUNDLED_KEYPOINT_REGRESSOR", tmp_path / "gone.pt")
+    config = load_config(TrainConfig, DEMO_CONFIG)
+    path, label, _, history = start_regressor(load_body_model(), config, DEMO_SIZES["quick"], tmp_path, False)
+    assert label == "trained here" and path == tmp_path / "start" / "keypoint_regressor.pt" and path.is_file()
+    assert len(history) >= 1 and (tmp_path / "start" / "history.csv").is_file()

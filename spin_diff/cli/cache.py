@@ -38,9 +38,10 @@ def _add_subcommands(sub) -> None:
         "--images", type=Path, help="image folder; only used by --init CKPT (the regressor reads crops)"
     )
     build.add_argument(
-        "--init", default="mean",
-        help="mean (SPIN's mean pose, default), stored (the cache's record, else the dataset's SMPL "
-        "where has_smpl, else the mean), regressor (the bundled keypoint regressor) or a regressor "
+        "--init",
+        help="regressor (the bundled keypoint regressor; the default, except for a body model it "
+        "was not trained for, where the mean pose is), mean (SPIN's mean pose), stored "
+        "(the cache's record, else the dataset's SMPL where has_smpl, else the mean) or a regressor "
         "checkpoint (its prediction starts the fits; an image regressor needs --images)",
     )  # fmt: skip
     build.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache folder (default fits_cache/)")
@@ -146,7 +147,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     if not args.dataset.is_file():
         raise MissingInputError(f"--dataset not found: {args.dataset}")
-    init = check_init(args.init)
+    init = check_init(args.init) if args.init is not None else None
     if args.images is not None:
         if not args.images.is_dir():
             raise MissingInputError(f"--images folder not found: {args.images}")
@@ -163,6 +164,10 @@ def run_build(args: argparse.Namespace) -> int:
     name = args.name or args.dataset.stem
     rank, world_size = shard_from_environment()
     model = load_body_from_config(config)
+    if init is None:  # the bundled regressor, or the mean pose for another body model
+        from spin_diff.fitting.initialisation import default_init
+
+        init = default_init(model)
     fitter = SMPLify(model, config.fitting)
     store = _open_writable_for(model, args.cache)
     report = build_fits(

@@ -52,9 +52,10 @@ def add_parser(subparsers) -> None:
         "--overwrite", action="store_true", help="replace existing results of these images in --out"
     )
     fit.add_argument(
-        "--init", default="mean",
-        help="where fits start: mean (SPIN's mean pose, default), regressor (the bundled keypoint "
-        "regressor) or a regressor checkpoint (SPIN's model_checkpoint.pt or spin-diff's; an image "
+        "--init",
+        help="where fits start: regressor (the bundled keypoint regressor; the default, except for "
+        "a body model it was not trained for, where the mean pose is), mean (SPIN's "
+        "mean pose) or a regressor checkpoint (SPIN's model_checkpoint.pt or spin-diff's; an image "
         "regressor reads the crops, a keypoint regressor the keypoints)",
     )  # fmt: skip
     fit.add_argument("--checkpoint", help="the same as --init CKPT")
@@ -95,7 +96,7 @@ def recipe_path(recipe: str, start: str = "mean") -> Path:
 def run_fit(args: argparse.Namespace) -> int:
     from spin_diff.config import save_config
     from spin_diff.fitting.images import fit_images
-    from spin_diff.fitting.initialisation import resolve_init
+    from spin_diff.fitting.initialisation import default_init, resolve_init
     from spin_diff.fitting.smplify import SMPLify
     from spin_diff.utils.threads import set_threads
 
@@ -114,11 +115,16 @@ def run_fit(args: argparse.Namespace) -> int:
     start = "mean" if init == "mean" else "regressor"
     recipe = recipe_path(args.recipe, start)
     config = resolve_config(args, base=[recipe])
+    model = load_body_from_config(config)
+    if init is None:  # the bundled regressor, or the mean pose for another body model
+        init = default_init(model)
+        if init == "mean":
+            recipe = recipe_path(args.recipe, init)
+            config = resolve_config(args, base=[recipe])
     if args.camera:
         config.fitting.camera = args.camera
     if args.focal is not None:
         config.fitting.full_focal_length = args.focal
-    model = load_body_from_config(config)
     regressor = resolve_init(init, model, images_available=True, device=config.device)
     fitter = SMPLify(model, config.fitting)
     report = fit_images(

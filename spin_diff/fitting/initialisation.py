@@ -3,7 +3,9 @@
 ``--init`` of ``spin-diff fit``, ``spin-diff cache build`` and ``spin-diff eval`` takes
 
 * ``mean``: SPIN's mean pose and zero betas (the camera from SMPLify's estimate);
-* ``regressor``: the keypoint regressor shipped with spin_diff (once a release ships one);
+* ``regressor`` (the default of ``fit`` and ``cache build``): the keypoint regressor shipped
+  with spin_diff (``spin_diff/models/assets/keypoint_regressor.pt``, trained by
+  ``scripts/train_bundled_keypoint_regressor.py``; its data in ``assets/PROVENANCE.md``);
 * a checkpoint path: SPIN's ``model_checkpoint.pt`` or one of ours. An image regressor reads
   the person crops (so images are needed), a keypoint regressor reads the 2D keypoints.
 
@@ -21,18 +23,41 @@ import torch
 from spin_diff.errors import MissingInputError
 from spin_diff.geometry.cameras import weak_perspective_to_translation
 
-__all__ = ["BUNDLED_KEYPOINT_REGRESSOR", "FitStart", "regressor_start", "resolve_init"]
+__all__ = ["BUNDLED_KEYPOINT_REGRESSOR", "FitStart", "default_init", "regressor_start", "resolve_init"]
 
 BUNDLED_KEYPOINT_REGRESSOR = (
     Path(__file__).resolve().parent.parent / "models" / "assets" / "keypoint_regressor.pt"
 )
 
 
+def default_init(body) -> str:
+    """``--init`` when none is given: ``regressor`` (the bundled keypoint regressor), except for
+    a body model other than the one it was trained for (e.g. ``--body-model SMPL``), where its
+    predictions mean nothing: ``mean`` then, said in the log. A missing bundled file stays
+    ``regressor``, so that :func:`resolve_init` reports the broken install."""
+    import logging
+
+    from spin_diff.cache.provenance import body_model_hash
+    from spin_diff.models.checkpoints import peek_checkpoint
+
+    if not BUNDLED_KEYPOINT_REGRESSOR.is_file():
+        return "regressor"
+    recorded = peek_checkpoint(BUNDLED_KEYPOINT_REGRESSOR)["body_model_sha256"]
+    if recorded and recorded != body_model_hash(body):
+        logging.getLogger(__name__).warning(
+            "the bundled keypoint regressor is for the bundled body model, not %s: fits start from "
+            "the mean pose (--init mean); pass --init CKPT with a regressor trained for this body model",
+            body.files.model,
+        )
+        return "mean"
+    return "regressor"
+
+
 def resolve_init(init: str, body, *, images_available: bool, device="cpu"):
     """``None`` for ``mean``, else the loaded :class:`~spin_diff.models.hmr.Regressor`.
 
     Raises:
-        FileNotFoundError: no checkpoint at the path, or no bundled regressor yet.
+        MissingInputError: no checkpoint at the path, or the bundled regressor is missing.
         CheckpointError: a checkpoint that cannot be used here (damaged, another body model,
             an image regressor without images).
     """
@@ -43,9 +68,10 @@ def resolve_init(init: str, body, *, images_available: bool, device="cpu"):
     if init == "regressor":
         if not BUNDLED_KEYPOINT_REGRESSOR.is_file():
             raise MissingInputError(
-                "--init regressor: this version of spin_diff ships no trained keypoint regressor yet "
-                f"(expected at {BUNDLED_KEYPOINT_REGRESSOR}; the training milestone adds it). "
-                "Pass --init CKPT with a regressor checkpoint, or --init mean"
+                f"--init regressor: the bundled keypoint regressor is missing (expected at "
+                f"{BUNDLED_KEYPOINT_REGRESSOR}; reinstall spin_diff, or rebuild it with "
+                "scripts/train_bundled_keypoint_regressor.py). Pass --init CKPT with a regressor "
+                "checkpoint, or --init mean"
             )
         path = BUNDLED_KEYPOINT_REGRESSOR
     else:

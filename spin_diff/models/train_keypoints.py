@@ -191,6 +191,7 @@ class KeypointTrainConfig:
     weight_pose: float = 1.0
     weight_betas: float = 0.001
     log_every: int = 100
+    grad_clip: float | None = None  # clip the gradients' global norm to this (None: no clipping)
     model: RegressorConfig = field(default_factory=lambda: RegressorConfig(input="keypoints"))
 
 
@@ -248,6 +249,8 @@ def train_keypoint_regressor(
         losses = keypoint_losses(model(batch.keypoints), batch, config)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         for name, value in losses.items():  # summed on the device; read once per log
             running[name] = running.get(name, 0.0) + value.detach()

@@ -157,11 +157,25 @@ def test_fit_with_an_image_checkpoint_reads_the_crops(body_model, synth_set, tmp
     assert params["init"] == str(path) and np.isfinite(params["pose"]).all()
 
 
-def test_init_regressor_says_none_is_bundled_yet(synth_set, tmp_path, capsys):
+def test_fit_starts_from_the_bundled_regressor_by_default(synth_set, tmp_path, capsys):
+    out = tmp_path / "fits"
+    image = min((synth_set / "images").iterdir())
+    code = main(["fit", str(image), "--keypoints", str(synth_set / "keypoints"), "--out", str(out), *ONE_STEP])
+    assert code == 0, capsys.readouterr()
+    params = json.loads((out / image.stem / "person_00" / "params.json").read_text())
+    assert params["init"] == "regressor" and params["recipe"] == "from_regressor"
+    assert np.isfinite(params["pose"]).all()
+
+
+def test_init_regressor_says_when_the_bundled_one_is_missing(synth_set, tmp_path, capsys, monkeypatch):
+    from spin_diff.fitting import initialisation
+
+    monkeypatch.setattr(initialisation, "BUNDLED_KEYPOINT_REGRESSOR", tmp_path / "gone" / "keypoint_regressor.pt")
     code = main(["fit", str(synth_set / "images"), "--keypoints", str(synth_set / "keypoints"),
-                 "--out", str(tmp_path / "o"), "--init", "regressor", "--quiet"])  # fmt: skip
+                 "--out", str(tmp_path / "o"), "--quiet"])  # fmt: skip
     assert code == 2
-    assert "ships no trained keypoint regressor yet" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "bundled keypoint regressor is missing" in err and "--init mean" in err
 
 
 def test_cache_build_starts_from_the_checkpoint(trained, synth_set, tmp_path, capsys):

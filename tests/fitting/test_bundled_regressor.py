@@ -1,0 +1,61 @@
+"""The bundled keypoint regressor: the default start of ``spin-diff fit`` and ``cache build``.
+
+Judged on people it was not trained on: pose-sampler people of a seed no training used, and
+the held-out CMU test clips (it was trained on the CMU training clips plus sampler poses).
+"""
+
+import pytest
+import torch
+
+from spin_diff.body.model import load_body_model
+from spin_diff.data.corruption import CorruptionConfig
+from spin_diff.data.keypoint_sets import make_problems
+from spin_diff.evaluation.metrics import joint_errors
+from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR, regressor_start, resolve_init
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_body_model()
+
+
+@pytest.fixture(scope="module")
+def regressor(model):
+    return resolve_init("regressor", model, images_available=False)
+
+
+def _problems(model, source):
+    corruption = CorruptionConfig.preset("detector")
+    if source == "sampler":
+        return make_problems(model, 64, seed=90_210, corruption=corruption)
+    from spin_diff.data.real_poses import load_real_poses
+
+    return make_problems(model, 64, seed=90_211, corruption=corruption, poses=load_real_poses("test"))
+
+
+def test_bundled_regressor_is_small_and_a_keypoint_regressor(regressor):
+    assert BUNDLED_KEYPOINT_REGRESSOR.stat().st_size < 6e6
+    assert regressor.input_kind == "keypoints"
+    assert not regressor.training
+
+
+@pytest.mark.parametrize("source", ["sampler", "cmu_test"])
+def test_bundled_regressor_start_beats_the_mean_pose_by_30_percent(model, regressor, source):
+    """Issue 13: the bundled start beats the mean-pose start by >= 30% PA-MPJPE."""
+    problems = _problems(model, source)
+    start = regressor_start(regressor, problems.keypoints.float(), model.num_betas)
+    count = problems.pose.shape[0]
+    ours = joint_errors(model, start.rotmat, start.betas, problems.pose, problems.betas)["pa_mpjpe"]
+    mean_pose = model.mean_pose_rotmat(count)
+    mean = joint_errors(model, mean_pose, torch.zeros_like(problems.betas), problems.pose, problems.betas)["pa_mpjpe"]
+    assert torch.isfinite(ours).all()
+    assert ours.mean() <= 0.7 * mean.mean(), (float(ours.mean()), float(mean.mean()))
+    # most people, not only the average, start closer than the mean pose
+    assert (ours < mean).float().mean() >= 0.75, (ours < mean).float().mean()
+
+
+def test_default_start_is_the_bundled_regressor_for_its_body_model_only(model, other_body_model):
+    from spin_diff.fitting.initialisation import default_init
+
+    assert default_init(model) == "regressor"
+    assert default_init(other_body_model) == "mean"  # its predictions mean nothing for another body

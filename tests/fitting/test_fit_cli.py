@@ -8,8 +8,8 @@ import pytest
 
 from spin_diff.cli.main import main
 
-# the cold-start recipe with fewer iterations per stage (camera, then four body stages)
-FAST = ["--recipe", "cold_start", "--quiet"] + [
+# from the mean pose, the cold-start recipe with fewer iterations per stage (camera, then four body stages)
+FAST = ["--init", "mean", "--recipe", "cold_start", "--quiet"] + [
     arg for stage, its in enumerate((30, 40, 40, 40, 40)) for arg in ("--set", f"fitting.stages.{stage}.iterations={its}")
 ]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from spin_diff.cli.common import add_config_arguments, load_body_from_config, parse_vector, resolve_config

@@ -148,7 +148,7 @@ def make_photo_problems(
     of the free room. ``corruption`` is a CorruptionConfig applied in image pixels (None:
     clean).
     """
-    from spin_diff.body.joints import KEYPOINT_FLIP_PERM, NUM_OPENPOSE_JOINTS
+    from spin_diff.body.joints import NUM_OPENPOSE_JOINTS
     from spin_diff.data.corruption import corrupt_keypoints
     from spin_diff.data.synth import _sample_body_poses, frame_person, sample_global_orient
 

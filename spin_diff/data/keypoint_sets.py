@@ -15,6 +15,7 @@ import torch
 
 from spin_diff.body import joints as J
 from spin_diff.body.model import BodyModel
+from spin_diff.errors import BadInputError
 from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
@@ -29,6 +30,7 @@ class KeypointProblems:
     keypoints: torch.Tensor  # (B, 49, 3) crop pixels + confidence (possibly corrupted)
     clean_keypoints: torch.Tensor  # (B, 49, 3) before corruption
     postures: list[str]
+    joints: torch.Tensor | None = None  # (B, 49, 3) true joints in the crop camera's frame (translation applied)
 
 
 def make_problems(
@@ -62,7 +64,7 @@ def make_problems(
         from spin_diff.diffusion.representation import facing_yaw, yaw_matrix
 
         if count > len(poses):
-            raise ValueError(f"asked for {count} problems from {len(poses)} poses")
+            raise BadInputError(f"asked for {count} problems from {len(poses)} poses: pass fewer, or more poses")
         chosen = np.sort(rng.choice(len(poses), count, replace=False))
         body_pose, postures = np.asarray(poses[chosen, 3:]), ["real"] * count
         world = axis_angle_to_matrix(torch.tensor(np.asarray(poses[chosen, :3]), dtype=dtype))
@@ -86,7 +88,7 @@ def make_problems(
             corruption, rng, J.KEYPOINT_FLIP_PERM, image_size=np.array([crop_size, crop_size]),
         )  # fmt: skip
         keypoints = torch.tensor(result.keypoints, dtype=dtype, device=device)
-    return KeypointProblems(pose, betas, transl, keypoints, clean, list(postures))
+    return KeypointProblems(pose, betas, transl, keypoints, clean, list(postures), joints + transl[:, None])
 
 
 def perturbed_start(
@@ -189,3 +191,42 @@ def make_photo_problems(
         keypoints=as_tensor(keypoints), clean_keypoints=as_tensor(clean),
         focal_length=as_tensor(np.full(count, focal)), image_size=(width, height), postures=list(postures),
     )  # fmt: skip
+
+
+def write_keypoint_dataset(
+    problems: KeypointProblems, path, with_ground_truth: bool = True, crop_size: int = 224, focal_length: float = 5000.0,
+):
+    """Write ``problems`` as a SPIN-format npz without images, the crop being the whole frame.
+
+    The box is the crop itself (centre ``crop_size / 2``, scale ``crop_size / 200``), so
+    :func:`spin_diff.cache.builder.dataset_keypoints` gives back the problems' keypoints.
+    ``openpose``/``part`` hold the clean projections, ``openpose_detected``/``part_detected``
+    the (possibly corrupted) keypoints training and fitting read, as ``spin-diff synth`` does.
+    ``with_ground_truth=False`` leaves out the 3D truth (``pose``, ``shape``, ``S``,
+    ``has_smpl``, ``transl``): a 2D-only set like SPIN's in-the-wild data. Returns the written path.
+    """
+    from spin_diff.data.spin_npz import write_spin_npz
+
+    count = problems.pose.shape[0]
+    clean = problems.clean_keypoints.detach().cpu().double().numpy()
+    detected = problems.keypoints.detach().cpu().double().numpy()
+    data = {
+        "imgname": np.array([f"{i:06d}.png" for i in range(count)]),
+        "center": np.full((count, 2), crop_size / 2.0),
+        "scale": np.full(count, crop_size / 200.0),
+        "openpose": clean[:, : J.NUM_OPENPOSE_JOINTS],
+        "part": clean[:, J.NUM_OPENPOSE_JOINTS :],
+        "openpose_detected": detected[:, : J.NUM_OPENPOSE_JOINTS],
+        "part_detected": detected[:, J.NUM_OPENPOSE_JOINTS :],
+        "posture": np.array(problems.postures),
+    }
+    if with_ground_truth:
+        pose = problems.pose.detach().cpu().double()
+        betas = problems.betas.detach().cpu().double()
+        transl = problems.transl.detach().cpu().double().numpy()
+        data.update(pose=pose.numpy(), shape=betas.numpy(), has_smpl=np.ones(count), transl=transl,
+                    focal_length=np.full(count, focal_length))  # fmt: skip
+        if problems.joints is not None:  # SPIN's S: the 24 GT joints in 3D and a confidence
+            gt = problems.joints[:, J.NUM_OPENPOSE_JOINTS :].detach().cpu().double().numpy()
+            data["S"] = np.concatenate([gt, np.ones((count, gt.shape[1], 1))], -1)
+    return write_spin_npz(path, data)

@@ -1,0 +1,57 @@
+"""Keypoint-only SPIN datasets written from fitting problems (the training study's data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spin_diff.cache.builder import dataset_keypoints
+from spin_diff.data.corruption import CorruptionConfig
+from spin_diff.data.keypoint_sets import make_problems, write_keypoint_dataset
+from spin_diff.data.real_poses import load_real_poses
+from spin_diff.data.spin_npz import read_spin_npz
+from spin_diff.evaluation.protocols import load_eval_set
+from spin_diff.geometry.cameras import perspective_projection
+
+
+@pytest.fixture(scope="module")
+def body_model():
+    from spin_diff.body.model import load_body_model
+
+    return load_body_model()
+
+
+@pytest.fixture(scope="module")
+def problems(body_model):
+    return make_problems(body_model, 6, seed=3, corruption=CorruptionConfig.preset("detector"),
+                         poses=load_real_poses("test"))  # fmt: skip
+
+
+def test_keypoints_read_back_as_written(problems, tmp_path):
+    path = write_keypoint_dataset(problems, tmp_path / "set.npz")
+    data = read_spin_npz(path)
+    # training and fitting read the corrupted keypoints in the crop: exactly the problems' ones
+    np.testing.assert_allclose(dataset_keypoints(data, 224), problems.keypoints.double().numpy(), atol=1e-9)
+    np.testing.assert_allclose(data["pose"], problems.pose.double().numpy(), atol=1e-12)
+    assert not np.allclose(data["openpose"], data["openpose_detected"])  # clean and detected differ
+    assert load_eval_set(path).protocol == "smpl"
+
+
+def test_ground_truth_joints_project_to_the_clean_keypoints(problems, body_model, tmp_path):
+    data = read_spin_npz(write_keypoint_dataset(problems, tmp_path / "set.npz"))
+    joints = torch.as_tensor(data["S"][..., :3])  # camera frame, translation applied
+    center = torch.full((joints.shape[0], 2), 112.0, dtype=joints.dtype)
+    pixels = perspective_projection(joints, torch.zeros(joints.shape[0], 3, dtype=joints.dtype), 5000.0, center)
+    np.testing.assert_allclose(pixels.numpy(), data["part"][..., :2], atol=1e-3)
+    # and S is the body model's joints of the stored pose and shape, moved by the stored translation
+    with torch.no_grad():
+        model_joints = body_model.joints(torch.as_tensor(data["pose"], dtype=torch.float32),
+                                         torch.as_tensor(data["shape"], dtype=torch.float32)).joints[:, 25:]  # fmt: skip
+    np.testing.assert_allclose(model_joints.double().numpy() + data["transl"][:, None], data["S"][..., :3], atol=1e-4)
+
+
+def test_two_d_only_copy_hides_the_truth(problems, tmp_path):
+    data = read_spin_npz(write_keypoint_dataset(problems, tmp_path / "2d.npz", with_ground_truth=False))
+    assert not {"pose", "shape", "S", "has_smpl", "transl"} & set(data)
+    np.testing.assert_allclose(dataset_keypoints(data, 224), problems.keypoints.double().numpy(), atol=1e-9)

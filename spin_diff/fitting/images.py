@@ -352,6 +352,7 @@ class ImageFit:
     joints_fit: torch.Tensor  # (B, 49, 3) fitted joints in the camera frame the fit used
     initial_residuals: torch.Tensor  # (B, 49) crop-pixel residuals at the start
     camera: str
+    initial_lean: dict[str, torch.Tensor] | None = None  # the start's torso lean (torso_lean), degrees
 
 
 def fit_keypoints(
@@ -386,6 +387,7 @@ def fit_keypoints(
         condition: (B, F) the regressor's features for a feature-conditioned diffusion prior;
             None: unconditioned.
     """
+    from spin_diff.evaluation.metrics import torso_lean
     from spin_diff.geometry.cameras import (
         crop_to_full_translation,
         estimate_translation,
@@ -463,6 +465,7 @@ def fit_keypoints(
         )
         start_px = perspective_projection(start, start_transl, crop_focal, crop_center)
         initial_residuals = (start_px - safe[..., :2]).norm(dim=-1)
+        initial_lean = {k: v.cpu().float() for k, v in torso_lean(start).items()}  # rotation only: no camera needed
     transl = result.transl.cpu().float()
     if camera == "full":
         transl_full = transl
@@ -474,7 +477,7 @@ def fit_keypoints(
     joints_full = joints.cpu().float() + transl_full[:, None]
     return ImageFit(
         result, crop_keypoints, crop_center, crop_focal, transl_full, focal_full, joints_full,
-        joints_fit.cpu().float(), initial_residuals, camera,
+        joints_fit.cpu().float(), initial_residuals, camera, initial_lean,
     )  # fmt: skip
 
 
@@ -634,6 +637,8 @@ def write_person(
         "joints3d_crop": "the same joints in the crop camera frame",
         "residual_px": "mean distance in 224-crop pixels between confident keypoints and fitted joints",
         "torso_lean_deg": "hips-to-shoulders angle to the camera's upright; depth > 0: leaning away",
+        "initial_torso_lean_deg": "the same for the start (the regressor's prediction or the mean pose)",
+        "initial_residual_px": "residual_px of the start, with its least-squares crop camera",
         "camera": "the camera the fit was made in (crop: SPIN's; full: the photo's)",
     }
     write_json(folder / "params.json", as_json)
@@ -790,6 +795,8 @@ def fit_images(
         before, _ = confident_residual(fit.initial_residuals, confidence, cfg.quality.confident)
         for i, person in enumerate(batch):
             extra = {"initial_residual_px": float(before[i]), **(run_info or {})}
+            if fit.initial_lean is not None:
+                extra["initial_torso_lean_deg"] = {k: float(v[i]) for k, v in fit.initial_lean.items()}
             folder = write_person(
                 out_dir, person, fit, i, model, fitter, quality, mesh_frame=mesh_frame, extra=extra
             )

@@ -22,6 +22,16 @@ def synth_set(tmp_path_factory):
 
 
 def test_synth_then_fit_writes_every_output(synth_set, tmp_path, capsys):
+    import torch
+
+    from spin_diff.body.model import load_body_model
+    from spin_diff.evaluation.metrics import torso_lean
+    from spin_diff.geometry.rotations import matrix_to_axis_angle
+
+    body = load_body_model()
+    with torch.no_grad():
+        mean_joints = body.joints(matrix_to_axis_angle(body.mean_pose_rotmat(1)).reshape(1, 72), torch.zeros(1, 10)).joints
+    mean_lean = float(torso_lean(mean_joints)["total"][0])
     out = tmp_path / "fits"
     code = main(["fit", str(synth_set / "images"), "--keypoints", str(synth_set / "keypoints"), "--out", str(out), *FAST])
     assert code == 0, capsys.readouterr()
@@ -35,6 +45,9 @@ def test_synth_then_fit_writes_every_output(synth_set, tmp_path, capsys):
         assert len(params["transl_crop"]) == 3 and len(params["transl_full"]) == 3
         assert params["recipe"] == "cold_start" and params["camera"] == "full" and params["init"] == "mean"
         assert params["initial_residual_px"] > params["residual_px"]
+        # the start's torso lean: the mean pose's, as the body model gives it (upright to ~10 degrees)
+        assert params["initial_torso_lean_deg"]["total"] == pytest.approx(mean_lean, abs=0.1)
+        assert mean_lean < 20.0
         residuals = json.loads((folder / "residuals.json").read_text())
         assert len(residuals) == 49
     assert (out / "config.yaml").is_file()

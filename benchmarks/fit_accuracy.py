@@ -5,8 +5,9 @@ For each corruption (clean, jitter, missed joints, left/right swaps, outliers, b
 occlusion, and all of them together as a detector would), bodies from the held-out real test
 split (CMU mocap clips no prior was trained on; ``--poses sampler`` for the pose sampler) are
 projected into SPIN's 224 crop, corrupted, and fitted with the default objective
-(``FittingConfig()``; ``--objective spin`` for SPIN's GMM-only recipe) from (a) the mean pose
-and (b) a perturbed truth standing in for a regressor's estimate. Reported: PA-MPJPE and MPJPE
+(``FittingConfig()``; ``--objective spin`` for SPIN's GMM-only recipe) from (a) the mean pose,
+(b) a perturbed truth standing in for a regressor's estimate and (c) the bundled keypoint
+regressor's prediction from the corrupted keypoints (``spin-diff fit``'s default start). Reported: PA-MPJPE and MPJPE
 (mm, 14 LSP joints, pelvis-centred) of the start and of the fit, the share of problems the fit
 made worse / better than the start (PA-MPJPE by more than 1 mm), the mean reprojection error
 on the clean keypoints (px), and failures.
@@ -21,6 +22,7 @@ flag as failed (fitting.quality), the share of people whose PA-MPJPE is worse (b
 under today's in-loop recipe, and seconds.
 
     python benchmarks/fit_accuracy.py [--poses test] [--n 48] [--iterations 100] [--threads 1] [--sections crop,photo]
+    python benchmarks/fit_accuracy.py --sections crop --starts mean,regressor --optimizers adam
 """
 
 from __future__ import annotations
@@ -141,6 +143,14 @@ def photo_section(model, count: int, seed: int) -> None:
           "flagged: success false under fitting.quality; PA worse: share worse than the first row by > 1 mm")
 
 
+def _regressor_start(model, regressor, keypoints):
+    """The bundled regressor's (pose, betas, crop translation) from the crop keypoints."""
+    from spin_diff.fitting.initialisation import regressor_start
+
+    start = regressor_start(regressor, keypoints, model.num_betas)
+    return matrix_to_axis_angle(start.rotmat).reshape(-1, 72), start.betas, start.transl
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=48, help="problems per corruption")
@@ -153,6 +163,9 @@ def main() -> None:
     parser.add_argument("--sections", default="crop,photo",
                         help="crop (SPIN's crop camera rows), photo, or both")
     parser.add_argument("--photo-n", type=int, default=24, help="people in the photo section")
+    parser.add_argument("--starts", default="mean,perturbed,regressor",
+                        help="comma-separated starts: mean, perturbed (truth + noise), regressor (the bundled one)")
+    parser.add_argument("--optimizers", default="adam,lbfgs", help="comma-separated: adam, lbfgs")
     parser.add_argument("--photo-seed", type=int, default=101,
                         help="seed of the photo section (the recipe was tuned on 0-3)")
     args = parser.parse_args()
@@ -168,7 +181,14 @@ def main() -> None:
         from spin_diff.data.real_poses import load_real_poses
 
         poses = load_real_poses(args.poses)
-    fitters = {name: SMPLify(model, fitting_config(name, args.iterations, args.objective)) for name in ("adam", "lbfgs")}
+    fitters = {name: SMPLify(model, fitting_config(name, args.iterations, args.objective))
+               for name in args.optimizers.split(",")}  # fmt: skip
+    wanted = args.starts.split(",")
+    regressor = None
+    if "regressor" in wanted:
+        from spin_diff.fitting.initialisation import resolve_init
+
+        regressor = resolve_init("regressor", model, images_available=False, device=args.device)
     print(f"{args.n} bodies per row from {'the pose sampler' if poses is None else f'the real CMU {args.poses} split'} "
           f"(yaw within +-45 deg), SPIN crop camera; objective: {args.objective}; errors in mm, reprojection on the "
           f"clean keypoints in px; {torch.get_num_threads()} torch threads")
@@ -180,10 +200,12 @@ def main() -> None:
         problems = make_problems(model, args.n, seed=100 + index, corruption=corruption, shift_px=shift, poses=poses)
         mean_pose = matrix_to_axis_angle(model.mean_pose_rotmat(args.n)).reshape(args.n, 72)
         starts = {
-            "mean": (mean_pose, torch.zeros_like(problems.betas), None),
-            "perturbed": perturbed_start(problems, seed=200 + index, pose_sigma=args.pose_sigma),
+            "mean": lambda: (mean_pose, torch.zeros_like(problems.betas), None),
+            "perturbed": lambda: perturbed_start(problems, seed=200 + index, pose_sigma=args.pose_sigma),
+            "regressor": lambda: _regressor_start(model, regressor, problems.keypoints),
         }
-        for start_name, (pose0, betas0, transl0) in starts.items():
+        for start_name in wanted:
+            pose0, betas0, transl0 = starts[start_name]()
             e0 = joint_errors(model, pose0, betas0, problems.pose, problems.betas)
             for optimizer, fitter in fitters.items():
                 tic = time.perf_counter()

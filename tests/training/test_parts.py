@@ -81,3 +81,28 @@ def test_packed_updates_round_trip():
     assert np.allclose(batch.pose, packed[write, 5:77].numpy()) and batch.source == [2, 3]
     assert unpack_updates(pack_updates(torch.zeros(1, dtype=torch.bool), *[torch.zeros(1)] * 4, torch.zeros(1, 72),
                                        torch.zeros(1, 10), torch.zeros(1, 3), torch.zeros(1, 49)).numpy(), ["a"], 0, 0) is None
+
+
+def test_ground_truth_sent_again_by_a_stale_batch_is_stored_once(tmp_path):
+    """A batch read before the previous write landed sends an example's ground truth again,
+    scored a hair lower by float noise: the writer keeps the first record (its step)."""
+    from spin_diff.cache.records import Source
+    from spin_diff.cache.store import FitStore
+    from spin_diff.training.fit_updates import FitWriter
+
+    def updates(source, score):
+        n = 2
+        return pack_updates(torch.ones(n, dtype=torch.bool), torch.full((n,), int(source)), torch.zeros(n),
+                            torch.tensor([4, 5]), torch.full((n,), score), torch.zeros(n, 72), torch.zeros(n, 10),
+                            torch.tensor([[0.0, 0.0, 40.0]] * n), torch.zeros(n, 49))  # fmt: skip
+
+    store = FitStore.open_or_create(tmp_path / "fits", "0" * 64, "test body")
+    writer = FitWriter(store, ["gt"], config_hash=7)
+    writer.submit(updates(Source.GROUND_TRUTH, 0.50), step=1)
+    writer.submit(updates(Source.GROUND_TRUTH, 0.49), step=2)  # the same truth, from a stale read
+    writer.submit(updates(Source.IN_LOOP, 0.01), step=3)  # a fit never replaces ground truth
+    writer.close()
+    stored = store.get_many("gt", np.array([4, 5]))
+    assert stored.step.tolist() == [1, 1] and np.allclose(stored.score, 0.50)
+    assert np.all(stored.source == int(Source.GROUND_TRUTH)) and writer.protected == 2
+    store.close()

@@ -47,6 +47,19 @@ def add_parser(subparsers) -> None:
     )
     synth.add_argument("--postures", help="comma-separated pose sampler postures (default all)")
     synth.add_argument("--no-masks", action="store_true", help="do not write masks/")
+    synth.add_argument(
+        "--keypoints-only", action="store_true",
+        help="no images: 2D keypoints in SPIN's 224 crop (crop camera) and the truth, one npz (what "
+        "keypoint regressors train and are evaluated on; benchmarks/train_study.py's data)",
+    )  # fmt: skip
+    synth.add_argument(
+        "--poses",
+        help="with --keypoints-only: where the bodies' poses come from: sampler (default), cmu-val, "
+        "cmu-test (bundled held-out CMU mocap clips) or an npz with 'pose' (N, 72), y-up world "
+        "(e.g. spin-diff prior import-mocap output)",
+    )
+    synth.add_argument("--hide-truth", action="store_true",
+                       help="with --keypoints-only: leave out the 3D truth (2D-only, like SPIN's in-the-wild sets)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(handler=run_synth)
 
@@ -95,7 +108,12 @@ def run_synth(args: argparse.Namespace) -> int:
     config = resolve_config(args, cls=SynthCommandConfig)
     synth = _apply_arguments(config.synth, args)
     synth.validate()
+    if not args.keypoints_only and (args.poses is not None or args.hide_truth):
+        raise BadInputError("--poses and --hide-truth need --keypoints-only (the renderer draws its own poses)")
+    poses = _read_poses(args.poses) if args.keypoints_only else None
     model = load_body_from_config(config)
+    if args.keypoints_only:
+        return _keypoints_only(synth, args, model, poses)
     start = time.perf_counter()
     path = generate_dataset(synth, args.out, body_model=model, progress=not args.quiet)
     elapsed = time.perf_counter() - start
@@ -122,4 +140,52 @@ def run_synth(args: argparse.Namespace) -> int:
     )
     postures, counts = np.unique(data["posture"], return_counts=True)
     print("  postures: " + ", ".join(f"{p} {c}" for p, c in zip(postures, counts)))
+    return 0
+
+
+def _read_poses(source: str | None):
+    """(N, 72) poses for ``--poses``: None for the pose sampler."""
+    import numpy as np
+
+    from spin_diff.errors import MissingInputError
+
+    if source in (None, "sampler"):
+        return None
+    if source in ("cmu-val", "cmu-test"):
+        from spin_diff.data.real_poses import load_real_poses
+
+        try:
+            return load_real_poses(source.split("-")[1])
+        except FileNotFoundError as err:
+            raise MissingInputError(str(err)) from err
+    path = Path(source)
+    if not path.is_file():
+        raise MissingInputError(f"--poses {source}: not sampler, cmu-val or cmu-test, and no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "pose" not in data:
+                raise BadInputError(f"--poses {path}: no 'pose' array (keys: {sorted(data.files)}); "
+                                    "pass an npz with pose (N, 72) as spin-diff prior import-mocap writes")  # fmt: skip
+            poses = np.asarray(data["pose"], dtype=np.float64)
+    except (OSError, ValueError) as err:
+        raise BadInputError(f"--poses {path}: not a readable npz ({err})") from err
+    if poses.ndim != 2 or poses.shape[1] != 72 or not np.isfinite(poses).all():
+        raise BadInputError(f"--poses {path}: 'pose' must be finite with shape (N, 72), got {poses.shape}")
+    return poses
+
+
+def _keypoints_only(synth: SynthConfig, args: argparse.Namespace, model, poses) -> int:
+    """``--keypoints-only``: fitting problems written as one SPIN-format npz, no images."""
+    from spin_diff.data.keypoint_sets import make_problems, write_keypoint_dataset
+
+    count = synth.num_images
+    if poses is not None and count > len(poses):
+        raise BadInputError(f"--n {count}: --poses {args.poses} holds {len(poses)} poses; pass --n {len(poses)} or fewer")
+    start = time.perf_counter()
+    problems = make_problems(model, count, seed=synth.seed, corruption=synth.corruption, poses=poses)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    path = write_keypoint_dataset(problems, Path(args.out) / f"{synth.name}.npz", with_ground_truth=not args.hide_truth)
+    truth = "without 3D truth" if args.hide_truth else "with pose, shape, S and camera"
+    print(f"wrote {count} people's keypoints ({truth}) to {path} in {time.perf_counter() - start:.1f} s; "
+          f"poses: {args.poses or 'sampler'}; SPIN's crop camera (focal 5000, 224 px)")  # fmt: skip
     return 0

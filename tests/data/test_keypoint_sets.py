@@ -55,3 +55,36 @@ def test_two_d_only_copy_hides_the_truth(problems, tmp_path):
     data = read_spin_npz(write_keypoint_dataset(problems, tmp_path / "2d.npz", with_ground_truth=False))
     assert not {"pose", "shape", "S", "has_smpl", "transl"} & set(data)
     np.testing.assert_allclose(dataset_keypoints(data, 224), problems.keypoints.double().numpy(), atol=1e-9)
+
+
+def test_synth_keypoints_only_from_held_out_mocap(tmp_path, capsys):
+    from spin_diff.cli.main import main
+
+    out = tmp_path / "kp"
+    assert main(["synth", "--out", str(out), "--keypoints-only", "--poses", "cmu-test", "--n", "5", "--seed", "2",
+                 "--name", "test"]) == 0  # fmt: skip
+    data = read_spin_npz(out / "test.npz")
+    assert data["pose"].shape == (5, 72) and data["part_detected"].shape == (5, 24, 3)
+    # the bodies are held-out CMU poses (the body pose part is kept; orientation is turned to the camera)
+    held_out = load_real_poses("test")[:, 3:]
+    assert all(np.abs(held_out - row).max(1).min() < 1e-9 for row in data["pose"][:, 3:])
+    assert load_eval_set(out / "test.npz").protocol == "smpl"
+    assert main(["synth", "--out", str(out), "--keypoints-only", "--hide-truth", "--n", "3", "--name", "hidden"]) == 0
+    assert "pose" not in read_spin_npz(out / "hidden.npz")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--poses", "cmu-test"], "need --keypoints-only"),
+    (["--keypoints-only", "--poses", "nowhere.npz"], "no such file"),
+    (["--keypoints-only", "--poses", "BAD"], "'pose'"),
+    (["--keypoints-only", "--poses", "cmu-test", "--n", "100000"], "holds"),
+])  # fmt: skip
+def test_synth_keypoints_only_bad_input_is_one_line(tmp_path, capsys, arguments, message):
+    from spin_diff.cli.main import main
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, poses=np.zeros((3, 72)))
+    arguments = [str(bad) if a == "BAD" else a for a in arguments]
+    assert main(["synth", "--out", str(tmp_path / "out"), *arguments]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -96,7 +96,12 @@ def make_data(args, out: Path) -> dict[str, Path]:
     from spin_diff.data.real_poses import load_real_poses
 
     paths = {k: out / "data" / f"{k}.npz" for k in ("train_2d", "train_gt", "prior_pairs", "val", "test")}
+    manifest = out / "data" / "sizes.json"
+    sizes = {"train": args.train, "val": args.val, "test": args.test}
     if all(p.is_file() for p in paths.values()):
+        if manifest.is_file() and json.loads(manifest.read_text()) != sizes:
+            raise SystemExit(f"{out / 'data'} holds sets of sizes {manifest.read_text().strip()}, not {sizes}: "
+                             "pass another --out (runs there were trained on those sets)")  # fmt: skip
         return paths
     if not args.real_train.is_file():
         raise SystemExit(f"--real-train {args.real_train}: no such file; build the CMU training split with "
@@ -114,6 +119,7 @@ def make_data(args, out: Path) -> dict[str, Path]:
     for split, count, seed in (("val", args.val, 103), ("test", args.test, 104)):
         problems = make_problems(body, count, seed=seed, corruption=corruption, poses=load_real_poses(split))
         write_keypoint_dataset(problems, paths[split])
+    manifest.write_text(json.dumps(sizes))
     return paths
 
 
@@ -131,7 +137,7 @@ def plan(args, out: Path, data: dict[str, Path]) -> list[Job]:
             (warm / "last.pt").symlink_to(args.start.resolve())
     jobs = [Job("warm", spin_diff("train", "--dataset", str(data["train_2d"]), "--out", str(warm), *train_common,
                                   "--set", "fitting.in_loop=false", "--set", f"max_steps={args.warm_steps}",
-                                  "--set", f"validate_every={args.warm_steps}", "--set", "seed=1000"),
+                                  "--set", f"validate_every={args.warm_steps}", "--set", f"seed={args.warm_seed}"),
                 warm / "last.pt")]  # fmt: skip
     prior = out / "conditional_prior"
     if "f" in args.rows:
@@ -330,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", type=int, default=256, help="validation people (CMU val poses)")
     parser.add_argument("--test", type=int, default=512, help="test people (CMU test poses)")
     parser.add_argument("--warm-steps", type=int, default=1000)
+    parser.add_argument("--warm-seed", type=int, default=1000, help="seed of the phase-1 warm start")
     parser.add_argument("--start", type=Path, help="a regressor checkpoint to start phase 2 from instead of the "
                         "2D-only warm start (e.g. the bundled one: spin_diff/models/assets/keypoint_regressor.pt)")
     parser.add_argument("--steps", type=int, default=400, help="phase-2 steps of every row")
@@ -357,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"argv: {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(f"data: {args.train} training people from CMU train poses (2D-only; row e with their 3D truth), "
           f"validation {args.val} from CMU val, test {args.test} from CMU test; detector-like keypoints, SPIN's crop camera")
-    phase1 = f"start {args.start}" if args.start else f"warm start {args.warm_steps} steps 2D-only (shared)"
+    phase1 = (f"start {args.start}" if args.start
+              else f"warm start {args.warm_steps} steps 2D-only (shared, seed {args.warm_seed})")  # fmt: skip
     print(f"budget: {phase1}, then {args.steps} steps of {args.batch} per row "
           f"(Adam lr {args.lr:g}, clip {args.grad_clip:g}) "
           f"and seed (seeds {args.seeds}); in-loop fits: configs/train_keypoints_cpu.yaml (20 camera + 30 body iterations); "

@@ -162,13 +162,16 @@ def _read_poses(source: str | None):
     if not path.is_file():
         raise MissingInputError(f"--poses {source}: not sampler, cmu-val or cmu-test, and no such file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if "pose" not in data:
-                raise BadInputError(f"--poses {path}: no 'pose' array (keys: {sorted(data.files)}); "
-                                    "pass an npz with pose (N, 72) as spin-diff prior import-mocap writes")  # fmt: skip
-            poses = np.asarray(data["pose"], dtype=np.float64)
+        data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise BadInputError(f"--poses {path}: not a readable npz ({err})") from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise BadInputError(f"--poses {path}: a bare array, not an npz; save it as np.savez(FILE, pose=POSES)")
+    with data:
+        if "pose" not in data.files:
+            raise BadInputError(f"--poses {path}: no 'pose' array (keys: {sorted(data.files)}); "
+                                "pass an npz with pose (N, 72) as spin-diff prior import-mocap writes")  # fmt: skip
+        poses = np.asarray(data["pose"], dtype=np.float64)
     if poses.ndim != 2 or poses.shape[1] != 72 or not np.isfinite(poses).all():
         raise BadInputError(f"--poses {path}: 'pose' must be finite with shape (N, 72), got {poses.shape}")
     return poses

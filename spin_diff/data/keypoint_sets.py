@@ -31,6 +31,9 @@ class KeypointProblems:
     clean_keypoints: torch.Tensor  # (B, 49, 3) before corruption
     postures: list[str]
     joints: torch.Tensor | None = None  # (B, 49, 3) true joints in the crop camera's frame (translation applied)
+    crop_size: int = 224  # the crop camera: principal point at the crop centre ...
+    focal_length: float = 5000.0  # ... this focal length in crop pixels ...
+    shift_px: tuple[float, float] = (0.0, 0.0)  # ... and every keypoint moved by this after projection
 
 
 def make_problems(
@@ -88,7 +91,8 @@ def make_problems(
             corruption, rng, J.KEYPOINT_FLIP_PERM, image_size=np.array([crop_size, crop_size]),
         )  # fmt: skip
         keypoints = torch.tensor(result.keypoints, dtype=dtype, device=device)
-    return KeypointProblems(pose, betas, transl, keypoints, clean, list(postures), joints + transl[:, None])
+    return KeypointProblems(pose, betas, transl, keypoints, clean, list(postures), joints + transl[:, None],
+                            crop_size, focal_length, tuple(float(v) for v in shift_px))  # fmt: skip
 
 
 def perturbed_start(
@@ -193,9 +197,7 @@ def make_photo_problems(
     )  # fmt: skip
 
 
-def write_keypoint_dataset(
-    problems: KeypointProblems, path, with_ground_truth: bool = True, crop_size: int = 224, focal_length: float = 5000.0,
-):
+def write_keypoint_dataset(problems: KeypointProblems, path, with_ground_truth: bool = True):
     """Write ``problems`` as a SPIN-format npz without images, the crop being the whole frame.
 
     The box is the crop itself (centre ``crop_size / 2``, scale ``crop_size / 200``), so
@@ -207,6 +209,17 @@ def write_keypoint_dataset(
     """
     from spin_diff.data.spin_npz import write_spin_npz
 
+    if any(problems.shift_px):
+        raise BadInputError(
+            f"problems shifted by {problems.shift_px} px in the crop: their truth (transl, S) does not "
+            "project onto their keypoints in a SPIN npz; write unshifted problems"
+        )
+    if problems.focal_length != 5000.0:
+        raise BadInputError(
+            f"problems seen with focal length {problems.focal_length}: a SPIN npz implies SPIN's crop "
+            "camera (focal 5000); write problems made with it"
+        )
+    crop_size, focal_length = problems.crop_size, problems.focal_length
     count = problems.pose.shape[0]
     clean = problems.clean_keypoints.detach().cpu().double().numpy()
     detected = problems.keypoints.detach().cpu().double().numpy()

@@ -114,10 +114,10 @@ class FitWriter:
         if batch is None:
             return None
         result = self.store.update_if_better(batch)
-        truth = np.asarray(batch.source) == int(Source.GROUND_TRUTH)
-        if truth.any():
+        stored = (np.asarray(batch.source) == int(Source.GROUND_TRUTH)) & ~np.asarray(result.rejected, dtype=bool)
+        if stored.any():
             datasets = np.asarray([self.names.index(d) for d in batch.dataset])
-            self._truth_written.update(self._keys(datasets, batch.index)[truth].tolist())
+            self._truth_written.update(self._keys(datasets, batch.index)[stored].tolist())
         self.written += int(result.written.sum())
         self.protected += int(result.protected.sum())
         self.rejected += int(result.rejected.sum())
@@ -135,7 +135,8 @@ class FitWriter:
         if not truth.any():
             return packed
         keys = self._keys(packed[:, _DATASET], packed[:, _INDEX])
-        repeated = truth & np.isin(keys, np.fromiter(self._truth_written, dtype=np.int64))
+        repeated = truth.copy()  # only the batch's ground-truth rows are looked up (set membership)
+        repeated[truth] = [key in self._truth_written for key in keys[truth].tolist()]
         if not repeated.any():
             return packed
         packed = packed.copy()

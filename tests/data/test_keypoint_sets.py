@@ -76,7 +76,9 @@ def test_synth_keypoints_only_from_held_out_mocap(tmp_path, capsys):
 @pytest.mark.parametrize("arguments, message", [
     (["--poses", "cmu-test"], "need --keypoints-only"),
     (["--keypoints-only", "--poses", "nowhere.npz"], "no such file"),
-    (["--keypoints-only", "--poses", "BAD"], "'pose'"),
+    (["--keypoints-only", "--poses", "BAD"], "no 'pose' array"),
+    (["--keypoints-only", "--poses", "NPY"], "a bare array"),
+    (["--keypoints-only", "--poses", "TEXT"], "not a readable npz"),
     (["--keypoints-only", "--poses", "cmu-test", "--n", "100000"], "holds"),
 ])  # fmt: skip
 def test_synth_keypoints_only_bad_input_is_one_line(tmp_path, capsys, arguments, message):
@@ -84,7 +86,22 @@ def test_synth_keypoints_only_bad_input_is_one_line(tmp_path, capsys, arguments,
 
     bad = tmp_path / "bad.npz"
     np.savez(bad, poses=np.zeros((3, 72)))
-    arguments = [str(bad) if a == "BAD" else a for a in arguments]
+    np.save(tmp_path / "poses.npy", np.zeros((3, 72)))
+    (tmp_path / "poses.txt").write_text("not an archive")
+    files = {"BAD": str(bad), "NPY": str(tmp_path / "poses.npy"), "TEXT": str(tmp_path / "poses.txt")}
+    arguments = [files.get(a, a) for a in arguments]
     assert main(["synth", "--out", str(tmp_path / "out"), *arguments]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_problems_a_spin_npz_cannot_describe_are_refused(body_model, tmp_path):
+    from spin_diff.errors import BadInputError
+
+    shifted = make_problems(body_model, 2, seed=1, shift_px=(0.0, 70.0))
+    with pytest.raises(BadInputError, match="shifted"):
+        write_keypoint_dataset(shifted, tmp_path / "s.npz")
+    other_camera = make_problems(body_model, 2, seed=1, focal_length=1000.0)
+    with pytest.raises(BadInputError, match="focal length"):
+        write_keypoint_dataset(other_camera, tmp_path / "f.npz")
+    assert not (tmp_path / "s.npz").exists() and not (tmp_path / "f.npz").exists()

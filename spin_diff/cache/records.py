@@ -97,7 +97,7 @@ _DATASET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
 
 class Source(enum.IntEnum):
-    """Where a record came from. Ground truth is never replaced by a fit."""
+    """Where a record came from. Ground truth, once stored, is never replaced."""
 
     STATIC = 0  # imported from a static fits file (SPIN's data/static_fits/*.npy)
     OFFLINE = 1  # ``spin-diff cache build``

@@ -637,8 +637,9 @@ class FitStore:
         """Write the rows of ``batch`` that beat the stored records, in ONE write transaction.
 
         A row is written when there is no record yet, or its score is strictly lower than the
-        stored record's (a tie keeps the stored one). Ground truth is never replaced by a fit,
-        and a ground-truth row replaces any fit. Rows with a NaN/inf parameter or a NaN score,
+        stored record's (a tie keeps the stored one). Ground truth, once stored, is kept: a fit is
+        refused (``protected``) and another ground-truth row of the example is not written (the
+        same truth scored again differs only by float noise); a ground-truth row replaces any fit. Rows with a NaN/inf parameter or a NaN score,
         or a fit with an infinite score, are never written. The comparison reads the stored
         record inside the same transaction, so concurrent writers cannot interleave.
         """
@@ -673,10 +674,10 @@ class FitStore:
                     old_score = _SCORE.unpack_from(old, SCORE_OFFSET)[0]
                     previous[i] = old_score
                     old_gt = old[1] == _GROUND_TRUTH
-                    if old_gt and not new_gt[i]:
-                        protected[i] = True
+                    if old_gt:
+                        protected[i] = not new_gt[i]
                         continue
-                    if old_gt == new_gt[i] and not scores[i] < old_score:
+                    if not new_gt[i] and not scores[i] < old_score:
                         continue
                 txn.put(keys[i], view[i * RECORD_SIZE : (i + 1) * RECORD_SIZE])
                 written[i] = True

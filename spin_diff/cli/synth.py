@@ -154,10 +154,7 @@ def _read_poses(source: str | None):
     if source in ("cmu-val", "cmu-test"):
         from spin_diff.data.real_poses import load_real_poses
 
-        try:
-            return load_real_poses(source.split("-")[1])
-        except FileNotFoundError as err:
-            raise MissingInputError(str(err)) from err
+        return load_real_poses(source.split("-")[1])
     path = Path(source)
     if not path.is_file():
         raise MissingInputError(f"--poses {source}: not sampler, cmu-val or cmu-test, and no such file")
@@ -182,8 +179,6 @@ def _keypoints_only(synth: SynthConfig, args: argparse.Namespace, model, poses) 
     from spin_diff.data.keypoint_sets import make_problems, write_keypoint_dataset
 
     count = synth.num_images
-    if poses is not None and count > len(poses):
-        raise BadInputError(f"--n {count}: --poses {args.poses} holds {len(poses)} poses; pass --n {len(poses)} or fewer")
     start = time.perf_counter()
     problems = make_problems(model, count, seed=synth.seed, corruption=synth.corruption, poses=poses)
     Path(args.out).mkdir(parents=True, exist_ok=True)

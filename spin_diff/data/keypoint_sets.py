@@ -209,17 +209,13 @@ def write_keypoint_dataset(problems: KeypointProblems, path, with_ground_truth: 
     """
     from spin_diff.data.spin_npz import write_spin_npz
 
-    if any(problems.shift_px):
+    if any(problems.shift_px) or (problems.crop_size, problems.focal_length) != (224, 5000.0):
         raise BadInputError(
-            f"problems shifted by {problems.shift_px} px in the crop: their truth (transl, S) does not "
-            "project onto their keypoints in a SPIN npz; write unshifted problems"
+            f"problems seen by a {problems.crop_size} px crop, focal {problems.focal_length}, shifted by "
+            f"{problems.shift_px} px: a SPIN npz implies SPIN's crop camera (224 px, focal 5000, no shift), "
+            "so their truth would not project onto their keypoints; write problems made with it"
         )
-    if problems.focal_length != 5000.0:
-        raise BadInputError(
-            f"problems seen with focal length {problems.focal_length}: a SPIN npz implies SPIN's crop "
-            "camera (focal 5000); write problems made with it"
-        )
-    crop_size, focal_length = problems.crop_size, problems.focal_length
+    crop_size, focal_length = 224, 5000.0
     count = problems.pose.shape[0]
     clean = problems.clean_keypoints.detach().cpu().double().numpy()
     detected = problems.keypoints.detach().cpu().double().numpy()

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
+from spin_diff.errors import BadInputError, MissingInputError
+
 POSES_DIR = Path(__file__).resolve().parent / "poses"
 REAL_SPLITS = ("val", "test")
 
 
 def real_pose_path(split: str) -> Path:
     if split not in REAL_SPLITS:
-        raise ValueError(f"unknown real-pose split {split!r}; bundled: {', '.join(REAL_SPLITS)} (train is not shipped)")
+        raise BadInputError(f"unknown real-pose split {split!r}; bundled: {', '.join(REAL_SPLITS)} (train is not shipped)")
     return POSES_DIR / f"cmu_{split}.npz"
 
 
@@ -26,7 +28,7 @@ def load_real_poses(split: str) -> np.ndarray:
     """(N, 72) float64 poses of the bundled CMU ``split``."""
     path = real_pose_path(split)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"bundled real poses missing: {path}; rebuild them with scripts/build_cmu_pose_sets.py "
             "(needs the CMU mocap files listed in spin_diff/data/poses/PROVENANCE.md)"
         )

@@ -24,7 +24,7 @@ from spin_diff.cache.store import FitStore, UpdateResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FitWriter", "pack_updates", "unpack_updates"]
+__all__ = ["pack_updates", "unpack_updates", "FitWriter"]
 
 _WRITE, _SOURCE, _DATASET, _INDEX, _SCORE = range(5)
 _POSE = slice(5, 77)
@@ -90,11 +90,6 @@ class FitWriter:
         self.written = 0  # records created or improved
         self.protected = 0  # fits refused because the example has ground truth
         self.rejected = 0  # non-finite rows refused
-        # Examples whose ground truth this writer has stored. A batch read while the previous
-        # step's write was still in flight does not see that write's ground truth and sends it
-        # again; it is dropped here, so ground truth is stored once per run (not rewritten when
-        # float noise scores the same truth a hair lower).
-        self._truth_written: set[int] = set()
 
     def submit(self, packed: torch.Tensor, step: int) -> None:
         """Queue one step's gathered updates (waits for the previous write first)."""
@@ -109,39 +104,14 @@ class FitWriter:
     def _write(self, host: torch.Tensor, event, step: int) -> UpdateResult | None:
         if event is not None:
             event.synchronize()
-        packed = self._without_repeated_truth(host.numpy())
-        batch = unpack_updates(packed, self.names, step, self.config_hash, self.ground_truth_hashes)
+        batch = unpack_updates(host.numpy(), self.names, step, self.config_hash, self.ground_truth_hashes)
         if batch is None:
             return None
         result = self.store.update_if_better(batch)
-        stored = (np.asarray(batch.source) == int(Source.GROUND_TRUTH)) & ~np.asarray(result.rejected, dtype=bool)
-        if stored.any():
-            datasets = np.asarray([self.names.index(d) for d in batch.dataset])
-            self._truth_written.update(self._keys(datasets, batch.index)[stored].tolist())
         self.written += int(result.written.sum())
         self.protected += int(result.protected.sum())
         self.rejected += int(result.rejected.sum())
         return result
-
-    @staticmethod
-    def _keys(dataset: np.ndarray, index: np.ndarray) -> np.ndarray:
-        return dataset.astype(np.int64) * (1 << 40) + index.astype(np.int64)
-
-    def _without_repeated_truth(self, packed: np.ndarray) -> np.ndarray:
-        """``packed`` with its ground-truth rows already stored by this writer unmarked."""
-        if not self._truth_written:
-            return packed
-        truth = (packed[:, _WRITE] > 0.5) & (packed[:, _SOURCE].astype(np.int64) == int(Source.GROUND_TRUTH))
-        if not truth.any():
-            return packed
-        keys = self._keys(packed[:, _DATASET], packed[:, _INDEX])
-        repeated = truth.copy()  # only the batch's ground-truth rows are looked up (set membership)
-        repeated[truth] = [key in self._truth_written for key in keys[truth].tolist()]
-        if not repeated.any():
-            return packed
-        packed = packed.copy()
-        packed[repeated, _WRITE] = 0.0
-        return packed
 
     def flush(self) -> None:
         """Wait for the write in flight; re-raise its error."""

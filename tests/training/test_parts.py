@@ -85,7 +85,7 @@ def test_packed_updates_round_trip():
 
 def test_ground_truth_sent_again_by_a_stale_batch_is_stored_once(tmp_path):
     """A batch read before the previous write landed sends an example's ground truth again,
-    scored a hair lower by float noise: the writer keeps the first record (its step)."""
+    scored a hair lower by float noise: the store keeps the first record (its step)."""
     from spin_diff.cache.records import Source
     from spin_diff.cache.store import FitStore
     from spin_diff.training.fit_updates import FitWriter

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spin_diff.body.model import load_body_model  # noqa: E402
 from spin_diff.cli.main import main as cli  # noqa: E402
-from spin_diff.evaluation.metrics import joint_errors  # noqa: E402
+from spin_diff.evaluation.metrics import joint_errors
 
 
 def _fitted(out: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,7 +53,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from spin_diff.cache.builder import dataset_keypoints
+    from spin_diff.data.spin_npz import dataset_keypoints
     from spin_diff.data.spin_npz import read_spin_npz
     from spin_diff.data.synth import SynthConfig, generate_dataset
     from spin_diff.fitting.initialisation import regressor_start, resolve_init

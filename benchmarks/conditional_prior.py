@@ -37,7 +37,7 @@ except ImportError:  # run from a checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spin_diff.body.model import load_body_model
 from spin_diff.data.synth import SynthConfig, generate_dataset
-from spin_diff.diffusion.conditioning import conditioning_record, regressor_features
+from spin_diff.fitting.conditioning import conditioning_record, regressor_features
 from spin_diff.diffusion.config import DenoiserConfig, DiffusionModelConfig, DiffusionTrainConfig
 from spin_diff.diffusion.training import train_diffusion_prior
 from spin_diff.evaluation.protocols import load_eval_set

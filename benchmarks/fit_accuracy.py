@@ -38,13 +38,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spin_diff.body.model import load_body_model  # noqa: E402
-from spin_diff.config import Config, load_config  # noqa: E402
+from spin_diff.fitting.config import Config
+from spin_diff.utils.configs import load_config
 from spin_diff.data.corruption import CorruptionConfig  # noqa: E402
 from spin_diff.data.keypoint_sets import make_problems, perturbed_start  # noqa: E402
-from spin_diff.evaluation.metrics import joint_errors  # noqa: E402
+from spin_diff.evaluation.metrics import joint_errors
 from spin_diff.fitting.config import FittingConfig, spin_stages  # noqa: E402
 from spin_diff.fitting.smplify import SMPLify  # noqa: E402
-from spin_diff.geometry.cameras import perspective_projection  # noqa: E402
+from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.geometry.rotations import matrix_to_axis_angle  # noqa: E402
 
 CORRUPTIONS = {
@@ -102,7 +103,7 @@ PHOTO_VARIANTS = {
 def photo_section(model, count: int, seed: int) -> None:
     """The recipes of ``spin-diff fit`` from the mean pose under a photo camera (docstring)."""
     from spin_diff.data.keypoint_sets import make_photo_problems
-    from spin_diff.evaluation.metrics import torso_angle
+    from spin_diff.body.measures import torso_angle
     from spin_diff.fitting.images import fit_keypoints, keypoint_box
     from spin_diff.fitting.quality import assess_fits
 

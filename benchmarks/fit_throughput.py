@@ -27,7 +27,7 @@ from spin_diff.body import joints as J  # noqa: E402
 from spin_diff.body.model import load_body_model  # noqa: E402
 from spin_diff.fitting.config import FittingConfig, spin_stages  # noqa: E402
 from spin_diff.fitting.smplify import SMPLify, gmm_prior_for  # noqa: E402
-from spin_diff.geometry.cameras import perspective_projection  # noqa: E402
+from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.geometry.rotations import matrix_to_axis_angle  # noqa: E402
 from spin_diff.priors.angle import angle_prior  # noqa: E402
 from spin_diff.priors.pose_sampler import sample_poses  # noqa: E402

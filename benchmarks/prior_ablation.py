@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spin_diff.body.model import load_body_model  # noqa: E402
 from spin_diff.data.corruption import CorruptionConfig  # noqa: E402
 from spin_diff.data.keypoint_sets import make_problems, perturbed_start  # noqa: E402
-from spin_diff.evaluation.metrics import joint_errors  # noqa: E402
+from spin_diff.evaluation.metrics import joint_errors
 from spin_diff.fitting.config import DIFFUSION_POSE_WEIGHT, POSE_ANCHOR_WEIGHT, FittingConfig, spin_stages  # noqa: E402
 from spin_diff.fitting.smplify import SMPLify  # noqa: E402
 from spin_diff.geometry.rotations import matrix_to_axis_angle  # noqa: E402
@@ -104,7 +104,7 @@ def variant_configs(iterations: int, weight: float, guidance_scale: float | None
 def yaw_sensitivity(prior, pose: torch.Tensor, yaws: int = 8, t: int = 50) -> float:
     """How much the term's value depends on which way the camera looks: the same poses turned
     about the camera's vertical axis, the same noise; mean over poses of std/mean over yaws."""
-    from spin_diff.diffusion.representation import yaw_matrix
+    from spin_diff.geometry.rotations import yaw_matrix
     from spin_diff.diffusion.term import distillation_target
     from spin_diff.geometry.rotations import axis_angle_to_matrix
 

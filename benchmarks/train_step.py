@@ -4,7 +4,7 @@ scoring, in-loop fitting, store I/O.
 The step is the one :func:`spin_diff.training.loop.train_step` runs, called part by part with
 a timer around each (on CUDA each timer synchronises first). Data: a rendered synthetic set
 (``spin-diff synth``, made once into --data-dir), SPIN's augmentation, read through
-:class:`~spin_diff.data.datasets.TrainingData` in this process (no workers), the fit store's
+:class:`~spin_diff.training.datasets.TrainingData` in this process (no workers), the fit store's
 records included. Fitting modes: ``off`` (supervision from the store only), ``gmm`` (SPIN's
 in-loop SMPLify, 100 + 100 Adam iterations) and ``gmm+diffusion`` (the diffusion-prior term
 beside the GMM). The store already holds a fit for every example (a first warm-up step
@@ -29,11 +29,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spin_diff.body.model import load_body_model  # noqa: E402
-from spin_diff.cache.provenance import body_model_hash  # noqa: E402
+from spin_diff.body.files import body_model_hash
 from spin_diff.cache.store import FitStore  # noqa: E402
-from spin_diff.config import load_config  # noqa: E402
-from spin_diff.data.datasets import SpinDataset, TrainingData  # noqa: E402
-from spin_diff.data.sampler import EpochBatchSampler  # noqa: E402
+from spin_diff.utils.configs import load_config
+from spin_diff.training.datasets import SpinDataset, TrainingData
+from spin_diff.training.sampler import EpochBatchSampler
 from spin_diff.fitting.smplify import SMPLify  # noqa: E402
 from spin_diff.models.hmr import build_regressor  # noqa: E402
 from spin_diff.training import loop  # noqa: E402

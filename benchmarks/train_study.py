@@ -226,7 +226,7 @@ def store_figures(run: Path, threshold: float, count: int) -> dict:
     """Of the ``count`` training examples: the share whose stored fit scores under SPIN's
     threshold (what supervises), how many hold a fit, and their mean stored score."""
     from spin_diff.body.model import load_body_model
-    from spin_diff.cache.provenance import body_model_hash, body_model_label
+    from spin_diff.body.files import body_model_hash, body_model_label
     from spin_diff.cache.store import FitStore
 
     if not (run / "fits").is_dir():

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spin_diff.config import Config  # noqa: E402
+from spin_diff.fitting.config import Config
 from spin_diff.data.synth import SynthConfig, generate_dataset  # noqa: E402
 from spin_diff.fitting.images import fit_images  # noqa: E402
 from spin_diff.fitting.smplify import SMPLify  # noqa: E402

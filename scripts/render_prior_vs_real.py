@@ -23,7 +23,8 @@ def camera_facing(poses: np.ndarray):
     """(N, 72) y-up world poses -> (N, 24, 3, 3) camera-frame rotations, facing the camera."""
     import torch
 
-    from spin_diff.diffusion.representation import facing_yaw, upright_orientation, yaw_matrix
+    from spin_diff.geometry.rotations import facing_yaw, yaw_matrix
+    from spin_diff.diffusion.representation import upright_orientation
     from spin_diff.geometry.rotations import axis_angle_to_matrix
 
     rotmats = axis_angle_to_matrix(torch.as_tensor(poses, dtype=torch.float32).view(-1, 24, 3))

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from build_free_priors import training_pose_mix
     from spin_diff.body.model import load_body_model
-    from spin_diff.config import config_to_dict
+    from spin_diff.utils.configs import config_to_dict
     from spin_diff.models.checkpoints import save_regressor
     from spin_diff.models.train_keypoints import KeypointTrainConfig, SyntheticKeypoints, train_keypoint_regressor
 

@@ -3,7 +3,8 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
-from spin_diff.config import Config, ConfigError, load_config, parse_override, save_config
+from spin_diff.fitting.config import Config
+from spin_diff.utils.configs import ConfigError, load_config, parse_override, save_config
 
 
 def test_defaults_file_and_overrides_apply_in_order(tmp_path):

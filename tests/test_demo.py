@@ -50,7 +50,7 @@ def test_training_copy_hides_the_ground_truth(quick_demo):
 
 def test_store_filled_and_its_scores_never_rise(quick_demo):
     from spin_diff.body.model import load_body_model
-    from spin_diff.cache.provenance import body_model_hash, body_model_label
+    from spin_diff.body.files import body_model_hash, body_model_label
     from spin_diff.cache.store import FitStore
 
     _, out, _ = quick_demo
@@ -103,8 +103,8 @@ def test_training_plot_shows_four_panels_with_data(quick_demo):
 def test_a_bundled_regressor_replaces_the_training(tmp_path):
     """With the bundled regressor in place, the demo starts from it and trains none."""
     from spin_diff.body.model import load_body_model
-    from spin_diff.config import load_config
-    from spin_diff.demo import DEMO_CONFIG, DEMO_SIZES, start_regressor
+    from spin_diff.utils.configs import load_config
+    from spin_diff.apps.demo import DEMO_CONFIG, DEMO_SIZES, start_regressor
     from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR
     from spin_diff.training.config import TrainConfig
 
@@ -115,7 +115,7 @@ def test_a_bundled_regressor_replaces_the_training(tmp_path):
 
 
 def test_missing_recipe_names_the_fix(monkeypatch, tmp_path, capsys):
-    import spin_diff.demo as demo
+    import spin_diff.apps.demo as demo
 
     monkeypatch.setattr(demo, "DEMO_CONFIG", tmp_path / "configs" / "train_keypoints_cpu.yaml")
     assert main(["demo", "--quick", "--out", str(tmp_path / "out")]) == 2
@@ -124,7 +124,7 @@ def test_missing_recipe_names_the_fix(monkeypatch, tmp_path, capsys):
 
 
 def test_a_rerun_replaces_only_an_earlier_demo(tmp_path):
-    from spin_diff.demo import prepare_output
+    from spin_diff.apps.demo import prepare_output
     from spin_diff.errors import BadInputError
 
     earlier = tmp_path / "demo"
@@ -151,8 +151,8 @@ def test_a_rerun_replaces_only_an_earlier_demo(tmp_path):
 
 def test_demo_trains_a_start_where_the_bundled_regressor_is_missing(tmp_path, monkeypatch):
     from spin_diff.body.model import load_body_model
-    from spin_diff.config import load_config
-    from spin_diff.demo import DEMO_CONFIG, DEMO_SIZES, start_regressor
+    from spin_diff.utils.configs import load_config
+    from spin_diff.apps.demo import DEMO_CONFIG, DEMO_SIZES, start_regressor
     from spin_diff.fitting import initialisation
     from spin_diff.training.config import TrainConfig
 

@@ -14,9 +14,12 @@ each can also be given explicitly.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
 from spin_diff.errors import MissingInputError
+from spin_diff.utils.hashing import file_sha256
 
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "free_body"
 BUNDLED_NAMES = ("bundled", "free", "default")
@@ -135,3 +138,16 @@ def resolve_body_model(
         vertex_ids=(root / "vertex_ids.json") if (root / "vertex_ids.json").is_file() else None,
         provenance=(root / "PROVENANCE.md") if (root / "PROVENANCE.md").is_file() else None,
     )
+
+
+def body_model_hash(body_model) -> str:
+    """SHA-256 of the model file behind a :class:`~spin_diff.body.model.BodyModel` (or of a
+    path to one)."""
+    path = body_model if isinstance(body_model, (str, Path, os.PathLike)) else body_model.files.model
+    return file_sha256(path)
+
+
+def body_model_label(body_model) -> str:
+    """A short human-readable name of a body model, for the store header and errors."""
+    files = body_model.files
+    return f"bundled free body model ({files.model.name})" if files.bundled else str(files.model)

@@ -19,7 +19,7 @@ import re
 
 import torch
 
-from spin_diff.body.sizes import NUM_KEYPOINTS, NUM_OPENPOSE_JOINTS
+from spin_diff.constants import NUM_KEYPOINTS, NUM_OPENPOSE_JOINTS
 
 SMPL_JOINT_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
@@ -43,7 +43,7 @@ GT_JOINT_NAMES = (
     "Right Ear",
 )  # fmt: skip
 JOINT_NAMES = OPENPOSE_JOINT_NAMES + GT_JOINT_NAMES
-NUM_JOINTS = NUM_KEYPOINTS  # 49 keypoints (this module's name for them; see spin_diff.body.sizes)
+NUM_JOINTS = NUM_KEYPOINTS  # 49 keypoints (this module's name for them; see spin_diff.constants)
 assert len(JOINT_NAMES) == NUM_KEYPOINTS and len(OPENPOSE_JOINT_NAMES) == NUM_OPENPOSE_JOINTS
 
 # smplx's extra vertex joints, in the order its VertexJointSelector appends them.

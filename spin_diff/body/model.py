@@ -26,7 +26,7 @@ from torch import nn
 from spin_diff.body import joints as J
 from spin_diff.body.files import BodyModelFiles, BodyModelNotFoundError, resolve_body_model
 from spin_diff.body.lbs import batch_rigid_transform, pose_feature
-from spin_diff.body.sizes import NUM_SMPL_JOINTS
+from spin_diff.constants import NUM_SMPL_JOINTS
 from spin_diff.body.smpl_format import SMPLFileError, read_smpl_file
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 
@@ -376,3 +376,17 @@ def load_body_model(
         mean_params=mean_params,
     )
     return BodyModel(files, num_betas=num_betas, dtype=dtype).to(device)
+
+
+def load_body_from_config(config):
+    """The body model a config names, on its device."""
+    body = config.body
+    return load_body_model(
+        body.model_path,
+        body.gender,
+        num_betas=body.num_betas,
+        device=config.device,
+        j_regressor_extra=body.j_regressor_extra,
+        j_regressor_h36m=body.j_regressor_h36m,
+        mean_params=body.mean_params,
+    )

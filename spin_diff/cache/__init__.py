@@ -4,8 +4,7 @@
   write) and :class:`StoredFits` (read back), :class:`Source`.
 * :mod:`spin_diff.cache.store`: :class:`FitStore`, the LMDB store (``update_if_better``,
   ``get_many``, per-process lazy opening, map growth, header checks).
-* :mod:`spin_diff.cache.frames`: canonical frame <-> augmented view (flip, rotation).
-* :mod:`spin_diff.cache.provenance`: body-model and config hashes.
+* :mod:`spin_diff.cache.provenance`: the description of a fitting config that its hash is taken of.
 * :mod:`spin_diff.cache.builder`: ``spin-diff cache build`` (batched SMPLify, resumable,
   sharded under torchrun).
 * :mod:`spin_diff.cache.transfer`: npz export/import, SPIN's static fits, merging stores.
@@ -13,7 +12,7 @@
 * :mod:`spin_diff.cache.errors`: the errors (all ``ValueError``, reported as bad input).
 
 Importing this package loads numpy and lmdb only; the modules that need torch
-(``frames``, ``builder``) load on first use, so DataLoader workers that only read stay light.
+(``builder``) load on first use, so DataLoader workers that only read stay light.
 """
 
 from spin_diff.cache.records import FitBatch, Source, StoredFits, decode_key, encode_key
@@ -40,16 +39,10 @@ __all__ = [
     "BodyModelMismatchError",
     "StoreWriteError",
     "UpdateResult",
-    "to_view",
-    "to_canonical",
-    "root_joint",
     "build_fits",
 ]
 
 _LAZY = {
-    "to_view": "spin_diff.cache.frames",
-    "to_canonical": "spin_diff.cache.frames",
-    "root_joint": "spin_diff.cache.frames",
     "build_fits": "spin_diff.cache.builder",
 }
 

@@ -28,19 +28,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from spin_diff.cache.provenance import body_model_hash, config_hash, describe_fitting
+from spin_diff.body.files import body_model_hash
+from spin_diff.utils.hashing import config_hash
+from spin_diff.cache.provenance import describe_fitting
 from spin_diff.cache.records import NUM_BETAS, FitBatch, Source, check_dataset_name
 from spin_diff.cache.store import FitStore
-from spin_diff.config import ConfigError
-from spin_diff.diffusion.keyed_noise import example_seeds
+from spin_diff.utils.configs import ConfigError
+from spin_diff.utils.seeds import example_seeds
+from spin_diff.data.spin_npz import dataset_keypoints
 from spin_diff.errors import BadInputError, MissingInputError
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "BuildReport",
-    "shard_from_environment",
-    "dataset_keypoints",
     "score_fits",
     "fit_config_hash",
     "build_fits",
@@ -95,39 +96,6 @@ class BuildReport:
         for reason, count in self.failure_reasons.most_common():
             lines.append(f"    {count} x {reason}")
         return "\n".join(lines)
-
-
-def shard_from_environment() -> tuple[int, int]:
-    """``(rank, world_size)`` from torchrun's ``RANK``/``WORLD_SIZE``; ``(0, 1)`` otherwise."""
-    try:
-        rank = int(os.environ.get("RANK", "0"))
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError as err:
-        raise BadInputError(f"RANK / WORLD_SIZE must be integers: {err}") from err
-    if world < 1 or not 0 <= rank < world:
-        raise BadInputError(f"RANK={rank} and WORLD_SIZE={world} do not describe a shard")
-    return rank, world
-
-
-def dataset_keypoints(data: dict, crop_size: int) -> np.ndarray:
-    """The 49 keypoints of every example in its canonical crop: ``(N, 49, 3)`` crop pixels
-    and confidence. Uses the detector-like keypoints of synthetic sets when present (what a
-    real pipeline fits), otherwise ``openpose``/``part``."""
-    from spin_diff.data.spin_npz import SpinDataError, keypoints_49
-    from spin_diff.geometry.cameras import image_keypoints_to_crop
-
-    for key in ("center", "scale"):
-        if key not in data:
-            raise SpinDataError(f"dataset has no {key!r} (SPIN's person box); present: {sorted(data)}")
-    detected = "openpose_detected" in data or "part_detected" in data
-    keypoints = keypoints_49(data, detected=detected)
-    pixels = image_keypoints_to_crop(
-        torch.as_tensor(keypoints[..., :2]),
-        torch.as_tensor(np.asarray(data["center"], dtype=np.float64)),
-        torch.as_tensor(np.asarray(data["scale"], dtype=np.float64)),
-        crop_size=crop_size,
-    ).numpy()
-    return np.concatenate([pixels, keypoints[..., 2:3]], axis=-1)
 
 
 def score_fits(fitter, pose, betas, keypoints, transl=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -301,7 +269,7 @@ def build_fits(
     keypoints = dataset_keypoints(data, fitter.config.crop_size)
     regressor = _load_init_regressor(init, data, fitter, images)
     if regressor is not None:  # a conditional diffusion prior reads its features: the right regressor?
-        from spin_diff.diffusion.conditioning import check_fitter_regressor
+        from spin_diff.fitting.conditioning import check_fitter_regressor
 
         check_fitter_regressor(fitter, regressor)
     total = keypoints.shape[0]

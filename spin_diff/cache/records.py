@@ -41,7 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spin_diff.body.sizes import NUM_BETAS, NUM_KEYPOINTS, NUM_POSE
+from spin_diff.constants import NUM_BETAS, NUM_KEYPOINTS, NUM_POSE
 from spin_diff.cache.errors import StoreFormatError
 from spin_diff.errors import BadInputError
 
@@ -201,7 +201,7 @@ class FitBatch:
     ``config_hash`` and ``time`` may be one value for the batch or one per row.
 
     Fits must be in the example's canonical (un-augmented) frame: see
-    :mod:`spin_diff.cache.frames`.
+    :mod:`spin_diff.training.frames`.
     """
 
     dataset: "str | Sequence[str]"

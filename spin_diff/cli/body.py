@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from spin_diff.cli.common import add_config_arguments, load_body_from_config, parse_vector, resolve_config
+from spin_diff.cli.common import add_config_arguments, parse_vector, resolve_config
+from spin_diff.body.model import load_body_from_config
 from spin_diff.errors import BadInputError
 
 

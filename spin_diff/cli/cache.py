@@ -7,7 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from spin_diff.cli.common import add_config_arguments, load_body_from_config, resolve_config
+from spin_diff.cli.common import add_config_arguments, resolve_config, run_command
+from spin_diff.body.model import load_body_from_config
 from spin_diff.errors import BadInputError, MissingInputError
 
 DEFAULT_CACHE = Path("fits_cache")
@@ -134,14 +135,16 @@ def _add_subcommands(sub) -> None:
 
 # ---------------------------------------------------------------- handlers
 def _open_writable_for(model, cache: Path):
-    from spin_diff.cache.provenance import body_model_hash, body_model_label
+    from spin_diff.body.files import body_model_hash, body_model_label
     from spin_diff.cache.store import FitStore
 
     return FitStore.open_or_create(cache, body_model_hash(model), body_model_label(model))
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from spin_diff.cache.builder import build_fits, check_init, dataset_keypoints, shard_from_environment
+    from spin_diff.cache.builder import build_fits, check_init
+    from spin_diff.data.spin_npz import dataset_keypoints
+    from spin_diff.utils.ranks import shard_from_environment
     from spin_diff.data.spin_npz import read_spin_npz
     from spin_diff.fitting.smplify import SMPLify
 
@@ -229,8 +232,9 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_import_spin(args: argparse.Namespace) -> int:
-    from spin_diff.cache.builder import dataset_keypoints
-    from spin_diff.cache.provenance import body_model_hash, config_hash, file_sha256
+    from spin_diff.data.spin_npz import dataset_keypoints
+    from spin_diff.body.files import body_model_hash
+    from spin_diff.utils.hashing import config_hash, file_sha256
     from spin_diff.cache.records import check_dataset_name
     from spin_diff.cache.transfer import import_spin_fits, read_spin_fits
     from spin_diff.data.spin_npz import SpinDataError, read_spin_npz
@@ -294,9 +298,10 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m spin_diff.cli.cache COMMAND ...``: the same as ``spin-diff cache COMMAND ...``."""
-    from spin_diff.cli.main import main as spin_diff_main
-
-    return spin_diff_main(["cache", *(sys.argv[1:] if argv is None else argv)])
+    parser = argparse.ArgumentParser(prog="spin-diff")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run_command(parser, ["cache", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
 
-from spin_diff.config import Config, load_config
-from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.fitting.config import Config
+from spin_diff.utils.configs import load_config
+from spin_diff.errors import BadInputError, InputError, MissingInputError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +46,25 @@ def resolve_config(args: argparse.Namespace, cls=Config, base: list[Path] = ()):
     return config
 
 
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse ``argv`` with ``parser`` and run the chosen handler; returns the exit status
+    (0 ok, 1 failed items, 2 bad input)."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    # Only expected input errors become a one-line message; anything else is a bug and keeps
+    # its traceback. With -v the traceback of an input error is printed too.
+    try:
+        return int(args.handler(args) or 0)
+    except InputError as err:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"spin-diff: error: {err}", file=sys.stderr)
+        return 2
+
+
 def check_device(name: str) -> None:
     """Raise BadInputError (one line) for a device torch does not know or this machine lacks."""
     import torch
@@ -60,22 +83,6 @@ def check_device(name: str) -> None:
             raise BadInputError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
     elif device.type not in ("cpu", "mps"):
         raise BadInputError(f"--device {name}: spin_diff runs on cpu or cuda, not {device.type}")
-
-
-def load_body_from_config(config):
-    """The body model a config names, on its device."""
-    from spin_diff.body.model import load_body_model
-
-    body = config.body
-    return load_body_model(
-        body.model_path,
-        body.gender,
-        num_betas=body.num_betas,
-        device=config.device,
-        j_regressor_extra=body.j_regressor_extra,
-        j_regressor_h36m=body.j_regressor_h36m,
-        mean_params=body.mean_params,
-    )
 
 
 def parse_vector(text: str | None, size: int, name: str, exact: bool = True) -> np.ndarray:

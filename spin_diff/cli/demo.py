@@ -1,5 +1,5 @@
 """``spin-diff demo``: the whole mission on the built-in defaults, nothing downloaded
-(:mod:`spin_diff.demo` does the work)."""
+(:mod:`spin_diff.apps.demo` does the work)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     import torch
 
-    from spin_diff.demo import demo_config_path, run_demo as demo
+    from spin_diff.apps.demo import demo_config_path, run_demo as demo
     from spin_diff.training.config import TrainConfig
 
     if args.threads < 1:

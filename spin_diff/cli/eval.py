@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spin_diff.cli.common import add_config_arguments, load_body_from_config, resolve_config
+from spin_diff.cli.common import add_config_arguments, resolve_config
+from spin_diff.body.model import load_body_from_config
 from spin_diff.errors import BadInputError, MissingInputError
 
 
@@ -54,7 +55,7 @@ def add_parser(subparsers) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     import torch
 
-    from spin_diff.config import save_config
+    from spin_diff.utils.configs import save_config
     from spin_diff.evaluation.protocols import load_eval_set
     from spin_diff.evaluation.refine import parse_refinements
     from spin_diff.evaluation.run import evaluate, format_table, write_results

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import traceback
 
 from spin_diff import __version__
+from spin_diff.cli import body, cache, demo, fit, prior, synth, train
+from spin_diff.cli import eval as evaluate
+from spin_diff.cli.common import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from spin_diff.cli import body, cache, demo, fit, prior, synth, train
-    from spin_diff.cli import eval as evaluate
-
     parser = argparse.ArgumentParser(
         prog="spin-diff",
         description="SPIN-style 3D human mesh recovery with a diffusion pose prior in the fitting loop.",
@@ -28,23 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``spin-diff``; returns the exit status (0 ok, 1 failed items, 2 bad input)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    from spin_diff.errors import InputError
-
-    # Only expected input errors become a one-line message; anything else is a bug and keeps
-    # its traceback. With -v the traceback of an input error is printed too.
-    try:
-        return int(args.handler(args) or 0)
-    except InputError as err:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"spin-diff: error: {err}", file=sys.stderr)
-        return 2
+    return run_command(build_parser(), argv)
 
 
 def main_entry() -> None:

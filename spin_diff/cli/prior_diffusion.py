@@ -57,7 +57,7 @@ def add_commands(prior_subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from spin_diff.config import load_config
+    from spin_diff.utils.configs import load_config
     from spin_diff.diffusion.config import DiffusionTrainConfig
     from spin_diff.diffusion.training import read_training_poses, train_diffusion_prior
 
@@ -85,7 +85,7 @@ def _feature_pairs(args: argparse.Namespace, config):
     import logging
 
     from spin_diff.body.model import load_body_model
-    from spin_diff.diffusion.conditioning import conditioning_record, feature_training_pairs
+    from spin_diff.fitting.conditioning import conditioning_record, feature_training_pairs
     from spin_diff.models.checkpoints import load_regressor
 
     if args.images is not None and not args.images.is_dir():

@@ -7,8 +7,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spin_diff.cli.common import add_config_arguments, load_body_from_config, resolve_config
-from spin_diff.config import Config
+from spin_diff.cli.common import add_config_arguments, resolve_config
+from spin_diff.body.model import load_body_from_config
+from spin_diff.fitting.config import Config
 from spin_diff.data.corruption import CORRUPTION_PRESETS, CorruptionConfig
 from spin_diff.data.synth import SynthConfig
 from spin_diff.errors import BadInputError
@@ -101,7 +102,7 @@ def _apply_arguments(config: SynthConfig, args: argparse.Namespace) -> SynthConf
 def run_synth(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from spin_diff.config import save_config
+    from spin_diff.utils.configs import save_config
     from spin_diff.data.spin_npz import read_spin_npz
     from spin_diff.data.synth import generate_dataset
 

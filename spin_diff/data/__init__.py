@@ -5,8 +5,6 @@
 * :mod:`spin_diff.data.corruption`: degrade clean keypoints the way 2D detectors do.
 * :mod:`spin_diff.data.synth`: render synthetic SPIN-format datasets with exact ground truth.
 * :mod:`spin_diff.data.crops`: SPIN's 224 px person crops, ImageNet-normalised, for image regressors.
-* :mod:`spin_diff.data.datasets`: training batches: SPIN's augmented crops and keypoints, stored fits.
-* :mod:`spin_diff.data.sampler`: the training order (mixing ratios, augmentation draws, ranks, resume).
 """
 
 from spin_diff.data.corruption import (

@@ -64,7 +64,7 @@ def make_problems(
         body_pose, postures = sample_poses(count, rng)
         world = torch.eye(3, dtype=dtype).expand(count, 3, 3)
     else:
-        from spin_diff.diffusion.representation import facing_yaw, yaw_matrix
+        from spin_diff.geometry.rotations import facing_yaw, yaw_matrix
 
         if count > len(poses):
             raise BadInputError(f"asked for {count} problems from {len(poses)} poses: pass fewer, or more poses")
@@ -201,7 +201,7 @@ def write_keypoint_dataset(problems: KeypointProblems, path, with_ground_truth: 
     """Write ``problems`` as a SPIN-format npz without images, the crop being the whole frame.
 
     The box is the crop itself (centre ``crop_size / 2``, scale ``crop_size / 200``), so
-    :func:`spin_diff.cache.builder.dataset_keypoints` gives back the problems' keypoints.
+    :func:`spin_diff.data.spin_npz.dataset_keypoints` gives back the problems' keypoints.
     ``openpose``/``part`` hold the clean projections, ``openpose_detected``/``part_detected``
     the (possibly corrupted) keypoints training and fitting read, as ``spin-diff synth`` does.
     ``with_ground_truth=False`` leaves out the 3D truth (``pose``, ``shape``, ``S``,

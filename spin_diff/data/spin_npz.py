@@ -35,7 +35,10 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
+import torch
+
 from spin_diff.errors import BadInputError
+from spin_diff.geometry.cameras import image_keypoints_to_crop
 
 log = logging.getLogger(__name__)
 
@@ -287,3 +290,21 @@ def keypoints_49(data: Mapping[str, np.ndarray], detected: bool = False) -> np.n
     return np.concatenate(
         [b if b is not None else np.zeros((rows, n, 3)) for b, n in zip(blocks, sizes)], axis=1
     )
+
+
+def dataset_keypoints(data: dict, crop_size: int) -> np.ndarray:
+    """The 49 keypoints of every example in its canonical crop: ``(N, 49, 3)`` crop pixels
+    and confidence. Uses the detector-like keypoints of synthetic sets when present (what a
+    real pipeline fits), otherwise ``openpose``/``part``."""
+    for key in ("center", "scale"):
+        if key not in data:
+            raise SpinDataError(f"dataset has no {key!r} (SPIN's person box); present: {sorted(data)}")
+    detected = "openpose_detected" in data or "part_detected" in data
+    keypoints = keypoints_49(data, detected=detected)
+    pixels = image_keypoints_to_crop(
+        torch.as_tensor(keypoints[..., :2]),
+        torch.as_tensor(np.asarray(data["center"], dtype=np.float64)),
+        torch.as_tensor(np.asarray(data["scale"], dtype=np.float64)),
+        crop_size=crop_size,
+    ).numpy()
+    return np.concatenate([pixels, keypoints[..., 2:3]], axis=-1)

@@ -68,7 +68,7 @@ from spin_diff.data.corruption import CorruptionConfig, corrupt_keypoints
 from spin_diff.data.openpose import write_openpose_json
 from spin_diff.data.spin_npz import write_spin_npz
 from spin_diff.errors import BadInputError
-from spin_diff.geometry.cameras import CROP_SIZE, FOCAL_LENGTH
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -649,7 +649,7 @@ def generate_dataset(
 
 
 def _write_manifest(path: Path, config: SynthConfig, body_model) -> None:
-    from spin_diff.config import config_to_dict
+    from spin_diff.utils.configs import config_to_dict
 
     info = body_model.info() if hasattr(body_model, "info") else {}
     manifest = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from spin_diff.body.sizes import NUM_SMPL_JOINTS
+from spin_diff.constants import NUM_SMPL_JOINTS
 
 POSE_DIM = NUM_SMPL_JOINTS * 6  # 144: the SPIN 6D layout per joint
 

@@ -17,12 +17,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from spin_diff.body.sizes import NUM_BETAS
+from spin_diff.constants import NUM_BETAS
 from spin_diff.diffusion.config import POSE_DIM, DenoiserConfig, DiffusionModelConfig
 from spin_diff.diffusion.denoiser import Denoiser
 from spin_diff.diffusion.representation import decode_pose, encode_pose, project_to_rotations
 from spin_diff.diffusion.schedule import cosine_alpha_bars, ddim_move, ddim_timesteps, predict_eps, predict_x0
 from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.utils.checkpoints import check_version, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,6 @@ class DiffusionPrior(nn.Module):
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path, extra: dict | None = None) -> Path:
         """Write the weights and config (the EMA weights when called on the EMA model)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
@@ -155,8 +154,7 @@ class DiffusionPrior(nn.Module):
             "extra": extra or {},
             "conditioning": dict(self.conditioning) if self.conditioning else None,
         }
-        torch.save(payload, path)
-        return path
+        return save_checkpoint(payload, path)
 
     def describe(self) -> str:
         parameters = sum(p.numel() for p in self.parameters())
@@ -206,8 +204,7 @@ def load_diffusion_prior(
             f"{path} is not a spin_diff diffusion prior checkpoint (expected a file written by "
             "'spin-diff prior train' or DiffusionPrior.save)"
         )
-    if payload.get("version", 0) > CHECKPOINT_VERSION:
-        raise DiffusionPriorError(f"{path} has checkpoint version {payload['version']}; this spin_diff reads up to {CHECKPOINT_VERSION}")
+    check_version(payload, path, CHECKPOINT_VERSION, DiffusionPriorError)
     config = _config_from_dict(payload["config"])
     expected = data_dim(config)
     stored = int(payload.get("data_dim", -1))

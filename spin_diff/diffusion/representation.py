@@ -33,34 +33,12 @@ import math
 
 import torch
 
-from spin_diff.body.sizes import NUM_SMPL_JOINTS
+from spin_diff.constants import NUM_SMPL_JOINTS
 from spin_diff.diffusion.config import POSE_DIM, OrientationMode
-from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_rot6d, rot6d_to_matrix
+from spin_diff.geometry.rotations import axis_angle_to_matrix, facing_yaw, matrix_to_rot6d, rot6d_to_matrix, yaw_matrix
 
 # The upright, camera-facing orientation R_x(pi).
 UPRIGHT_FACING_CAMERA = ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))
-
-
-def yaw_matrix(angle: torch.Tensor) -> torch.Tensor:
-    """Rotations about the camera's y axis by ``angle`` (B,) radians -> (B, 3, 3)."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    zero, one = torch.zeros_like(angle), torch.ones_like(angle)
-    return torch.stack([c, zero, s, zero, one, zero, -s, zero, c], -1).unflatten(-1, (3, 3))
-
-
-def facing_yaw(orient: torch.Tensor) -> torch.Tensor:
-    """Azimuth about the camera y axis of the body's forward axis: (B, 3, 3) -> (B,) radians.
-
-    ``R_yaw(-a) @ orient`` has its forward axis (third column) in the camera's y-z plane,
-    pointing toward the camera (negative z). The azimuth is undefined only for a body whose
-    forward axis is the camera's vertical (lying face up or down, seen from the side); there
-    it is 0 and its gradient is zeroed.
-    """
-    forward = orient[..., :, 2]
-    fx, fz = forward[..., 0], forward[..., 2]
-    degenerate = fx * fx + fz * fz < 1e-12
-    safe_fz = torch.where(degenerate, -torch.ones_like(fz), fz)
-    return torch.atan2(-torch.where(degenerate, torch.zeros_like(fx), fx), -safe_fz)
 
 
 def upright_orientation(batch: int, like: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ noise is hashed on the device, so the term adds no host synchronisation.
 
 Batch invariance: the noise of a sample is a pure function of its seed (``state.sample_seed``,
 one int64 per sample; the config's ``seed`` for every sample when none is given), the stage
-and the step, and the element (:mod:`spin_diff.diffusion.keyed_noise`). A sample's fit is
+and the step, and the element (:mod:`spin_diff.utils.seeds`). A sample's fit is
 therefore the same alone, at any row of any batch, and in the orientation-flip trial's
 doubled batch.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 
 from spin_diff.diffusion.config import DiffusionFitConfig
-from spin_diff.diffusion.keyed_noise import keyed_normal
+from spin_diff.utils.seeds import keyed_normal
 from spin_diff.diffusion.model import DiffusionPrior
 from spin_diff.diffusion.representation import project_to_rotations
 from spin_diff.diffusion.schedule import q_sample

@@ -27,11 +27,12 @@ import numpy as np
 import torch
 
 from spin_diff.diffusion.config import DiffusionTrainConfig
-from spin_diff.diffusion.model import CHECKPOINT_FORMAT, DiffusionPrior, DiffusionPriorError, _config_from_dict
+from spin_diff.diffusion.model import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, DiffusionPrior, DiffusionPriorError, _config_from_dict
 from spin_diff.diffusion.representation import camera_orientations
 from spin_diff.diffusion.schedule import q_sample
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.geometry.rotations import axis_angle_to_matrix
+from spin_diff.utils.checkpoints import save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def train_diffusion_prior(
     """
     from tqdm import tqdm
 
-    from spin_diff.config import save_config
+    from spin_diff.utils.configs import save_config
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -243,6 +244,7 @@ def _save_training(path: Path, prior, ema, optimizer, generator, step: int, conf
     """Resumable checkpoint, written atomically (a crash mid-write keeps the previous one)."""
     state = {
         "format": TRAINING_FORMAT,
+        "version": CHECKPOINT_VERSION,
         "step": step,
         "train_config": dataclasses.asdict(config),
         "model": prior.denoiser.state_dict(),
@@ -250,7 +252,7 @@ def _save_training(path: Path, prior, ema, optimizer, generator, step: int, conf
         "generator": generator.get_state(),
         "prior": {
             "format": CHECKPOINT_FORMAT,
-            "version": 1,
+            "version": CHECKPOINT_VERSION,
             "data_dim": ema.data_dim,
             "config": dataclasses.asdict(ema.config),
             "state_dict": ema.denoiser.state_dict(),
@@ -258,6 +260,4 @@ def _save_training(path: Path, prior, ema, optimizer, generator, step: int, conf
             "conditioning": ema.conditioning,
         },
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    save_checkpoint(state, path)

@@ -99,7 +99,7 @@ class EvalSet:
     def keypoints_crop(self, crop_size: int = 224) -> np.ndarray | None:
         """``(N, 49, 3)`` 2D keypoints in each sample's crop (pixels + confidence), or None
         when the file has none. Synthetic sets give their detector-like keypoints."""
-        from spin_diff.cache.builder import dataset_keypoints
+        from spin_diff.data.spin_npz import dataset_keypoints
 
         if not any(k in self.data for k in ("openpose", "part", "openpose_detected", "part_detected")):
             return None

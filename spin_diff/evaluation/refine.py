@@ -77,7 +77,7 @@ class Refiner:
     def check_regressor(self, regressor) -> None:
         """Refuse, before any work, a regressor whose features a row's conditional prior
         cannot use (:func:`spin_diff.diffusion.conditioning.check_regressor`)."""
-        from spin_diff.diffusion.conditioning import check_fitter_regressor
+        from spin_diff.fitting.conditioning import check_fitter_regressor
 
         for fitter in self.fitters.values():
             check_fitter_regressor(fitter, regressor)

@@ -163,7 +163,7 @@ def evaluate(
 
     from tqdm import tqdm
 
-    from spin_diff.diffusion.keyed_noise import example_seeds
+    from spin_diff.utils.seeds import example_seeds
     from spin_diff.geometry.cameras import perspective_projection
 
     rows = list(rows)

@@ -38,6 +38,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from spin_diff.body.config import BodyConfig
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH
 from spin_diff.diffusion.config import DiffusionFitConfig
 
 # SPIN's weights are given squared in its loss (weight ** 2); these are the applied factors.
@@ -148,8 +150,8 @@ class FittingConfig:
     lbfgs_tolerance_grad: float = 1e-7  # torch's defaults; tighten for noise-free known answers
     lbfgs_tolerance_change: float = 1e-9
     sigma: float = 100.0  # GMoF scale in pixels
-    focal_length: float = 5000.0
-    crop_size: int = 224
+    focal_length: float = FOCAL_LENGTH
+    crop_size: int = CROP_SIZE
     stages: list[StageConfig] = field(default_factory=default_stages)
     # SPIN zeroes these confidences in the body stage (SMPL's hips/neck differ from 2D labels)
     ignore_in_body_stage: list[str] = field(
@@ -175,3 +177,13 @@ class FittingConfig:
     # crouching body otherwise stays in the straight-legged local minimum.
     start_hypotheses: list[str] = field(default_factory=list)
     quality: FitQualityConfig = field(default_factory=FitQualityConfig)
+
+
+@dataclass
+class Config:
+    """Top-level configuration shared by the ``spin-diff`` commands."""
+
+    device: str = "cpu"
+    seed: int = 0
+    body: BodyConfig = field(default_factory=BodyConfig)
+    fitting: FittingConfig = field(default_factory=FittingConfig)

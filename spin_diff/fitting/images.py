@@ -34,7 +34,7 @@ import torch
 
 from spin_diff.body import joints as J
 from spin_diff.body.model import BodyModel
-from spin_diff.diffusion.keyed_noise import seed_from_text
+from spin_diff.utils.seeds import seed_from_text
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.fitting.smplify import FitResult, SMPLify
 
@@ -387,14 +387,8 @@ def fit_keypoints(
         condition: (B, F) the regressor's features for a feature-conditioned diffusion prior;
             None: unconditioned.
     """
-    from spin_diff.evaluation.metrics import torso_lean
-    from spin_diff.geometry.cameras import (
-        crop_to_full_translation,
-        estimate_translation,
-        image_keypoints_to_crop,
-        perspective_projection,
-        translation_to_weak_perspective,
-    )
+    from spin_diff.body.measures import torso_lean
+    from spin_diff.geometry.cameras import crop_to_full_translation, estimate_translation, image_keypoints_to_crop, perspective_projection, translation_to_weak_perspective
 
     cfg = fitter.config
     crop = float(cfg.crop_size)
@@ -573,12 +567,8 @@ def write_person(
     import cv2
 
     from spin_diff.body.mesh_io import write_obj
-    from spin_diff.evaluation.metrics import torso_lean
-    from spin_diff.geometry.cameras import (
-        full_to_crop_translation,
-        translation_to_weak_perspective,
-        weak_perspective_to_translation,
-    )
+    from spin_diff.body.measures import torso_lean
+    from spin_diff.geometry.cameras import full_to_crop_translation, translation_to_weak_perspective, weak_perspective_to_translation
     from spin_diff.render import save_png
 
     cfg = fitter.config

@@ -37,7 +37,7 @@ def default_init(body) -> str:
     ``regressor``, so that :func:`resolve_init` reports the broken install."""
     import logging
 
-    from spin_diff.cache.provenance import body_model_hash
+    from spin_diff.body.files import body_model_hash
     from spin_diff.models.checkpoints import peek_checkpoint
 
     if not BUNDLED_KEYPOINT_REGRESSOR.is_file():
@@ -61,7 +61,8 @@ def resolve_init(init: str, body, *, images_available: bool, device="cpu"):
         CheckpointError: a checkpoint that cannot be used here (damaged, another body model,
             an image regressor without images).
     """
-    from spin_diff.models.checkpoints import CheckpointError, load_regressor
+    from spin_diff.utils.checkpoints import CheckpointError
+    from spin_diff.models.checkpoints import load_regressor
 
     if init == "mean":
         return None

@@ -30,7 +30,7 @@ import torch
 from spin_diff.body import joints as J
 from spin_diff.body.files import find_beside_model
 from spin_diff.body.model import BodyModel, pose_to_rotmat
-from spin_diff.config import ConfigError
+from spin_diff.utils.configs import ConfigError
 from spin_diff.errors import BadInputError
 from spin_diff.fitting.config import PARAMETER_GROUPS, FittingConfig, StageConfig
 from spin_diff.fitting.losses import reprojection_per_joint
@@ -273,7 +273,7 @@ class SMPLify:
             camera_center: (B, 2) principal point; None -> the crop centre.
             focal_length: scalar or (B,); None -> config.focal_length.
             sample_seeds: (B,) int64 key of each sample's noise in stochastic terms (the
-                diffusion term), e.g. ``spin_diff.diffusion.keyed_noise.example_seeds(name,
+                diffusion term), e.g. ``spin_diff.utils.seeds.example_seeds(name,
                 indices)``. A sample's fit depends only on its own inputs and seed, never on
                 its batch-mates or row (with the Adam optimiser; see the L-BFGS note in
                 ``FittingConfig``). None: every sample uses the same key

@@ -9,18 +9,7 @@
 """
 
 from spin_diff.geometry.alignment import mpjpe, pa_mpjpe, similarity_procrustes
-from spin_diff.geometry.cameras import (
-    CROP_SIZE,
-    FOCAL_LENGTH,
-    crop_keypoints_to_image,
-    crop_to_full_translation,
-    estimate_translation,
-    full_to_crop_translation,
-    image_keypoints_to_crop,
-    perspective_projection,
-    translation_to_weak_perspective,
-    weak_perspective_to_translation,
-)
+from spin_diff.geometry.cameras import crop_keypoints_to_image, crop_to_full_translation, estimate_translation, full_to_crop_translation, image_keypoints_to_crop, perspective_projection, translation_to_weak_perspective, weak_perspective_to_translation
 from spin_diff.geometry.rotations import (
     axis_angle_to_matrix,
     axis_angle_to_rot6d,
@@ -51,8 +40,6 @@ __all__ = [
     "quaternion_to_axis_angle",
     "geodesic_angle",
     # cameras
-    "FOCAL_LENGTH",
-    "CROP_SIZE",
     "perspective_projection",
     "weak_perspective_to_translation",
     "translation_to_weak_perspective",

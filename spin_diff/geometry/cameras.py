@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import torch
 
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH
+
 __all__ = [
-    "FOCAL_LENGTH",
-    "CROP_SIZE",
     "perspective_projection",
     "weak_perspective_to_translation",
     "translation_to_weak_perspective",
@@ -40,12 +40,6 @@ __all__ = [
     "crop_keypoints_to_image",
     "estimate_translation",
 ]
-
-FOCAL_LENGTH = 5000.0
-"""Focal length of the crop camera, in crop pixels."""
-
-CROP_SIZE = 224
-"""Side of the square network input crop, in pixels."""
 
 # SPIN's weak-perspective scale of the mean body (smpl_mean_params.npz, cam[0] ~ 0.9): the
 # depth a camera falls back to when the keypoints cannot determine one.

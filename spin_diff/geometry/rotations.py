@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "yaw_matrix",
+    "facing_yaw",
     "axis_angle_to_matrix",
     "matrix_to_axis_angle",
     "rot6d_to_matrix",
@@ -363,3 +365,25 @@ def geodesic_angle(matrix1: torch.Tensor, matrix2: torch.Tensor) -> torch.Tensor
     )
     two_cos = relative.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0
     return torch.atan2(two_sin, two_cos)
+
+
+def yaw_matrix(angle: torch.Tensor) -> torch.Tensor:
+    """Rotations about the camera's y axis by ``angle`` (B,) radians -> (B, 3, 3)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    zero, one = torch.zeros_like(angle), torch.ones_like(angle)
+    return torch.stack([c, zero, s, zero, one, zero, -s, zero, c], -1).unflatten(-1, (3, 3))
+
+
+def facing_yaw(orient: torch.Tensor) -> torch.Tensor:
+    """Azimuth about the camera y axis of the body's forward axis: (B, 3, 3) -> (B,) radians.
+
+    ``R_yaw(-a) @ orient`` has its forward axis (third column) in the camera's y-z plane,
+    pointing toward the camera (negative z). The azimuth is undefined only for a body whose
+    forward axis is the camera's vertical (lying face up or down, seen from the side); there
+    it is 0 and its gradient is zeroed.
+    """
+    forward = orient[..., :, 2]
+    fx, fz = forward[..., 0], forward[..., 2]
+    degenerate = fx * fx + fz * fz < 1e-12
+    safe_fz = torch.where(degenerate, -torch.ones_like(fz), fz)
+    return torch.atan2(-torch.where(degenerate, torch.zeros_like(fx), fx), -safe_fz)

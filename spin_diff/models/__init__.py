@@ -8,7 +8,8 @@ and their checkpoints (SPIN's and ours).
 """
 
 from spin_diff.models.backbones import ResNet, build_backbone, load_backbone_state_dict
-from spin_diff.models.checkpoints import CheckpointError, load_regressor, peek_checkpoint, save_regressor
+from spin_diff.utils.checkpoints import CheckpointError
+from spin_diff.models.checkpoints import load_regressor, peek_checkpoint, save_regressor
 from spin_diff.models.config import HeadConfig, KeypointEncoderConfig, RegressorConfig
 from spin_diff.models.hmr import IEFHead, KeypointEncoder, Regressor, RegressorOutput, build_regressor
 

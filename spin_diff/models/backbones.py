@@ -153,7 +153,7 @@ def load_backbone_state_dict(backbone: ResNet, source: str | Path | dict, *, str
     With ``strict``, any other missing or unexpected key, or a shape mismatch, raises a
     ``ValueError`` that lists them.
     """
-    from spin_diff.models.checkpoints import CheckpointError, read_torch_file, strip_prefix
+    from spin_diff.utils.checkpoints import CheckpointError, read_torch_file, strip_prefix
 
     name = str(source) if not isinstance(source, dict) else "the given state dict"
     state = read_torch_file(source) if not isinstance(source, dict) else source

@@ -21,15 +21,13 @@ to do.
 from __future__ import annotations
 
 import logging
-import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.body.files import body_model_hash
+from spin_diff.errors import BadInputError
 from spin_diff.models.backbones import (
     RESNET_LAYERS,
     Bottleneck,
@@ -39,6 +37,8 @@ from spin_diff.models.backbones import (
 )
 from spin_diff.models.config import HeadConfig, RegressorConfig
 from spin_diff.models.hmr import Regressor, build_regressor
+from spin_diff.utils.checkpoints import CheckpointError, check_version, read_torch_file, save_checkpoint, strip_prefix
+from spin_diff.utils.configs import ConfigError, _build, config_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -58,46 +58,6 @@ CHECKPOINT_FORMAT = "spin_diff.regressor"
 CHECKPOINT_VERSION = 1
 _BACKBONE_PREFIXES = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.")
 _HEAD_PREFIXES = ("fc1.", "fc2.", "decpose.", "decshape.", "deccam.", "init_pose", "init_shape", "init_cam")
-
-
-class CheckpointError(BadInputError):
-    """A checkpoint cannot be used; the message names the file, the problem and the fix."""
-
-
-def read_torch_file(path: str | Path) -> Any:
-    """``torch.load`` on CPU with errors that name the file (missing, truncated, not torch)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # SPIN's checkpoints also hold the optimizer and a numpy permutation, which the
-        # weights-only reader refuses; the user named this file, so read it in full.
-        if "weights_only" not in str(err) and "Weights only" not in str(err):
-            raise CheckpointError(_damaged(path, err)) from err
-        log.debug("%s holds more than tensors; loading it with weights_only=False", path)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(_damaged(path, err)) from err
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise CheckpointError(_damaged(path, err)) from err
-
-
-def _damaged(path: Path, err: BaseException) -> str:
-    return (
-        f"cannot read checkpoint {path} ({path.stat().st_size} bytes): {type(err).__name__}: "
-        f"{str(err).splitlines()[0] if str(err) else ''}. The file is truncated or not a torch "
-        "checkpoint; copy it again or pass another --checkpoint"
-    )
-
-
-def strip_prefix(state: dict, prefix: str) -> dict:
-    """``state`` with ``prefix`` removed from keys that all carry it (DataParallel's ``module.``)."""
-    if state and all(isinstance(k, str) and k.startswith(prefix) for k in state):
-        return {k[len(prefix) :]: v for k, v in state.items()}
-    return state
 
 
 def spin_to_regressor_keys(state: dict) -> dict:
@@ -181,8 +141,6 @@ def _check_mean_params(path, checkpoint_mean: dict, body) -> None:
 
 
 def _config_from_dict(values: dict, path) -> RegressorConfig:
-    from spin_diff.config import ConfigError, _build
-
     try:
         return _build(RegressorConfig, values)
     except ConfigError as err:
@@ -200,11 +158,7 @@ def _identify(raw: Any, path) -> tuple[dict[str, Any], dict]:
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path} holds a {type(raw).__name__}, not a checkpoint dict or a state dict")
     if raw.get("format") == CHECKPOINT_FORMAT:
-        if int(raw.get("version", 0)) > CHECKPOINT_VERSION:
-            raise CheckpointError(
-                f"{path} was written by a newer spin_diff (checkpoint version {raw['version']}); "
-                "upgrade spin_diff"
-            )
+        check_version(raw, path, CHECKPOINT_VERSION)
         missing = [k for k in ("config", "input", "model") if k not in raw]
         if missing:
             raise CheckpointError(f"{path}: spin_diff checkpoint without {missing}; the file is damaged")
@@ -264,8 +218,6 @@ def load_regressor(
         )
     recorded = info["body_model_sha256"]
     if body is not None and recorded:
-        from spin_diff.cache.provenance import body_model_hash
-
         actual = body_model_hash(body)
         if actual != recorded:
             raise CheckpointError(
@@ -300,9 +252,6 @@ def save_regressor(model: Regressor, path: str | Path, body=None, **extra: Any) 
     that loading it for another body model fails. ``extra`` entries (optimizer state, step
     ...) are stored beside it.
     """
-    from spin_diff.cache.provenance import body_model_hash
-    from spin_diff.config import config_to_dict
-
     if model.config is None:
         raise BadInputError("the regressor has no config (build it with build_regressor)")
     files = body.files if body is not None else getattr(model, "body_files", None)
@@ -319,9 +268,4 @@ def save_regressor(model: Regressor, path: str | Path, body=None, **extra: Any) 
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(checkpoint, partial)
-    os.replace(partial, path)
-    return path
+    return save_checkpoint(checkpoint, path)

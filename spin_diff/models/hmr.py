@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from spin_diff.errors import BadInputError, MissingInputError
-from spin_diff.geometry.cameras import CROP_SIZE, perspective_projection, weak_perspective_to_translation
+from spin_diff.constants import CROP_SIZE
+from spin_diff.geometry.cameras import perspective_projection, weak_perspective_to_translation
 from spin_diff.geometry.rotations import matrix_to_axis_angle, rot6d_to_matrix
 from spin_diff.models.backbones import build_backbone
 from spin_diff.models.config import RegressorConfig

@@ -72,7 +72,7 @@ def save_training_checkpoint(path: Path, model, body, *, optimizer, scaler, sche
 
 def load_training_state(path: Path) -> dict[str, Any]:
     """The raw checkpoint dict of a training run, with a clear error if it is not one."""
-    from spin_diff.models.checkpoints import CheckpointError, read_torch_file
+    from spin_diff.utils.checkpoints import CheckpointError, read_torch_file
 
     raw = read_torch_file(path)
     missing = [key for key in TRAINING_KEYS if key not in raw] if isinstance(raw, dict) else list(TRAINING_KEYS)

@@ -13,8 +13,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Literal
 
-from spin_diff.config import BodyConfig
-from spin_diff.data.datasets import DataConfig
+from spin_diff.body.config import BodyConfig
+from spin_diff.training.datasets import DataConfig
 from spin_diff.fitting.config import DIFFUSION_POSE_WEIGHT, FittingConfig, StageConfig, spin_stages
 from spin_diff.models.config import RegressorConfig
 

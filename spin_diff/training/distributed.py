@@ -3,7 +3,7 @@
 ``torchrun --nproc-per-node N -m spin_diff.cli.main train ...`` starts N processes; each
 reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE`` from the environment.
 The process group uses NCCL on CUDA and gloo on CPU. Every rank trains on its own part of
-each global batch (:class:`~spin_diff.data.sampler.EpochBatchSampler`), fits its own rows, and
+each global batch (:class:`~spin_diff.training.sampler.EpochBatchSampler`), fits its own rows, and
 the ranks' fit updates are all-gathered as one packed tensor per step, so that the first
 process of every node (``LOCAL_RANK == 0``) can write all of them into its node's store:
 LMDB does not work over network file systems, so each node keeps a local store and all of
@@ -12,13 +12,13 @@ them receive every update.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
 from spin_diff.errors import BadInputError
+from spin_diff.utils.ranks import env_int
 
 __all__ = ["DistributedContext", "init_distributed", "gather_rows", "all_reduce_sum", "barrier", "shutdown"]
 
@@ -48,25 +48,15 @@ class DistributedContext:
         return self.local_rank == 0
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise BadInputError(f"environment variable {name}={value!r} must be an integer (set by torchrun)") from None
-
-
 def init_distributed(device: str = "cpu") -> DistributedContext:
     """Join torchrun's process group if ``WORLD_SIZE`` > 1; pick this process's device.
 
     On CUDA each process takes GPU ``LOCAL_RANK`` (NCCL); on CPU gloo is used.
     """
-    world = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
-    local_rank = _env_int("LOCAL_RANK", 0)
-    local_world = _env_int("LOCAL_WORLD_SIZE", world)
+    world = env_int("WORLD_SIZE", 1)
+    rank = env_int("RANK", 0)
+    local_rank = env_int("LOCAL_RANK", 0)
+    local_world = env_int("LOCAL_WORLD_SIZE", world)
     if world < 1 or not 0 <= rank < world:
         raise BadInputError(f"RANK={rank} and WORLD_SIZE={world} do not describe a process group")
     target = torch.device(device)

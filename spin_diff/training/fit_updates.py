@@ -74,7 +74,7 @@ class FitWriter:
     """Writes packed updates into a store on a background thread, one batch at a time."""
 
     def __init__(self, store: FitStore, names: list[str], config_hash: int) -> None:
-        from spin_diff.cache.provenance import config_hash as hash_of
+        from spin_diff.utils.hashing import config_hash as hash_of
 
         self.store = store
         self.names = names

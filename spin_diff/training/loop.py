@@ -1,7 +1,7 @@
 """One SPIN training step, with the fit store and (optionally) the diffusion prior in the loop.
 
 :func:`train_step` is SPIN's sequence (REFERENCE.md) on a batch from
-:class:`~spin_diff.data.datasets.TrainingData`, batched throughout, with no host
+:class:`~spin_diff.training.datasets.TrainingData`, batched throughout, with no host
 synchronisation except the fit updates' copy to the store writer (done on a background
 thread after a CUDA event) and what the caller logs:
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from spin_diff.cache.frames import root_joint, to_canonical
+from spin_diff.training.frames import root_joint, to_canonical
 from spin_diff.cache.records import Source
-from spin_diff.diffusion.keyed_noise import mix64, seed_from_text
+from spin_diff.utils.seeds import mix64, seed_from_text
 from spin_diff.fitting.smplify import FitResult, SMPLify
 from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.geometry.rotations import axis_angle_to_matrix

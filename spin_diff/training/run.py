@@ -8,7 +8,7 @@
 * ``log.csv`` (and ``tensorboard/`` when the package is installed), ``validation.csv``;
 * ``fits/``: the LMDB fit store, unless ``--cache`` names another (a shared one).
 
-The order of the data depends only on the seed and the epoch (:mod:`spin_diff.data.sampler`),
+The order of the data depends only on the seed and the epoch (:mod:`spin_diff.training.sampler`),
 so ``--resume`` continues with exactly the batches an uninterrupted run would have seen.
 """
 
@@ -26,11 +26,12 @@ import torch
 
 from spin_diff.body.files import find_beside_model
 from spin_diff.cache.builder import fit_config_hash
-from spin_diff.cache.provenance import body_model_hash, body_model_label, file_sha256
+from spin_diff.body.files import body_model_hash, body_model_label
+from spin_diff.utils.hashing import file_sha256
 from spin_diff.cache.store import FitStore
-from spin_diff.config import config_to_dict, save_config
-from spin_diff.data.datasets import SpinDataset, TrainingData, collate_identity
-from spin_diff.data.sampler import EpochBatchSampler
+from spin_diff.utils.configs import config_to_dict, save_config
+from spin_diff.training.datasets import SpinDataset, TrainingData, collate_identity
+from spin_diff.training.sampler import EpochBatchSampler
 from spin_diff.fitting.config import FittingConfig
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.training import distributed as D
@@ -125,7 +126,8 @@ def _check_conditional_prior(fitter: SMPLify, model, pretrained: Path | None, re
     prior = fitter.context.extras.get("diffusion_prior")
     if prior is None or not prior.config.denoiser.cond_dim:
         return
-    from spin_diff.diffusion.conditioning import ConditioningError, check_regressor
+    from spin_diff.diffusion.conditioning import ConditioningError
+    from spin_diff.fitting.conditioning import check_regressor
 
     check = "size" if resumed else fitter.config.diffusion.regressor_check
     if pretrained is None and check == "hash":
@@ -187,7 +189,7 @@ def train(
     progress: bool = True,
 ) -> TrainReport:
     """Train a regressor the SPIN way (module docstring). ``datasets``: (npz, image folder)."""
-    from spin_diff.cli.common import load_body_from_config
+    from spin_diff.body.model import load_body_from_config
 
     started = time.monotonic()
     run_dir = Path(run_dir)

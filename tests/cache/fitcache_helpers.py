@@ -25,7 +25,7 @@ def write_fast_config(path: Path, camera_iterations: int = 3, body_iterations: i
     """A YAML config for the CLI with :func:`fast_fitting_config`'s stages."""
     import yaml
 
-    from spin_diff.config import config_to_dict
+    from spin_diff.utils.configs import config_to_dict
 
     stages = config_to_dict(fast_fitting_config(camera_iterations, body_iterations))["stages"]
     path.write_text(yaml.safe_dump({"fitting": {"stages": stages}}))

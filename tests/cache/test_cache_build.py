@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from fitcache_helpers import REPO_ROOT, fast_fitting_config, make_spin_dataset, write_fast_config
 
-from spin_diff.cache.builder import build_fits, dataset_keypoints, fit_config_hash, score_fits
-from spin_diff.cache.provenance import body_model_hash
+from spin_diff.cache.builder import build_fits, fit_config_hash, score_fits
+from spin_diff.data.spin_npz import dataset_keypoints
+from spin_diff.body.files import body_model_hash
 from spin_diff.cache.store import BodyModelMismatchError, FitStore
 from spin_diff.data.spin_npz import read_spin_npz
 

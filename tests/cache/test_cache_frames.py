@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from spin_diff.body.joints import flip_keypoints
-from spin_diff.cache.frames import root_joint, to_canonical, to_view
+from spin_diff.training.frames import root_joint, to_canonical, to_view
 from spin_diff.cache.records import FitBatch
 from spin_diff.cache.store import FitStore
 from spin_diff.geometry.cameras import image_keypoints_to_crop, perspective_projection

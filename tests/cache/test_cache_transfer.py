@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from fitcache_helpers import fast_fitting_config, fit_batch
 
-from spin_diff.cache.builder import dataset_keypoints, score_fits
+from spin_diff.data.spin_npz import dataset_keypoints
+from spin_diff.cache.builder import score_fits
 from spin_diff.cache.records import FitBatch
 from spin_diff.cache.stats import cache_stats, format_stats
 from spin_diff.cache.store import BodyModelMismatchError, FitStore

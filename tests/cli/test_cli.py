@@ -90,7 +90,7 @@ def test_every_package_error_is_an_input_error():
     from spin_diff.body.files import BodyModelNotFoundError
     from spin_diff.body.smpl_format import SMPLFileError
     from spin_diff.cache.errors import FitStoreError, StoreCorruptedError
-    from spin_diff.config import ConfigError
+    from spin_diff.utils.configs import ConfigError
     from spin_diff.data.openpose import OpenPoseFileError
     from spin_diff.data.spin_npz import SpinDataError
     from spin_diff.diffusion.model import DiffusionPriorError

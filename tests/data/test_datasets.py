@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from spin_diff.cache.frames import root_joint, to_view
-from spin_diff.cache.provenance import body_model_hash
+from spin_diff.training.frames import root_joint, to_view
+from spin_diff.body.files import body_model_hash
 from spin_diff.cache.store import FitStore
-from spin_diff.data.datasets import SpinDataset, TrainingData, crop_affine, view_keypoints
-from spin_diff.data.sampler import AugmentationConfig, BatchRequest, EpochBatchSampler, draw_epoch
+from spin_diff.training.datasets import SpinDataset, TrainingData, crop_affine, view_keypoints
+from spin_diff.training.sampler import AugmentationConfig, BatchRequest, EpochBatchSampler, draw_epoch
 from spin_diff.data.spin_npz import SpinDataError, write_spin_npz
 from spin_diff.geometry.cameras import perspective_projection
 

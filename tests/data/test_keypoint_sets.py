@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from spin_diff.cache.builder import dataset_keypoints
+from spin_diff.data.spin_npz import dataset_keypoints
 from spin_diff.data.corruption import CorruptionConfig
 from spin_diff.data.keypoint_sets import make_problems, write_keypoint_dataset
 from spin_diff.data.real_poses import load_real_poses

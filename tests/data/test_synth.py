@@ -22,14 +22,8 @@ from spin_diff.data.synth import (
     procedural_background,
     sample_global_orient,
 )
-from spin_diff.geometry.cameras import (
-    CROP_SIZE,
-    FOCAL_LENGTH,
-    full_to_crop_translation,
-    image_keypoints_to_crop,
-    perspective_projection,
-    weak_perspective_to_translation,
-)
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH
+from spin_diff.geometry.cameras import full_to_crop_translation, image_keypoints_to_crop, perspective_projection, weak_perspective_to_translation
 from spin_diff.render import render_mesh
 
 TINY = SynthConfig(num_images=4, seed=7, image_size=(128, 128))

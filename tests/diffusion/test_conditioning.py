@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from spin_diff.cli.main import main
-from spin_diff.diffusion.conditioning import ConditioningError, check_regressor, feature_training_pairs
+from spin_diff.diffusion.conditioning import ConditioningError
+from spin_diff.fitting.conditioning import check_regressor, feature_training_pairs
 from spin_diff.diffusion.model import load_diffusion_prior
 from spin_diff.fitting.config import FittingConfig, default_stages
 
@@ -65,7 +66,7 @@ def prior(setup):
 
 # ------------------------------------------------------------------ training and the checkpoint
 def test_training_pairs_are_the_regressors_forward_features_of_each_examples_keypoints(setup, body_model):
-    from spin_diff.cache.builder import dataset_keypoints
+    from spin_diff.data.spin_npz import dataset_keypoints
     from spin_diff.models.checkpoints import load_regressor
 
     regressor = load_regressor(setup["checkpoint"], body_model)
@@ -111,7 +112,7 @@ def test_pose_files_without_keypoints_are_a_clear_error(setup, tmp_path, capsys)
 
 
 def test_checkpoint_records_the_regressor_and_round_trips(setup, tmp_path):
-    from spin_diff.cache.provenance import file_sha256
+    from spin_diff.utils.hashing import file_sha256
     import yaml
 
     prior = load_diffusion_prior(setup["prior"])
@@ -193,7 +194,7 @@ def test_fitting_with_features_differs_from_fitting_without(body_model, prior, m
 
 
 def test_a_fit_with_features_does_not_depend_on_its_batch_mates(body_model, prior):
-    from spin_diff.diffusion.keyed_noise import example_seeds
+    from spin_diff.utils.seeds import example_seeds
 
     fitter = fitter_for(body_model, prior, flip=True)  # the flip trial doubles the batch, features included
     keypoints, start, betas, features = fitting_problem(body_model, n=7)
@@ -240,7 +241,7 @@ def test_an_unconditional_prior_ignores_features(body_model, tiny_prior):
 
 # ------------------------------------------------------------------ the loop and eval pass features
 def test_the_training_loop_fits_with_the_networks_features(body_model, prior, setup):
-    from spin_diff.diffusion.keyed_noise import mix64, seed_from_text
+    from spin_diff.utils.seeds import mix64, seed_from_text
     from spin_diff.training.loop import Prediction, fit_from_prediction
     from spin_diff.training.run import _check_conditional_prior
     from spin_diff.geometry.rotations import axis_angle_to_matrix
@@ -282,7 +283,7 @@ def record_conditions(monkeypatch) -> list:
 
 
 def expected_features(setup, rows):
-    from spin_diff.cache.builder import dataset_keypoints
+    from spin_diff.data.spin_npz import dataset_keypoints
     from spin_diff.models.checkpoints import load_regressor
 
     regressor = load_regressor(setup["checkpoint"])

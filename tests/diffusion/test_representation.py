@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from spin_diff.diffusion.representation import (
-    camera_orientations,
-    decode_pose,
-    encode_pose,
-    facing_yaw,
-    project_to_rotations,
-    yaw_matrix,
-)
+from spin_diff.diffusion.representation import camera_orientations, decode_pose, encode_pose, project_to_rotations
+from spin_diff.geometry.rotations import facing_yaw, yaw_matrix
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 
 

@@ -10,7 +10,7 @@ import torch
 from fitting_problems import turned_problems
 
 from spin_diff.body.model import load_body_model
-from spin_diff.diffusion.keyed_noise import example_seeds, keyed_normal, mix64, mix64_int
+from spin_diff.utils.seeds import example_seeds, keyed_normal, mix64, mix64_int
 from spin_diff.fitting.config import FittingConfig, OrientationFlipConfig, default_stages
 from spin_diff.fitting.smplify import SMPLify
 

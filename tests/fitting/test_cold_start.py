@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from spin_diff.cli.fit import default_recipe, recipe_path
-from spin_diff.config import Config, load_config
+from spin_diff.fitting.config import Config
+from spin_diff.utils.configs import load_config
 from spin_diff.data.corruption import CorruptionConfig
 from spin_diff.data.keypoint_sets import make_photo_problems
-from spin_diff.evaluation.metrics import joint_errors, torso_angle, torso_lean
+from spin_diff.evaluation.metrics import joint_errors
+from spin_diff.body.measures import torso_angle, torso_lean
 from spin_diff.fitting.config import FittingConfig
 from spin_diff.fitting.images import fit_keypoints, keypoint_box
 from spin_diff.fitting.quality import confident_residual

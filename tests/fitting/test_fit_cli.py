@@ -25,7 +25,7 @@ def test_synth_then_fit_writes_every_output(synth_set, tmp_path, capsys):
     import torch
 
     from spin_diff.body.model import load_body_model
-    from spin_diff.evaluation.metrics import torso_lean
+    from spin_diff.body.measures import torso_lean
     from spin_diff.geometry.rotations import matrix_to_axis_angle
 
     body = load_body_model()

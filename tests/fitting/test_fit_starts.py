@@ -7,7 +7,7 @@ from fitting_problems import turned_problems
 
 from spin_diff.body.joints import NUM_JOINTS
 from spin_diff.body.model import load_body_model
-from spin_diff.config import ConfigError
+from spin_diff.utils.configs import ConfigError
 from spin_diff.fitting.config import FittingConfig, StageConfig, default_stages, spin_stages
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.geometry.rotations import axis_angle_to_matrix, canonical_axis_angle, matrix_to_axis_angle

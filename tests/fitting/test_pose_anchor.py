@@ -61,7 +61,7 @@ def test_pose_anchor_holds_a_fit_at_its_start(model):
 
 def test_real_pose_problems_face_the_camera_and_keep_the_poses(model):
     from spin_diff.data.real_poses import load_real_poses
-    from spin_diff.diffusion.representation import facing_yaw
+    from spin_diff.geometry.rotations import facing_yaw
     from spin_diff.geometry.rotations import axis_angle_to_matrix
 
     real = load_real_poses("test")

@@ -7,7 +7,8 @@ import torch
 from spin_diff.body.demo_poses import named_pose
 from spin_diff.body.joints import H36M_TO_J14, NUM_JOINTS, TORSO_GT, TORSO_OPENPOSE, joint_indices
 from spin_diff.body.model import load_body_model
-from spin_diff.config import Config, load_config
+from spin_diff.fitting.config import Config
+from spin_diff.utils.configs import load_config
 from spin_diff.fitting.config import FittingConfig, StageConfig, spin_stages
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.fitting.losses import gmof

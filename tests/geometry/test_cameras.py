@@ -6,19 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from spin_diff.geometry import (
-    CROP_SIZE,
-    FOCAL_LENGTH,
-    axis_angle_to_matrix,
-    crop_keypoints_to_image,
-    crop_to_full_translation,
-    estimate_translation,
-    full_to_crop_translation,
-    image_keypoints_to_crop,
-    perspective_projection,
-    translation_to_weak_perspective,
-    weak_perspective_to_translation,
-)
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH
+from spin_diff.geometry import axis_angle_to_matrix, crop_keypoints_to_image, crop_to_full_translation, estimate_translation, full_to_crop_translation, image_keypoints_to_crop, perspective_projection, translation_to_weak_perspective, weak_perspective_to_translation
 
 F64 = torch.float64
 

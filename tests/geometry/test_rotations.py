@@ -7,20 +7,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from spin_diff.geometry import (
-    axis_angle_to_matrix,
-    axis_angle_to_rot6d,
-    geodesic_angle,
-    matrix_to_axis_angle,
-    matrix_to_quaternion,
-    matrix_to_rot6d,
-    quaternion_to_axis_angle,
-    quaternion_to_matrix,
-    rot6d_columns_to_spin,
-    rot6d_spin_to_columns,
-    rot6d_to_axis_angle,
-    rot6d_to_matrix,
-)
+from spin_diff.geometry import axis_angle_to_matrix, axis_angle_to_rot6d, geodesic_angle, matrix_to_axis_angle, matrix_to_quaternion, matrix_to_rot6d, quaternion_to_axis_angle, quaternion_to_matrix, rot6d_columns_to_spin, rot6d_spin_to_columns, rot6d_to_axis_angle, rot6d_to_matrix
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TOLERANCE = {torch.float32: 2e-5, torch.float64: 1e-10}

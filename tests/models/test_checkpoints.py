@@ -9,7 +9,8 @@ import torch
 from regressor_helpers import tiny_image_config, tiny_keypoint_config
 
 from spin_diff.models.backbones import build_backbone, load_backbone_state_dict
-from spin_diff.models.checkpoints import CheckpointError, load_regressor, peek_checkpoint, save_regressor
+from spin_diff.utils.checkpoints import CheckpointError
+from spin_diff.models.checkpoints import load_regressor, peek_checkpoint, save_regressor
 from spin_diff.models.hmr import build_regressor
 
 
@@ -189,7 +190,7 @@ def test_unrelated_file_is_refused_with_its_keys(tmp_path, body_model):
 
 @pytest.mark.parametrize("kind", ["image", "keypoints"])
 def test_our_checkpoint_round_trip_records_config_kind_and_body(tmp_path, body_model, kind):
-    from spin_diff.cache.provenance import body_model_hash
+    from spin_diff.body.files import body_model_hash
 
     torch.manual_seed(0)
     config = tiny_image_config() if kind == "image" else tiny_keypoint_config()

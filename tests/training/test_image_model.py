@@ -8,8 +8,9 @@ import pytest
 import torch
 from training_helpers import read_log
 
-from spin_diff.config import load_config
-from spin_diff.models.checkpoints import CheckpointError, regressor_to_spin_keys
+from spin_diff.utils.configs import load_config
+from spin_diff.utils.checkpoints import CheckpointError
+from spin_diff.models.checkpoints import regressor_to_spin_keys
 from spin_diff.models.config import HeadConfig, RegressorConfig
 from spin_diff.models.hmr import build_regressor
 from spin_diff.training.config import TrainConfig

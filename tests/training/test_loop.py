@@ -23,7 +23,7 @@ def _store_snapshot(path, num):
 
 
 def test_store_fills_scores_fall_supervision_rises(body_model, two_d_only, tmp_path):
-    from spin_diff.cache.provenance import body_model_hash, body_model_label
+    from spin_diff.body.files import body_model_hash, body_model_label
 
     run_dir = tmp_path / "run"
     # Two ground-truth records, deliberately poor (high score): fits must never replace them.
@@ -75,7 +75,7 @@ def test_periodic_validation_writes_evaluation_rows(body_model, two_d_only, tmp_
 def test_static_fits_supervise_without_in_loop_fitting(body_model, two_d_only, tmp_path):
     """fitting.in_loop false: SPIN's static fits (here the true bodies) supervise every view
     (they score near 0 under any augmentation); nothing is written."""
-    from spin_diff.cache.provenance import body_model_hash
+    from spin_diff.body.files import body_model_hash
     from training_helpers import people
 
     pose, betas, _ = people(body_model, 16, seed=3)
@@ -118,7 +118,8 @@ def test_tensorboard_is_used_when_installed(two_d_only, tmp_path, monkeypatch):
 
 
 def test_ground_truth_from_the_dataset_is_stored_once_with_its_provenance(body_model, tmp_path):
-    from spin_diff.cache.provenance import body_model_hash, config_hash
+    from spin_diff.body.files import body_model_hash
+    from spin_diff.utils.hashing import config_hash
 
     data = make_keypoint_dataset(body_model, tmp_path / "gt.npz", 16, seed=4, has_smpl=1.0)
     train(tiny_config(epochs=2), [(data, None)], tmp_path / "run", progress=False)

@@ -99,8 +99,8 @@ def test_sigterm_saves_a_checkpoint_and_stops(dataset, tmp_path):
 def test_time_limit_stops_with_a_checkpoint(body_model, dataset, tmp_path):
     from spin_diff.training.run import train
 
-    from spin_diff.cache.provenance import body_model_hash
-    from spin_diff.config import load_config
+    from spin_diff.body.files import body_model_hash
+    from spin_diff.utils.configs import load_config
     from spin_diff.training.config import TrainConfig
 
     report = train(tiny_config(**OVERRIDES), [(dataset, None)], tmp_path / "run", time_limit=0.0, progress=False)

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from training_helpers import REPO_ROOT
 
-from spin_diff.config import ConfigError, load_config
+from spin_diff.utils.configs import ConfigError, load_config
 from spin_diff.fitting.config import spin_stages
 from spin_diff.training.config import TrainConfig, effective_fitting_config
 

@@ -83,7 +83,7 @@ def tiny_overrides(steps: int | None = None, batch: int = 8, iterations: int = 5
 
 
 def tiny_config(**kwargs):
-    from spin_diff.config import load_config
+    from spin_diff.utils.configs import load_config
     from spin_diff.training.config import TrainConfig
 
     return load_config(TrainConfig, None, tiny_overrides(**kwargs))

@@ -168,7 +168,7 @@ def hide_ground_truth(npz: Path, out: Path) -> Path:
 
 def store_scores(store_path: Path, body, name: str, count: int) -> np.ndarray:
     """(count,) stored score of examples 0..count-1 of dataset ``name`` (+inf where none)."""
-    from spin_diff.cache.provenance import body_model_hash, body_model_label
+    from spin_diff.body.files import body_model_hash, body_model_label
     from spin_diff.cache.store import FitStore
 
     with FitStore(store_path, readonly=True, body_model_hash=body_model_hash(body),
@@ -309,10 +309,10 @@ def run_demo(out: Path, config, size: str = "full", progress: bool = True, say=p
     prints each step's line. Returns what it did; ``out/summary.json`` holds the same."""
     from spin_diff.body.mesh_io import write_obj
     from spin_diff.cache.builder import build_fits
-    from spin_diff.cache.provenance import body_model_hash, body_model_label
+    from spin_diff.body.files import body_model_hash, body_model_label
     from spin_diff.cache.store import FitStore
-    from spin_diff.cli.common import load_body_from_config
-    from spin_diff.config import save_config
+    from spin_diff.body.model import load_body_from_config
+    from spin_diff.utils.configs import save_config
     from spin_diff.data.spin_npz import read_spin_npz
     from spin_diff.data.synth import SynthConfig, generate_dataset
     from spin_diff.evaluation.protocols import load_eval_set

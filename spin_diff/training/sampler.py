@@ -53,7 +53,7 @@ class BatchRequest:
     """What one rank's batch is: per row the dataset, the example and its augmentation.
 
     Sent to the DataLoader workers as the "index" of a batch (see
-    :meth:`spin_diff.data.datasets.TrainingData.__getitems__`).
+    :meth:`spin_diff.training.datasets.TrainingData.__getitems__`).
     """
 
     epoch: int

@@ -1,4 +1,4 @@
-"""Configuration: YAML files in ``configs/`` read into typed dataclasses.
+"""Configuration machinery: YAML files read into typed dataclasses.
 
 ``load_config(Config, "configs/x.yaml", ["body.num_betas=10"])`` starts from the dataclass
 defaults, applies the file, then each ``--set a.b=value`` override (values are parsed as
@@ -13,14 +13,12 @@ import dataclasses
 import re
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
 from spin_diff.errors import BadInputError
-from spin_diff.fitting.config import FittingConfig
 
 T = TypeVar("T")
 _FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -28,28 +26,6 @@ _FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 class ConfigError(BadInputError):
     """A configuration file or override is invalid; the message names the key."""
-
-
-@dataclass
-class BodyConfig:
-    """Which body model to load. ``model_path`` None means the bundled free model."""
-
-    model_path: str | None = None
-    gender: Literal["neutral", "male", "female"] = "neutral"
-    num_betas: int = 10
-    j_regressor_extra: str | None = None
-    j_regressor_h36m: str | None = None
-    mean_params: str | None = None
-
-
-@dataclass
-class Config:
-    """Top-level configuration shared by the ``spin-diff`` commands."""
-
-    device: str = "cpu"
-    seed: int = 0
-    body: BodyConfig = field(default_factory=BodyConfig)
-    fitting: FittingConfig = field(default_factory=FittingConfig)
 
 
 def _type_name(tp: Any) -> str:

@@ -2,7 +2,7 @@
 
 :class:`SpinDataset` is one npz file (SPIN's keys, REFERENCE.md) and, for image models, the
 folder its ``imgname`` paths are relative to. :class:`TrainingData` mixes several and turns
-a :class:`~spin_diff.data.sampler.BatchRequest` (which examples, which augmentation) into a
+a :class:`~spin_diff.training.sampler.BatchRequest` (which examples, which augmentation) into a
 batch of tensors in one call, ``__getitems__``, inside a DataLoader worker:
 
 * the crop: SPIN's square box (``center``, ``scale`` = side / 200) times the scale factor,
@@ -10,7 +10,7 @@ batch of tensors in one call, ``__getitems__``, inside a DataLoader worker:
   ``cv2.warpAffine`` per image, with the flip folded into the same affine map, so the
   keypoints and the pixels go through exactly the same map;
 * keypoints (49, crop pixels), 3D joints, ground-truth pose and the stored fits of the fit
-  store all transformed to the same view (:mod:`spin_diff.cache.frames`: rotate, then
+  store all transformed to the same view (:mod:`spin_diff.training.frames`: rotate, then
   mirror); colour: SPIN's per-channel factor, then ImageNet normalisation;
 * keypoint-input models never read an image: the same geometric augmentation is applied to
   the keypoints alone.
@@ -31,11 +31,11 @@ import numpy as np
 import torch
 
 from spin_diff.body.joints import KEYPOINT_FLIP_PERM, NUM_OPENPOSE_JOINTS
-from spin_diff.cache.frames import to_view, view_rotation
+from spin_diff.training.frames import to_view, view_rotation
 from spin_diff.cache.records import check_dataset_name
 from spin_diff.cache.store import FitStore
 from spin_diff.data.crops import IMAGENET_MEAN, IMAGENET_STD, read_image_rgb
-from spin_diff.data.sampler import AugmentationConfig, BatchRequest
+from spin_diff.training.sampler import AugmentationConfig, BatchRequest
 from spin_diff.data.spin_npz import SpinDataError, keypoints_49, read_spin_npz
 from spin_diff.geometry.cameras import image_keypoints_to_crop
 from spin_diff.errors import BadInputError, MissingInputError
@@ -75,7 +75,7 @@ def crop_affine(center, scale, crop_size: int, rotation=0.0, flip=False) -> np.n
     The same map as :func:`~spin_diff.geometry.cameras.image_keypoints_to_crop` (box of side
     ``200 * scale`` about ``center``, rotated counter-clockwise by ``rotation`` degrees),
     followed, where ``flip``, by the mirror ``u -> crop_size - u`` (the reflection of the
-    crop camera about its principal point, as :mod:`spin_diff.cache.frames` mirrors fits).
+    crop camera about its principal point, as :mod:`spin_diff.training.frames` mirrors fits).
     """
     center = np.asarray(center, dtype=np.float64).reshape(-1, 2)
     batch = center.shape[0]

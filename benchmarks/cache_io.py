@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spin_diff.cache.records import FitBatch, Source  # noqa: E402
+from spin_diff.cache.records import FitBatch, Source
 from spin_diff.cache.store import FitStore  # noqa: E402
 
 DATASET = "bench"

@@ -24,23 +24,49 @@ working, not accuracy on real people.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
-from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.body.demo_poses import POSE_NAMES, named_pose
+from spin_diff.body.files import body_model_hash, body_model_label
+from spin_diff.body.mesh_io import write_obj
+from spin_diff.body.model import load_body_from_config
+from spin_diff.cache.builder import build_fits
+from spin_diff.cache.store import FitStore
+from spin_diff.data.spin_npz import read_spin_npz, write_spin_npz
+from spin_diff.data.synth import SynthConfig, generate_dataset
+from spin_diff.errors import MissingInputError
+from spin_diff.evaluation.metrics import joint_errors
+from spin_diff.evaluation.protocols import load_eval_set
+from spin_diff.evaluation.refine import REFINEMENTS, refinement_config
+from spin_diff.evaluation.run import evaluate, format_table, write_results
+from spin_diff.fitting.images import fit_images
+from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR, resolve_init
+from spin_diff.fitting.smplify import SMPLify
+from spin_diff.models.checkpoints import load_regressor, save_regressor
+from spin_diff.models.train_keypoints import KeypointTrainConfig, train_keypoint_regressor
+from spin_diff.render import part_colors, save_png
+from spin_diff.render.plots import Series, line_chart
+from spin_diff.render.views import image_grid, render_views
+from spin_diff.training.config import effective_fitting_config
+from spin_diff.training.run import train
+from spin_diff.training.validation import validate
+from spin_diff.utils.configs import save_config
+from spin_diff.utils.jsonio import write_json
+from spin_diff.utils.outputs import prepare_output
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DEMO_CONFIG", "DEMO_SIZES", "DemoResult", "DemoSize", "demo_config_path", "run_demo", "training_plot"]
 
 # The CPU training recipe the demo runs (a repository file; --config replaces it).
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "train_keypoints_cpu.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train_keypoints_cpu.yaml"
 
 CAVEAT = (
     "All people here are synthetic, drawn by spin_diff's own pose sampler and rendered by its own "
@@ -97,32 +123,15 @@ _OUTPUTS = ("data", "start", "run", "eval", "fits", "body_poses.png", "tpose.obj
             "summary.json", "config.yaml", "synth")  # fmt: skip (synth/: the demo of earlier versions)
 
 
-def prepare_output(out: Path) -> None:
+def prepare_demo_output(out: Path) -> None:
     """Make ``out`` ready for a fresh demo: created if new; an earlier demo's outputs there
     are replaced (the training log and store would otherwise carry on from the old run); a
     non-empty folder that no demo wrote (no marker file, and names other than the demo's) is
     refused, so nothing of the user's is deleted."""
-    import shutil
-
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise BadInputError(f"--out {out} is a file: pass a folder for the demo's outputs")
-    if out.is_dir() and any(out.iterdir()):
-        ours = (out / _MARKER).is_file() or all(p.name in _OUTPUTS for p in out.iterdir())
-        if not ours:
-            raise BadInputError(
-                f"--out {out} is not empty and holds no earlier demo's outputs: pass a new or empty folder "
-                "(nothing there was changed)"
-            )
-        for name in _OUTPUTS:
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / _MARKER).write_text("written by spin-diff demo; a rerun replaces the demo's outputs here\n")
-
+    prepare_output(
+        out, _OUTPUTS, marker=_MARKER, what="demo's outputs",
+        marker_text="written by spin-diff demo; a rerun replaces the demo's outputs here\n",
+    )  # fmt: skip
 
 def demo_config_path(path: Path | None = None) -> Path:
     """``path``, or the demo's recipe :data:`DEMO_CONFIG` when none is given."""
@@ -139,10 +148,6 @@ def demo_config_path(path: Path | None = None) -> Path:
 def render_pose_gallery(model, size: int = 300):
     """Front and side views of the mean body in each named pose; returns (grid image, names,
     vertices (P, V, 3))."""
-    from spin_diff.body.demo_poses import POSE_NAMES, named_pose
-    from spin_diff.render import part_colors
-    from spin_diff.render.views import image_grid, render_views
-
     device = model.fast.joint_template.device
     poses = torch.tensor(np.stack([named_pose(n) for n in POSE_NAMES]), dtype=torch.float32, device=device)
     with torch.no_grad():
@@ -159,8 +164,6 @@ def hide_ground_truth(npz: Path, out: Path) -> Path:
     """A copy of a SPIN-format dataset without its 3D ground truth (SMPL pose/shape, ``S``):
     what the regressor may learn from is then the 2D keypoints and the fits, as on SPIN's
     in-the-wild sets."""
-    from spin_diff.data.spin_npz import read_spin_npz, write_spin_npz
-
     data = read_spin_npz(npz)
     hidden = {k: v for k, v in data.items() if k not in ("pose", "shape", "has_smpl", "S")}
     return write_spin_npz(out, hidden)
@@ -168,9 +171,6 @@ def hide_ground_truth(npz: Path, out: Path) -> Path:
 
 def store_scores(store_path: Path, body, name: str, count: int) -> np.ndarray:
     """(count,) stored score of examples 0..count-1 of dataset ``name`` (+inf where none)."""
-    from spin_diff.body.files import body_model_hash, body_model_label
-    from spin_diff.cache.store import FitStore
-
     with FitStore(store_path, readonly=True, body_model_hash=body_model_hash(body),
                   body_model_label=body_model_label(body)) as store:  # fmt: skip
         stored = store.get_many(name, np.arange(count))
@@ -180,10 +180,6 @@ def store_scores(store_path: Path, body, name: str, count: int) -> np.ndarray:
 def start_regressor(body, config, size: DemoSize, out: Path, progress: bool):
     """The fits' start: the bundled keypoint regressor, else one trained here (saved to
     ``out/start/keypoint_regressor.pt``). Returns (checkpoint path, label, seconds, history)."""
-    from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR, resolve_init
-    from spin_diff.models.checkpoints import save_regressor
-    from spin_diff.models.train_keypoints import KeypointTrainConfig, train_keypoint_regressor
-
     try:
         resolve_init("regressor", body, images_available=False, device=config.device)
         return BUNDLED_KEYPOINT_REGRESSOR, "bundled", 0.0, []
@@ -223,9 +219,6 @@ def training_plot(
     supervised share, held-out PA-MPJPE / MPJPE (step 0: the start regressor). ``store``:
     the whole store before and after the loop (``store_mean_before``/``_after``,
     ``store_supervised_before``/``_after``), drawn at step 0 and ``steps``."""
-    from spin_diff.render.plots import Series, line_chart
-    from spin_diff.render.views import image_grid
-
     step = np.array([r["step"] for r in log_rows], dtype=np.float64)
     column = lambda name: np.array([r[name] for r in log_rows], dtype=np.float64)  # noqa: E731
     w = loss_weights
@@ -260,10 +253,6 @@ def training_plot(
 
 def photo_sheet(fits_dir: Path, names: list[str], height: int = 256) -> np.ndarray | None:
     """Overlay and side view of each fitted photo, one row per person."""
-    import cv2
-
-    from spin_diff.render.views import image_grid
-
     tiles = []
     for name in names:
         folder = fits_dir / name / "person_00"
@@ -282,9 +271,6 @@ def photo_sheet(fits_dir: Path, names: list[str], height: int = 256) -> np.ndarr
 
 def _photo_errors(model, fits_dir: Path, npz: Path, config) -> dict:
     """PA-MPJPE / MPJPE of the fitted photos against their known bodies."""
-    from spin_diff.data.spin_npz import read_spin_npz
-    from spin_diff.evaluation.metrics import joint_errors
-
     data = read_spin_npz(npz, require=("imgname", "pose", "shape"))
     index, poses, betas, names = [], [], [], []
     for i, imgname in enumerate(data["imgname"]):
@@ -307,30 +293,11 @@ def _photo_errors(model, fits_dir: Path, npz: Path, config) -> dict:
 def run_demo(out: Path, config, size: str = "full", progress: bool = True, say=print) -> DemoResult:
     """Run the demo into ``out`` (module docstring) with the training ``config``; ``say``
     prints each step's line. Returns what it did; ``out/summary.json`` holds the same."""
-    from spin_diff.body.mesh_io import write_obj
-    from spin_diff.cache.builder import build_fits
-    from spin_diff.body.files import body_model_hash, body_model_label
-    from spin_diff.cache.store import FitStore
-    from spin_diff.body.model import load_body_from_config
-    from spin_diff.utils.configs import save_config
-    from spin_diff.data.spin_npz import read_spin_npz
-    from spin_diff.data.synth import SynthConfig, generate_dataset
-    from spin_diff.evaluation.protocols import load_eval_set
-    from spin_diff.evaluation.refine import REFINEMENTS, refinement_config
-    from spin_diff.evaluation.run import evaluate, format_table, write_results
-    from spin_diff.fitting.images import fit_images
-    from spin_diff.fitting.smplify import SMPLify
-    from spin_diff.models.checkpoints import load_regressor
-    from spin_diff.render import save_png
-    from spin_diff.training.config import effective_fitting_config
-    from spin_diff.training.run import train
-    from spin_diff.training.validation import validate
-
     started = time.perf_counter()
     sizes = DEMO_SIZES[size]
     out = Path(out)
     body = load_body_from_config(config)  # a bad --body-model stops here, before --out is touched
-    prepare_output(out)
+    prepare_demo_output(out)
     result = DemoResult(out=out, size=size, start="")
     say(f"spin_diff demo ({size} size). {CAVEAT}")
     say(f"body model: {body.info()['source']}, {body.num_vertices} vertices")
@@ -450,7 +417,7 @@ def run_demo(out: Path, config, size: str = "full", progress: bool = True, say=p
         result.files["photos_sheet"] = str(save_png(out / "fits.png", sheet))
     result.files["config"] = str(save_config(config, out / "config.yaml"))
     result.seconds = time.perf_counter() - started
-    (out / "summary.json").write_text(json.dumps(_summary(result), indent=1, default=_nan_to_none))
+    write_json(out / "summary.json", _summary(result))
     say(f"7. pictures: {out / 'training.png'} (loss, fit score, supervised share, validation against steps), "
         f"{out / 'fits.png'} (overlays and side views); summary {out / 'summary.json'}; "
         f"total {result.seconds:.0f} s")  # fmt: skip
@@ -464,9 +431,3 @@ def _summary(result: DemoResult) -> dict:
     values["store_before"] = [None if not np.isfinite(s) else float(s) for s in result.store_before]
     values["store_after"] = [None if not np.isfinite(s) else float(s) for s in result.store_after]
     return values
-
-
-def _nan_to_none(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {value!r}")

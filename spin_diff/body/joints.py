@@ -43,7 +43,6 @@ GT_JOINT_NAMES = (
     "Right Ear",
 )  # fmt: skip
 JOINT_NAMES = OPENPOSE_JOINT_NAMES + GT_JOINT_NAMES
-NUM_JOINTS = NUM_KEYPOINTS  # 49 keypoints (this module's name for them; see spin_diff.constants)
 assert len(JOINT_NAMES) == NUM_KEYPOINTS and len(OPENPOSE_JOINT_NAMES) == NUM_OPENPOSE_JOINTS
 
 # smplx's extra vertex joints, in the order its VertexJointSelector appends them.

@@ -20,15 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import smplx
 import torch
+from smplx.utils import Struct
+from smplx.vertex_ids import vertex_ids as smplx_vertex_ids
 from torch import nn
 
 from spin_diff.body import joints as J
 from spin_diff.body.files import BodyModelFiles, BodyModelNotFoundError, resolve_body_model
 from spin_diff.body.lbs import batch_rigid_transform, pose_feature
-from spin_diff.constants import NUM_SMPL_JOINTS
 from spin_diff.body.smpl_format import SMPLFileError, read_smpl_file
-from spin_diff.geometry.rotations import axis_angle_to_matrix
+from spin_diff.constants import NUM_BETAS, NUM_CAMERA, NUM_POSE_6D, NUM_SMPL_JOINTS
+from spin_diff.geometry.rotations import axis_angle_to_matrix, rot6d_to_matrix
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +167,6 @@ class BodyModel(nn.Module):
 
     def __init__(self, files: BodyModelFiles, num_betas: int = 10, dtype=torch.float32) -> None:
         super().__init__()
-        import smplx
-        from smplx.utils import Struct
-        from smplx.vertex_ids import vertex_ids as smplx_vertex_ids
 
         self.files = files
         arrays = read_smpl_file(files.model)
@@ -248,7 +248,7 @@ class BodyModel(nn.Module):
             raise SMPLFileError(f"{path} lacks key {err} (SPIN's smpl_mean_params.npz has pose, shape, cam)") from err
         except Exception as err:
             raise SMPLFileError(f"cannot read mean parameters {path}: {err}") from err
-        expected = {"pose": (144,), "shape": (10,), "cam": (3,)}
+        expected = {"pose": (NUM_POSE_6D,), "shape": (NUM_BETAS,), "cam": (NUM_CAMERA,)}
         for key, shape in expected.items():
             if tuple(params[key].shape) != shape:
                 raise SMPLFileError(f"{path}: {key} must have shape {shape}, got {tuple(params[key].shape)}")
@@ -335,7 +335,7 @@ class BodyModel(nn.Module):
             "vertices": self.num_vertices,
             "faces": int(self.faces.shape[0]),
             "skeleton joints": NUM_SMPL_JOINTS,
-            "keypoint joints": J.NUM_JOINTS if self.extra_regressor is not None else "unavailable (no J_regressor_extra.npy)",
+            "keypoint joints": J.NUM_KEYPOINTS if self.extra_regressor is not None else "unavailable (no J_regressor_extra.npy)",
             "H36M regressor": str(self.files.j_regressor_h36m) if self.files.j_regressor_h36m else "none",
             "mean params": str(self.files.mean_params) if self.files.mean_params else "none",
             "shape coefficients": self.num_betas,
@@ -344,8 +344,6 @@ class BodyModel(nn.Module):
 
     def mean_pose_rotmat(self, batch_size: int = 1) -> torch.Tensor:
         """The mean pose of ``smpl_mean_params.npz`` as (B, 24, 3, 3)."""
-        from spin_diff.geometry.rotations import rot6d_to_matrix
-
         if self.mean_params is None:
             raise FileNotFoundError(
                 f"smpl_mean_params.npz not found next to {self.files.model}; pass "

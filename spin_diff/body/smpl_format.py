@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 from spin_diff.errors import BadInputError
 from spin_diff.utils.portable_pickle import Zeros, dump_portable
@@ -95,7 +96,6 @@ def _sparse_stub_to_dense(value: _StubObject, key: str, path: Path) -> np.ndarra
         data, indices, indptr = (np.asarray(state[k]) for k in ("data", "indices", "indptr"))
     except KeyError as err:
         raise SMPLFileError(f"{path}: sparse matrix {key!r} lacks {err}") from err
-    import scipy.sparse
 
     fmt = value._stub_name.split("_")[0]
     cls = {"csc": scipy.sparse.csc_matrix, "csr": scipy.sparse.csr_matrix}.get(fmt)

@@ -27,16 +27,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from spin_diff.body.files import body_model_hash
-from spin_diff.utils.hashing import config_hash
+from spin_diff.body.model import pose_to_rotmat
 from spin_diff.cache.provenance import describe_fitting
-from spin_diff.cache.records import NUM_BETAS, FitBatch, Source, check_dataset_name
+from spin_diff.cache.records import FitBatch, Source, check_dataset_name
 from spin_diff.cache.store import FitStore
-from spin_diff.utils.configs import ConfigError
-from spin_diff.utils.seeds import example_seeds
+from spin_diff.constants import NUM_BETAS
+from spin_diff.data.crops import load_crops
 from spin_diff.data.spin_npz import dataset_keypoints
 from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.fitting.conditioning import check_fitter_regressor
+from spin_diff.fitting.initialisation import regressor_start, resolve_init
+from spin_diff.geometry.cameras import perspective_projection
+from spin_diff.utils.configs import ConfigError
+from spin_diff.utils.hashing import config_hash
+from spin_diff.utils.seeds import example_seeds
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +111,6 @@ def score_fits(fitter, pose, betas, keypoints, transl=None) -> tuple[np.ndarray,
     Without ``transl`` the camera is the least-squares one (as SPIN scores a stored fit).
     Residuals are reprojection distances in crop pixels, NaN where the confidence is 0.
     """
-    from spin_diff.geometry.cameras import perspective_projection
-
     device, dtype = fitter.device, fitter.dtype
     keypoints = torch.as_tensor(keypoints, dtype=dtype, device=device)
     pose = torch.as_tensor(pose, dtype=dtype, device=device)
@@ -134,8 +139,6 @@ def fit_config_hash(fitter) -> tuple[int, dict]:
 
 def _initial_parameters(fitter, init: str, rows: np.ndarray, data: dict, stored):
     """Initial pose (B, 24, 3, 3) or (B, 72), betas (B, num_betas), translation (B, 3) or None."""
-    from spin_diff.body.model import pose_to_rotmat
-
     body = fitter.body
     batch = rows.shape[0]
     dtype, device = fitter.dtype, fitter.device
@@ -183,11 +186,7 @@ def check_init(init: str) -> str:
 
 def _regressor_parameters(regressor, rows, keypoints, data, images, fitter):
     """The regressor's prediction for ``rows``: pose (B, 24, 3, 3), betas, translation, features."""
-    from spin_diff.fitting.initialisation import regressor_start
-
     if regressor.input_kind == "image":
-        from spin_diff.data.crops import load_crops
-
         paths = [images / str(name) for name in np.asarray(data["imgname"])[rows]]
         inputs = load_crops(paths, data["center"][rows], data["scale"][rows], fitter.config.crop_size)
     else:
@@ -202,7 +201,6 @@ def _load_init_regressor(init: str, data: dict, fitter, images):
     row's image under ``images``."""
     if init in INIT_CHOICES:
         return None
-    from spin_diff.fitting.initialisation import resolve_init
 
     regressor = resolve_init(init, fitter.body, images_available=images is not None, device=fitter.device)
     if regressor.input_kind == "image":
@@ -253,8 +251,6 @@ def build_fits(
         progress: show a tqdm bar with fits/s and the running mean score.
         images: folder the dataset's ``imgname`` paths are relative to (image regressors).
     """
-    from tqdm import tqdm
-
     check_dataset_name(name)
     init = check_init(init)
     if batch_size < 1:
@@ -269,7 +265,6 @@ def build_fits(
     keypoints = dataset_keypoints(data, fitter.config.crop_size)
     regressor = _load_init_regressor(init, data, fitter, images)
     if regressor is not None:  # a conditional diffusion prior reads its features: the right regressor?
-        from spin_diff.fitting.conditioning import check_fitter_regressor
 
         check_fitter_regressor(fitter, regressor)
     total = keypoints.shape[0]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import lmdb
 import numpy as np
 
 from spin_diff.cache.errors import FitStoreError, StoreCorruptedError, damaged_store_message
@@ -42,6 +43,8 @@ from spin_diff.cache.records import (
     decode_key,
     decode_records,
 )
+from spin_diff.cache.store import CONFIG_PREFIX, HEADER_KEY, FitStore
+from spin_diff.cache.transfer import write_preserving
 
 __all__ = ["VerifyReport", "SalvageReport", "check_store", "verify_store", "read_pages", "salvage_store"]
 
@@ -73,10 +76,6 @@ class VerifyReport:
 def check_store(path: str | Path) -> VerifyReport:
     """Walk the store at ``path`` in this process (may abort the process on some damage;
     :func:`verify_store` runs it in a child)."""
-    import lmdb
-
-    from spin_diff.cache.store import HEADER_KEY, FitStore
-
     path = Path(path)
     report = VerifyReport(str(path), ok=False)
     try:
@@ -226,9 +225,6 @@ def salvage_store(source: str | Path, destination: str | Path, chunk: int = 4096
     """Copy every record that still reads from the (damaged) store at ``source`` into a new
     store at ``destination``, keeping the best copy of each example (see the module doc).
     ``source`` is only read."""
-    from spin_diff.cache.store import CONFIG_PREFIX, HEADER_KEY, FitStore
-    from spin_diff.cache.transfer import write_preserving
-
     source, destination = Path(source), Path(destination)
     data_file = source / "data.mdb"
     if not data_file.is_file() or data_file.stat().st_size == 0:

@@ -39,8 +39,10 @@ from typing import Iterable
 
 import numpy as np
 
-from spin_diff.cache.records import NUM_BETAS, NUM_POSE, FitBatch, Source, StoredFits, check_dataset_name
+from spin_diff.cache.builder import score_fits
+from spin_diff.cache.records import NUM_POSE, FitBatch, Source, StoredFits, check_dataset_name
 from spin_diff.cache.store import BodyModelMismatchError, FitStore, StoreFormatError
+from spin_diff.constants import NUM_BETAS
 from spin_diff.errors import BadInputError, MissingInputError
 
 log = logging.getLogger(__name__)
@@ -283,8 +285,6 @@ def import_spin_fits(
     fit is scored as SPIN scores a stored fit and written by update-if-better. Without them
     the fits are unscored (+inf) and only fill examples that have no record yet.
     """
-    from spin_diff.cache.builder import score_fits
-
     check_dataset_name(dataset)
     n = fits.shape[0]
     if keypoints is not None and keypoints.shape[0] != n:

@@ -7,9 +7,13 @@ from pathlib import Path
 
 import torch
 
-from spin_diff.cli.common import add_config_arguments, parse_vector, resolve_config
+from spin_diff.body.demo_poses import POSE_NAMES, named_pose
+from spin_diff.body.mesh_io import write_obj
 from spin_diff.body.model import load_body_from_config
+from spin_diff.cli.common import add_config_arguments, parse_vector, resolve_config
 from spin_diff.errors import BadInputError
+from spin_diff.render import part_colors, save_png
+from spin_diff.render.views import render_views
 
 
 def add_parser(subparsers) -> None:
@@ -38,8 +42,6 @@ def add_parser(subparsers) -> None:
 
 
 def _pose_and_betas(args: argparse.Namespace, num_betas: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from spin_diff.body.demo_poses import POSE_NAMES, named_pose
-
     if args.pose in POSE_NAMES or args.pose is None:
         pose = named_pose(args.pose or "tpose")
     else:
@@ -66,8 +68,6 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from spin_diff.body.mesh_io import write_obj
-
     model, vertices = _posed_vertices(args)
     path = write_obj(args.out, vertices, model.faces)
     print(f"wrote {path} ({vertices.shape[0]} vertices, {model.faces.shape[0]} faces)")
@@ -75,9 +75,6 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from spin_diff.render import part_colors, save_png
-    from spin_diff.render.views import render_views
-
     model, vertices = _posed_vertices(args)
     try:
         yaws = tuple(float(v) for v in args.views.split(","))

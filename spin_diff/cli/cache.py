@@ -7,9 +7,21 @@ import logging
 import sys
 from pathlib import Path
 
-from spin_diff.cli.common import add_config_arguments, resolve_config, run_command
+from spin_diff.body.files import body_model_hash, body_model_label
 from spin_diff.body.model import load_body_from_config
+from spin_diff.cache.builder import build_fits, check_init
+from spin_diff.cache.records import check_dataset_name
+from spin_diff.cache.repair import salvage_store, verify_store
+from spin_diff.cache.stats import cache_stats, format_stats
+from spin_diff.cache.store import FitStore
+from spin_diff.cache.transfer import export_npz, import_npz, import_spin_fits, merge_stores, read_spin_fits
+from spin_diff.cli.common import add_config_arguments, resolve_config, run_command
+from spin_diff.data.spin_npz import SpinDataError, dataset_keypoints, read_spin_npz
 from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.fitting.initialisation import default_init
+from spin_diff.fitting.smplify import SMPLify
+from spin_diff.utils.hashing import config_hash, file_sha256
+from spin_diff.utils.ranks import shard_from_environment
 
 DEFAULT_CACHE = Path("fits_cache")
 
@@ -135,19 +147,10 @@ def _add_subcommands(sub) -> None:
 
 # ---------------------------------------------------------------- handlers
 def _open_writable_for(model, cache: Path):
-    from spin_diff.body.files import body_model_hash, body_model_label
-    from spin_diff.cache.store import FitStore
-
     return FitStore.open_or_create(cache, body_model_hash(model), body_model_label(model))
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from spin_diff.cache.builder import build_fits, check_init
-    from spin_diff.data.spin_npz import dataset_keypoints
-    from spin_diff.utils.ranks import shard_from_environment
-    from spin_diff.data.spin_npz import read_spin_npz
-    from spin_diff.fitting.smplify import SMPLify
-
     if not args.dataset.is_file():
         raise MissingInputError(f"--dataset not found: {args.dataset}")
     init = check_init(args.init) if args.init is not None else None
@@ -168,7 +171,6 @@ def run_build(args: argparse.Namespace) -> int:
     rank, world_size = shard_from_environment()
     model = load_body_from_config(config)
     if init is None:  # the bundled regressor, or the mean pose for another body model
-        from spin_diff.fitting.initialisation import default_init
 
         init = default_init(model)
     fitter = SMPLify(model, config.fitting)
@@ -184,8 +186,6 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def _dataset_size(path: Path) -> int:
-    from spin_diff.data.spin_npz import read_spin_npz
-
     data = read_spin_npz(path, require=())
     for key in ("center", "imgname", "scale"):
         if key in data:
@@ -194,9 +194,6 @@ def _dataset_size(path: Path) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    from spin_diff.cache.stats import cache_stats, format_stats
-    from spin_diff.cache.store import FitStore
-
     sizes = {}
     for text in args.data:
         name, _, path = text.rpartition("=") if "=" in text else ("", "", text)
@@ -210,9 +207,6 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from spin_diff.cache.store import FitStore
-    from spin_diff.cache.transfer import export_npz
-
     store = FitStore.open(args.cache, readonly=True)
     if args.dataset is not None and args.dataset not in store.datasets():
         raise BadInputError(
@@ -224,21 +218,12 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from spin_diff.cache.transfer import import_npz
-
     report = import_npz(args.fits, args.cache)
     print(f"{args.fits} -> {args.cache}: {report.summary()}")
     return 0
 
 
 def run_import_spin(args: argparse.Namespace) -> int:
-    from spin_diff.data.spin_npz import dataset_keypoints
-    from spin_diff.body.files import body_model_hash
-    from spin_diff.utils.hashing import config_hash, file_sha256
-    from spin_diff.cache.records import check_dataset_name
-    from spin_diff.cache.transfer import import_spin_fits, read_spin_fits
-    from spin_diff.data.spin_npz import SpinDataError, read_spin_npz
-
     check_dataset_name(args.dataset)
     fits = read_spin_fits(args.fits)
     if not args.data.is_file():
@@ -251,7 +236,6 @@ def run_import_spin(args: argparse.Namespace) -> int:
         "sha256": file_sha256(args.fits),
         "body_model_sha256": body_model_hash(model),
     }
-    from spin_diff.fitting.smplify import SMPLify
 
     data = read_spin_npz(args.data, require=("center", "scale"))
     keypoints = dataset_keypoints(data, config.fitting.crop_size)
@@ -270,8 +254,6 @@ def run_import_spin(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from spin_diff.cache.repair import verify_store
-
     if not (args.cache / "data.mdb").is_file():
         raise MissingInputError(f"no fit cache at {args.cache} (no data.mdb there)")
     report = verify_store(args.cache)
@@ -282,15 +264,11 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_salvage(args: argparse.Namespace) -> int:
-    from spin_diff.cache.repair import salvage_store
-
     print(salvage_store(args.source, args.destination).summary())
     return 0
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from spin_diff.cache.transfer import merge_stores
-
     report = merge_stores(args.destination, args.sources)
     print(f"merged {len(args.sources)} cache(s) into {args.destination}: {report.summary()}")
     return 0

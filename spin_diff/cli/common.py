@@ -10,10 +10,11 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from spin_diff.errors import BadInputError, InputError, MissingInputError
 from spin_diff.fitting.config import Config
 from spin_diff.utils.configs import load_config
-from spin_diff.errors import BadInputError, InputError, MissingInputError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,8 +68,6 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) 
 
 def check_device(name: str) -> None:
     """Raise BadInputError (one line) for a device torch does not know or this machine lacks."""
-    import torch
-
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):

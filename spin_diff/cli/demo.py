@@ -6,8 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
+from spin_diff.apps.demo import demo_config_path
+from spin_diff.apps.demo import run_demo as demo
 from spin_diff.cli.common import add_config_arguments, resolve_config
 from spin_diff.errors import BadInputError
+from spin_diff.training.config import TrainConfig
 
 
 def add_parser(subparsers) -> None:
@@ -27,11 +32,6 @@ def add_parser(subparsers) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    import torch
-
-    from spin_diff.apps.demo import demo_config_path, run_demo as demo
-    from spin_diff.training.config import TrainConfig
-
     if args.threads < 1:
         raise BadInputError("--threads must be at least 1")
     torch.set_num_threads(args.threads)

@@ -6,9 +6,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
+from spin_diff.body.model import load_body_from_config, load_body_model
 from spin_diff.cli.common import add_config_arguments, resolve_config
-from spin_diff.body.model import load_body_from_config
 from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.evaluation.protocols import load_eval_set
+from spin_diff.evaluation.refine import parse_refinements
+from spin_diff.evaluation.run import evaluate, format_table, write_results
+from spin_diff.models.checkpoints import load_regressor
+from spin_diff.utils.configs import save_config
 
 
 def add_parser(subparsers) -> None:
@@ -53,13 +60,6 @@ def add_parser(subparsers) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import torch
-
-    from spin_diff.utils.configs import save_config
-    from spin_diff.evaluation.protocols import load_eval_set
-    from spin_diff.evaluation.refine import parse_refinements
-    from spin_diff.evaluation.run import evaluate, format_table, write_results
-
     if args.threads is not None:
         if args.threads < 1:
             raise BadInputError("--threads must be at least 1")
@@ -74,8 +74,6 @@ def run_eval(args: argparse.Namespace) -> int:
     body = load_body_from_config(config)
     regressor = None
     if args.checkpoint is not None:
-        from spin_diff.models.checkpoints import load_regressor
-
         regressor = load_regressor(args.checkpoint, body, device=config.device)
     gendered = _gendered_models(args.gendered_models, config) if args.gendered_models else None
     result = evaluate(
@@ -92,8 +90,6 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _gendered_models(path: str, config):
-    from spin_diff.body.model import load_body_model
-
     return tuple(
         load_body_model(
             path,

@@ -11,9 +11,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spin_diff.cli.common import add_config_arguments, resolve_config
 from spin_diff.body.model import load_body_from_config
+from spin_diff.cli.common import add_config_arguments, resolve_config
 from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.fitting.images import fit_images
+from spin_diff.fitting.initialisation import default_init, resolve_init
+from spin_diff.fitting.smplify import SMPLify
+from spin_diff.utils.configs import save_config
+from spin_diff.utils.threads import set_threads
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 RECIPES = ("cold_start", "from_regressor")
@@ -95,12 +100,6 @@ def recipe_path(recipe: str, start: str = "mean") -> Path:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from spin_diff.utils.configs import save_config
-    from spin_diff.fitting.images import fit_images
-    from spin_diff.fitting.initialisation import default_init, resolve_init
-    from spin_diff.fitting.smplify import SMPLify
-    from spin_diff.utils.threads import set_threads
-
     init = args.checkpoint if args.checkpoint is not None else args.init
     if not args.images.exists():
         raise MissingInputError(f"images not found: {args.images}")

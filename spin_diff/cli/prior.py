@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from spin_diff.body.model import load_body_model
+from spin_diff.cli.prior_diffusion import add_commands as add_diffusion_commands
+from spin_diff.data.mocap.importer import ImportConfig, import_mocap, split_pose_set
+from spin_diff.data.mocap.retarget import RetargetConfig
 from spin_diff.errors import BadInputError
+from spin_diff.priors.em import fit_gmm, gmm_log_likelihood
+from spin_diff.priors.gmm import write_gmm_file
+from spin_diff.priors.pose_files import read_body_poses
+from spin_diff.priors.pose_sampler import POSTURES, sample_poses
 
 
 def add_parser(subparsers) -> None:
     prior = subparsers.add_parser("prior", help="pose sampler and GMM pose priors")
     commands = prior.add_subparsers(dest="prior_command", required=True)
-    from spin_diff.cli.prior_diffusion import add_commands as add_diffusion_commands
 
     add_diffusion_commands(commands)
 
@@ -60,8 +70,6 @@ def add_parser(subparsers) -> None:
 
 
 def run_sample_poses(args: argparse.Namespace) -> int:
-    from spin_diff.priors.pose_sampler import POSTURES, sample_poses
-
     if args.n < 1:
         raise BadInputError(f"--n must be a positive number of poses, got {args.n}")
     postures = None
@@ -80,13 +88,9 @@ def run_sample_poses(args: argparse.Namespace) -> int:
 
 
 def run_fit_gmm(args: argparse.Namespace) -> int:
-    from spin_diff.priors.em import fit_gmm, gmm_log_likelihood
-    from spin_diff.priors.gmm import write_gmm_file
-    from spin_diff.priors.pose_files import read_body_poses
-
     if args.components < 1:
         raise BadInputError(f"--components must be >= 1, got {args.components}")
-    poses = read_body_poses(args.poses)
+    poses = read_body_poses(args.poses, drop_non_finite=True)
     needed = 10 * args.components
     if len(poses) < needed:
         raise BadInputError(
@@ -103,14 +107,6 @@ def run_fit_gmm(args: argparse.Namespace) -> int:
 
 
 def run_import_mocap(args: argparse.Namespace) -> int:
-    import json
-
-    import torch
-
-    from spin_diff.body.model import load_body_model
-    from spin_diff.data.mocap.importer import ImportConfig, import_mocap, split_pose_set
-    from spin_diff.data.mocap.retarget import RetargetConfig
-
     torch.set_num_threads(args.threads)
     model = load_body_model(args.body_model)
     config = ImportConfig(min_motion_m=args.min_motion, max_direction_error_deg=args.max_direction_error,

@@ -7,8 +7,22 @@ subparsers to add these two.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+
+import numpy as np
+
+from spin_diff.body.model import load_body_model
+from spin_diff.diffusion.config import DiffusionTrainConfig
+from spin_diff.diffusion.model import load_diffusion_prior
+from spin_diff.diffusion.samples import render_pose_grid, sample_poses
+from spin_diff.diffusion.training import read_training_poses, train_diffusion_prior
 from spin_diff.errors import BadInputError
+from spin_diff.fitting.conditioning import conditioning_record, feature_training_pairs
+from spin_diff.geometry.rotations import matrix_to_axis_angle
+from spin_diff.models.checkpoints import load_regressor
+from spin_diff.render import save_png
+from spin_diff.utils.configs import load_config
 
 
 def add_commands(prior_subparsers) -> None:
@@ -55,12 +69,6 @@ def add_commands(prior_subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from spin_diff.utils.configs import load_config
-    from spin_diff.diffusion.config import DiffusionTrainConfig
-    from spin_diff.diffusion.training import read_training_poses, train_diffusion_prior
-
     config = load_config(DiffusionTrainConfig, args.config, args.overrides)
     if config.steps < 1 or config.batch_size < 1:
         raise BadInputError("steps and batch_size must be positive")
@@ -82,12 +90,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _feature_pairs(args: argparse.Namespace, config):
     """(poses, features, record) for ``--features-from``; sets the config for paired data."""
-    import logging
-
-    from spin_diff.body.model import load_body_model
-    from spin_diff.fitting.conditioning import conditioning_record, feature_training_pairs
-    from spin_diff.models.checkpoints import load_regressor
-
     if args.images is not None and not args.images.is_dir():
         raise BadInputError(f"--images folder not found: {args.images}")
     regressor = load_regressor(args.features_from, load_body_model(args.body_model))
@@ -108,14 +110,6 @@ def _feature_pairs(args: argparse.Namespace, config):
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from spin_diff.body.model import load_body_model
-    from spin_diff.diffusion.model import load_diffusion_prior
-    from spin_diff.diffusion.samples import render_pose_grid, sample_poses
-    from spin_diff.geometry.rotations import matrix_to_axis_angle
-    from spin_diff.render import save_png
-
     if args.n < 1:
         raise BadInputError(f"--n must be a positive number of poses, got {args.n}")
     if args.ddim_step < 1 or args.columns < 1 or args.size < 32:

@@ -7,12 +7,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spin_diff.cli.common import add_config_arguments, resolve_config
+import numpy as np
+
 from spin_diff.body.model import load_body_from_config
-from spin_diff.fitting.config import Config
+from spin_diff.cli.common import add_config_arguments, resolve_config
 from spin_diff.data.corruption import CORRUPTION_PRESETS, CorruptionConfig
-from spin_diff.data.synth import SynthConfig
-from spin_diff.errors import BadInputError
+from spin_diff.data.keypoint_sets import make_problems, write_keypoint_dataset
+from spin_diff.data.real_poses import load_real_poses
+from spin_diff.data.spin_npz import read_spin_npz
+from spin_diff.data.synth import SynthConfig, generate_dataset
+from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.fitting.config import Config
+from spin_diff.priors.pose_files import read_smpl_poses
+from spin_diff.utils.configs import save_config
 
 
 @dataclass
@@ -100,12 +107,6 @@ def _apply_arguments(config: SynthConfig, args: argparse.Namespace) -> SynthConf
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from spin_diff.utils.configs import save_config
-    from spin_diff.data.spin_npz import read_spin_npz
-    from spin_diff.data.synth import generate_dataset
-
     config = resolve_config(args, cls=SynthCommandConfig)
     synth = _apply_arguments(config.synth, args)
     synth.validate()
@@ -146,39 +147,17 @@ def run_synth(args: argparse.Namespace) -> int:
 
 def _read_poses(source: str | None):
     """(N, 72) poses for ``--poses``: None for the pose sampler."""
-    import numpy as np
-
-    from spin_diff.errors import MissingInputError
-
     if source in (None, "sampler"):
         return None
     if source in ("cmu-val", "cmu-test"):
-        from spin_diff.data.real_poses import load_real_poses
-
         return load_real_poses(source.split("-")[1])
-    path = Path(source)
-    if not path.is_file():
+    if not Path(source).is_file():
         raise MissingInputError(f"--poses {source}: not sampler, cmu-val or cmu-test, and no such file")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise BadInputError(f"--poses {path}: not a readable npz ({err})") from err
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise BadInputError(f"--poses {path}: a bare array, not an npz; save it as np.savez(FILE, pose=POSES)")
-    with data:
-        if "pose" not in data.files:
-            raise BadInputError(f"--poses {path}: no 'pose' array (keys: {sorted(data.files)}); "
-                                "pass an npz with pose (N, 72) as spin-diff prior import-mocap writes")  # fmt: skip
-        poses = np.asarray(data["pose"], dtype=np.float64)
-    if poses.ndim != 2 or poses.shape[1] != 72 or not np.isfinite(poses).all():
-        raise BadInputError(f"--poses {path}: 'pose' must be finite with shape (N, 72), got {poses.shape}")
-    return poses
+    return read_smpl_poses(source)
 
 
 def _keypoints_only(synth: SynthConfig, args: argparse.Namespace, model, poses) -> int:
     """``--keypoints-only``: fitting problems written as one SPIN-format npz, no images."""
-    from spin_diff.data.keypoint_sets import make_problems, write_keypoint_dataset
-
     count = synth.num_images
     start = time.perf_counter()
     problems = make_problems(model, count, seed=synth.seed, corruption=synth.corruption, poses=poses)

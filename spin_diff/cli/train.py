@@ -8,8 +8,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spin_diff.cli.common import add_config_arguments
+import torch
+
+from spin_diff.cli.common import add_config_arguments, resolve_config
 from spin_diff.errors import BadInputError
+from spin_diff.training.config import TrainConfig
+from spin_diff.training.run import train
 
 
 def add_parser(subparsers) -> None:
@@ -36,12 +40,6 @@ def add_parser(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import torch
-
-    from spin_diff.cli.common import resolve_config
-    from spin_diff.training.config import TrainConfig
-    from spin_diff.training.run import train
-
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
     config = resolve_config(args, TrainConfig)

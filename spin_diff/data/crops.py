@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
+from spin_diff.constants import CROP_SIZE
 from spin_diff.errors import BadInputError, MissingInputError
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "crop_person", "crops_to_tensor", "load_crops", "read_image_rgb"]
@@ -22,8 +24,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB; a clear error for a missing or unreadable file."""
-    import cv2
-
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"image not found: {path}")
@@ -33,11 +33,9 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def crop_person(image: np.ndarray, center, scale: float, crop_size: int = 224) -> np.ndarray:
+def crop_person(image: np.ndarray, center, scale: float, crop_size: int = CROP_SIZE) -> np.ndarray:
     """Cut the box of side ``200 * scale`` centred at ``center`` out of ``image`` (H, W, 3)
     and resize it to ``(crop_size, crop_size, 3)`` (bilinear, black outside the image)."""
-    import cv2
-
     zoom = crop_size / (200.0 * float(scale))
     cx, cy = (float(v) for v in center)
     affine = np.array([[zoom, 0.0, crop_size / 2 - zoom * cx], [0.0, zoom, crop_size / 2 - zoom * cy]])
@@ -54,7 +52,7 @@ def crops_to_tensor(crops: np.ndarray) -> torch.Tensor:
     return (tensor - mean) / std
 
 
-def load_crops(paths, centers, scales, crop_size: int = 224) -> torch.Tensor:
+def load_crops(paths, centers, scales, crop_size: int = CROP_SIZE) -> torch.Tensor:
     """Read each image and crop its person: ``(B, 3, crop_size, crop_size)`` network input.
     An image used by several rows is read once."""
     cache: dict[str, np.ndarray] = {}

@@ -83,7 +83,7 @@ def make_problems(
         joints = model.joints(pose, betas).joints
     center = torch.full((count, 2), crop_size / 2.0, dtype=dtype, device=device)
     pixels = perspective_projection(joints, transl, focal_length, center) + torch.tensor(shift_px, dtype=dtype, device=device)
-    clean = torch.cat([pixels, torch.ones(count, J.NUM_JOINTS, 1, dtype=dtype, device=device)], -1)
+    clean = torch.cat([pixels, torch.ones(count, J.NUM_KEYPOINTS, 1, dtype=dtype, device=device)], -1)
     keypoints = clean
     if corruption is not None:
         result = corrupt_keypoints(
@@ -154,7 +154,7 @@ def make_photo_problems(
     of the free room. ``corruption`` is a CorruptionConfig applied in image pixels (None:
     clean).
     """
-    from spin_diff.body.joints import NUM_OPENPOSE_JOINTS
+    from spin_diff.constants import NUM_OPENPOSE_JOINTS
     from spin_diff.data.corruption import corrupt_keypoints
     from spin_diff.data.synth import _sample_body_poses, frame_person, sample_global_orient
 
@@ -179,7 +179,7 @@ def make_photo_problems(
         transl[i] = frame_person(joints[i], focal, principal, target, sides[i])
     camera_joints = joints + transl[:, None]
     pixels = focal * camera_joints[..., :2] / camera_joints[..., 2:3] + principal
-    clean = np.concatenate([pixels, np.ones((count, J.NUM_JOINTS, 1))], -1)
+    clean = np.concatenate([pixels, np.ones((count, J.NUM_KEYPOINTS, 1))], -1)
     clean[:, NUM_OPENPOSE_JOINTS:, 2] = 0.0  # a detector gives only the OpenPose block
     keypoints = clean
     if corruption is not None:

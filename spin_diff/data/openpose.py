@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from spin_diff.body.joints import NUM_JOINTS, NUM_OPENPOSE_JOINTS
+from spin_diff.constants import NUM_KEYPOINTS, NUM_OPENPOSE_JOINTS
 from spin_diff.errors import BadInputError
 
 __all__ = [
@@ -98,7 +98,7 @@ def _as_openpose_block(keypoints: np.ndarray, source: str) -> np.ndarray:
     keypoints = np.asarray(keypoints, dtype=np.float64)
     if keypoints.ndim == 2:
         keypoints = keypoints[None]
-    joints_ok = keypoints.ndim == 3 and keypoints.shape[1] in (NUM_OPENPOSE_JOINTS, NUM_JOINTS)
+    joints_ok = keypoints.ndim == 3 and keypoints.shape[1] in (NUM_OPENPOSE_JOINTS, NUM_KEYPOINTS)
     if not joints_ok or keypoints.shape[2] != 3:
         raise ValueError(
             f"{source}: keypoints must be (25, 3) or (49, 3), optionally with a leading person "
@@ -152,7 +152,7 @@ def openpose_to_keypoints49(openpose: np.ndarray) -> np.ndarray:
     openpose = np.asarray(openpose, dtype=np.float64)
     if openpose.shape[-2:] != (NUM_OPENPOSE_JOINTS, 3):
         raise ValueError(f"OpenPose keypoints must be (..., 25, 3), got {openpose.shape}")
-    out = np.zeros(openpose.shape[:-2] + (NUM_JOINTS, 3))
+    out = np.zeros(openpose.shape[:-2] + (NUM_KEYPOINTS, 3))
     out[..., :NUM_OPENPOSE_JOINTS, :] = openpose
     return out
 
@@ -160,7 +160,7 @@ def openpose_to_keypoints49(openpose: np.ndarray) -> np.ndarray:
 def keypoints49_to_openpose(keypoints: np.ndarray) -> np.ndarray:
     """The OpenPose block ``(..., 25, 3)`` of 49-joint keypoints ``(..., 49, 3)``."""
     keypoints = np.asarray(keypoints, dtype=np.float64)
-    if keypoints.shape[-2:] != (NUM_JOINTS, 3):
+    if keypoints.shape[-2:] != (NUM_KEYPOINTS, 3):
         raise ValueError(f"keypoints must be (..., 49, 3), got {keypoints.shape}")
     return keypoints[..., :NUM_OPENPOSE_JOINTS, :].copy()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.priors.pose_files import read_smpl_poses
 
 POSES_DIR = Path(__file__).resolve().parent / "poses"
 REAL_SPLITS = ("val", "test")
@@ -32,5 +33,4 @@ def load_real_poses(split: str) -> np.ndarray:
             f"bundled real poses missing: {path}; rebuild them with scripts/build_cmu_pose_sets.py "
             "(needs the CMU mocap files listed in spin_diff/data/poses/PROVENANCE.md)"
         )
-    with np.load(path) as data:
-        return np.asarray(data["pose"], dtype=np.float64)
+    return read_smpl_poses(path)

@@ -63,12 +63,12 @@ import numpy as np
 import torch
 import yaml
 
-from spin_diff.body.joints import KEYPOINT_FLIP_PERM, NUM_JOINTS, NUM_OPENPOSE_JOINTS
+from spin_diff.body.joints import KEYPOINT_FLIP_PERM
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH, NUM_KEYPOINTS, NUM_OPENPOSE_JOINTS
 from spin_diff.data.corruption import CorruptionConfig, corrupt_keypoints
 from spin_diff.data.openpose import write_openpose_json
 from spin_diff.data.spin_npz import write_spin_npz
 from spin_diff.errors import BadInputError
-from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -541,7 +541,7 @@ def generate_dataset(
     focal = np.zeros(num)
     center = np.zeros((num, 2))
     bbox = np.zeros((num, 4))
-    joints = np.zeros((num, NUM_JOINTS, 3))
+    joints = np.zeros((num, NUM_KEYPOINTS, 3))
 
     labels = body_model.smpl.lbs_weights.argmax(1).cpu().numpy()
     hair = _hair_vertices(body_model)

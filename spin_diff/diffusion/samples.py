@@ -7,6 +7,7 @@ import torch
 
 from spin_diff.diffusion.model import DiffusionPrior
 from spin_diff.diffusion.representation import upright_orientation
+from spin_diff.render.views import image_grid, render_views
 
 
 def sample_poses(prior: DiffusionPrior, n: int, seed: int = 0, step: int = 20) -> torch.Tensor:
@@ -26,8 +27,6 @@ def render_pose_grid(
     Orientations are camera-frame; they are turned back to the upright world (y up) the
     renderer expects, so a tilted sample shows tilted. -> (H, W, 3) uint8.
     """
-    from spin_diff.render.views import image_grid, render_views
-
     n = rotmats.shape[0]
     flip = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=rotmats.dtype))
     world = rotmats.clone()

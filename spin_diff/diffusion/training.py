@@ -25,14 +25,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from spin_diff.constants import NUM_POSE, NUM_SMPL_JOINTS
 from spin_diff.diffusion.config import DiffusionTrainConfig
-from spin_diff.diffusion.model import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, DiffusionPrior, DiffusionPriorError, _config_from_dict
+from spin_diff.diffusion.model import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    DiffusionPrior,
+    DiffusionPriorError,
+    _config_from_dict,
+)
 from spin_diff.diffusion.representation import camera_orientations
 from spin_diff.diffusion.schedule import q_sample
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.geometry.rotations import axis_angle_to_matrix
+from spin_diff.priors.pose_files import read_smpl_poses
 from spin_diff.utils.checkpoints import save_checkpoint
+from spin_diff.utils.configs import save_config
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +55,7 @@ def read_training_poses(path: str | Path) -> np.ndarray:
     Accepted: the sampler's output (orientation filled with the posture's upright one),
     AMASS-style files (``poses``), SPIN dataset files (``pose`` rows where ``has_smpl``).
     """
-    from spin_diff.priors.pose_files import read_smpl_poses
-
-    return read_smpl_poses(path, sampler_orientation=True)
+    return read_smpl_poses(path, sampler_orientation=True, drop_non_finite=True)
 
 
 def _lr_at(step: int, config: DiffusionTrainConfig) -> float:
@@ -62,7 +70,7 @@ class PoseBatches:
 
     def __init__(self, poses: torch.Tensor, config: DiffusionTrainConfig, prior: DiffusionPrior,
                  cond: torch.Tensor | None = None, betas: torch.Tensor | None = None) -> None:  # fmt: skip
-        self.rotmats = axis_angle_to_matrix(poses.view(-1, 24, 3).float())
+        self.rotmats = axis_angle_to_matrix(poses.view(-1, NUM_SMPL_JOINTS, 3).float())
         self.config, self.prior, self.cond, self.betas = config, prior, cond, betas
 
     def __len__(self) -> int:
@@ -118,16 +126,12 @@ def train_diffusion_prior(
             regressor's path, hash, feature size), written into the checkpoints.
         resume: continue from ``out_dir/last.pt`` (the config must describe the same model).
     """
-    from tqdm import tqdm
-
-    from spin_diff.utils.configs import save_config
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     poses = torch.as_tensor(np.asarray(poses), dtype=torch.float32)
-    if poses.ndim != 2 or poses.shape[1] != 72:
+    if poses.ndim != 2 or poses.shape[1] != NUM_POSE:
         raise BadInputError(f"training poses must be (N, 72) axis-angle, got {tuple(poses.shape)}")
     cond_dim = config.model.denoiser.cond_dim
     if cond is not None:

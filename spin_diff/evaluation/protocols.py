@@ -33,6 +33,9 @@ import numpy as np
 import torch
 
 from spin_diff.body.joints import H36M_TO_J14, H36M_TO_J17
+from spin_diff.body.model import pose_to_rotmat
+from spin_diff.constants import CROP_SIZE
+from spin_diff.data.spin_npz import SpinDataError, dataset_keypoints, read_spin_npz
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.geometry.alignment import mpjpe, pa_mpjpe
 
@@ -96,11 +99,9 @@ class EvalSet:
     def has_smpl_gt(self) -> bool:
         return self.protocol in ("3dpw", "smpl")
 
-    def keypoints_crop(self, crop_size: int = 224) -> np.ndarray | None:
+    def keypoints_crop(self, crop_size: int = CROP_SIZE) -> np.ndarray | None:
         """``(N, 49, 3)`` 2D keypoints in each sample's crop (pixels + confidence), or None
         when the file has none. Synthetic sets give their detector-like keypoints."""
-        from spin_diff.data.spin_npz import dataset_keypoints
-
         if not any(k in self.data for k in ("openpose", "part", "openpose_detected", "part_detected")):
             return None
         return dataset_keypoints(self.data, crop_size)
@@ -131,8 +132,6 @@ def detect_protocol(path: str | Path, data: dict) -> str:
 
 def load_eval_set(path: str | Path, protocol: str | None = None) -> EvalSet:
     """Read an evaluation npz as it is and check it holds what its protocol needs."""
-    from spin_diff.data.spin_npz import SpinDataError, read_spin_npz
-
     path = Path(path)
     data = read_spin_npz(path, require=("center", "scale"))
     protocol = protocol or detect_protocol(path, data)
@@ -216,7 +215,6 @@ class GroundTruthBodies:
         betas = torch.as_tensor(
             np.asarray(data["shape"], dtype=np.float64)[rows], dtype=torch.float32, device=device
         )
-        from spin_diff.body.model import pose_to_rotmat
 
         rotmat = pose_to_rotmat(pose)
         if self.male is None or self.evalset.protocol != "3dpw":

@@ -23,7 +23,11 @@ import copy
 import numpy as np
 import torch
 
+from spin_diff.body.model import pose_to_rotmat
 from spin_diff.errors import BadInputError
+from spin_diff.fitting.conditioning import check_fitter_regressor
+from spin_diff.fitting.config import DIFFUSION_POSE_WEIGHT
+from spin_diff.fitting.smplify import SMPLify
 
 __all__ = ["REFINEMENTS", "Refiner", "change_shares", "parse_refinements", "refinement_config"]
 
@@ -41,8 +45,6 @@ def parse_refinements(text: str) -> list[str]:
 
 def refinement_config(fitting, name: str):
     """The :class:`~spin_diff.fitting.config.FittingConfig` of one refinement row."""
-    from spin_diff.fitting.config import DIFFUSION_POSE_WEIGHT
-
     config = copy.deepcopy(fitting)
     if name == "smplify":
         config.method = "smplify"
@@ -68,8 +70,6 @@ class Refiner:
     """The fitters of the requested rows, built once (the priors load once)."""
 
     def __init__(self, body, fitting, rows: list[str]) -> None:
-        from spin_diff.fitting.smplify import SMPLify
-
         self.fitters = {
             name: SMPLify(body, refinement_config(fitting, name)) for name in rows if name != "none"
         }
@@ -77,8 +77,6 @@ class Refiner:
     def check_regressor(self, regressor) -> None:
         """Refuse, before any work, a regressor whose features a row's conditional prior
         cannot use (:func:`spin_diff.diffusion.conditioning.check_regressor`)."""
-        from spin_diff.fitting.conditioning import check_fitter_regressor
-
         for fitter in self.fitters.values():
             check_fitter_regressor(fitter, regressor)
 
@@ -87,8 +85,6 @@ class Refiner:
         ``(rotmat (B, 24, 3, 3), betas, transl (B, 3), failed (B,) bool)``, failed samples
         keeping the start. ``condition``: (B, F) regressor features for a conditional prior;
         ``seeds``: (B,) per-sample noise keys, so a sample's row does not depend on its batch."""
-        from spin_diff.body.model import pose_to_rotmat
-
         fitter = self.fitters[name]
         result = fitter.fit(keypoints, rotmat, betas, transl, condition=condition, sample_seeds=seeds)
         fitted = pose_to_rotmat(result.pose.detach()).to(rotmat.dtype)

@@ -9,14 +9,16 @@ writes the per-sample CSV and the JSON summary; :func:`format_table` is the prin
 from __future__ import annotations
 
 import csv
-import json
-import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from spin_diff.constants import CROP_SIZE
+from spin_diff.data.crops import load_crops
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.evaluation.protocols import (
     EvalSet,
@@ -26,6 +28,10 @@ from spin_diff.evaluation.protocols import (
     pose_errors,
 )
 from spin_diff.evaluation.refine import Refiner, change_shares
+from spin_diff.fitting.initialisation import regressor_start
+from spin_diff.geometry.cameras import perspective_projection
+from spin_diff.utils.jsonio import write_json
+from spin_diff.utils.seeds import example_seeds
 
 __all__ = ["ROW_LABELS", "EvalResult", "evaluate", "format_table", "write_results"]
 
@@ -122,11 +128,8 @@ def _predict(regressor, body, evalset, rows_idx, keypoints, images, crop_size, d
     if regressor is None:
         rotmat = body.mean_pose_rotmat(batch).to(device).clone()
         return rotmat, torch.zeros(batch, body.num_betas, device=device), None, None
-    from spin_diff.fitting.initialisation import regressor_start
 
     if regressor.input_kind == "image":
-        from spin_diff.data.crops import load_crops
-
         paths = [Path(images) / str(n) for n in evalset.data["imgname"][rows_idx]]
         inputs = load_crops(
             paths, evalset.data["center"][rows_idx], evalset.data["scale"][rows_idx], crop_size
@@ -159,20 +162,13 @@ def evaluate(
         gendered: ``(male, female)`` body models for 3DPW's ground truth, or None.
         images: the folder ``imgname`` is relative to (image regressors).
     """
-    import time
-
-    from tqdm import tqdm
-
-    from spin_diff.utils.seeds import example_seeds
-    from spin_diff.geometry.cameras import perspective_projection
-
     rows = list(rows)
     if rows[0] != "none":
         raise BadInputError("the first row must be 'none' (the regressor alone)")
     if batch_size < 1:
         raise BadInputError("--batch-size must be at least 1")
     start_time = time.perf_counter()
-    crop_size = 224 if fitting is None else fitting.crop_size
+    crop_size = CROP_SIZE if fitting is None else fitting.crop_size
     keypoints = evalset.keypoints_crop(crop_size)
     _check_inputs(evalset, regressor, rows, images, keypoints)
     device = body.fast.joint_template.device
@@ -248,14 +244,8 @@ def write_results(result: EvalResult, out_dir: str | Path) -> tuple[Path, Path]:
             flags = [int(result.failed[row][i]) for row in result.rows[1:]]
             writer.writerow([i, str(names[i]), *values, *flags])
     json_path = out_dir / "summary.json"
-    json_path.write_text(json.dumps(result.summary(), indent=1, default=_json_default))
+    write_json(json_path, result.summary())
     return csv_path, json_path
-
-
-def _json_default(value):
-    if isinstance(value, float) and math.isnan(value):
-        return
-    raise TypeError(f"not JSON serialisable: {value!r}")
 
 
 def format_table(result: EvalResult) -> str:

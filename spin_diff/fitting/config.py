@@ -12,8 +12,8 @@ the pose anchor (``pose_anchor``, distance to an informative start) added to the
 camera stage) by ScoreHMR's guided refinement with the diffusion prior.
 
 Batch independence and L-BFGS: with Adam (the default) every sample's fit depends only on
-its own inputs and its noise seed, never on its batch-mates (tested for batches of 1, 7 and
-64). ``optimizer: lbfgs`` uses ``torch.optim.LBFGS``, which runs ONE strong-Wolfe line
+its own inputs and its noise seed, never on its batch-mates (tested for batches of 1, 5 and
+12, rows permuted). ``optimizer: lbfgs`` uses ``torch.optim.LBFGS``, which runs ONE strong-Wolfe line
 search and one convergence test on the summed loss of the whole batch: the step lengths, and
 when a step ends, depend on the batch-mates, so L-BFGS fits are coupled across the batch by
 construction (fit with batch size 1 where that matters; a per-sample L-BFGS is not

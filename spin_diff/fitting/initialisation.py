@@ -15,13 +15,17 @@ SPIN's training loop.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from spin_diff.body.files import body_model_hash
 from spin_diff.errors import MissingInputError
 from spin_diff.geometry.cameras import weak_perspective_to_translation
+from spin_diff.models.checkpoints import load_regressor, peek_checkpoint
+from spin_diff.utils.checkpoints import CheckpointError
 
 __all__ = ["BUNDLED_KEYPOINT_REGRESSOR", "FitStart", "default_init", "regressor_start", "resolve_init"]
 
@@ -35,11 +39,6 @@ def default_init(body) -> str:
     a body model other than the one it was trained for (e.g. ``--body-model SMPL``), where its
     predictions mean nothing: ``mean`` then, said in the log. A missing bundled file stays
     ``regressor``, so that :func:`resolve_init` reports the broken install."""
-    import logging
-
-    from spin_diff.body.files import body_model_hash
-    from spin_diff.models.checkpoints import peek_checkpoint
-
     if not BUNDLED_KEYPOINT_REGRESSOR.is_file():
         return "regressor"
     recorded = peek_checkpoint(BUNDLED_KEYPOINT_REGRESSOR)["body_model_sha256"]
@@ -61,9 +60,6 @@ def resolve_init(init: str, body, *, images_available: bool, device="cpu"):
         CheckpointError: a checkpoint that cannot be used here (damaged, another body model,
             an image regressor without images).
     """
-    from spin_diff.utils.checkpoints import CheckpointError
-    from spin_diff.models.checkpoints import load_regressor
-
     if init == "mean":
         return None
     if init == "regressor":

@@ -30,13 +30,13 @@ import torch
 from spin_diff.body import joints as J
 from spin_diff.body.files import find_beside_model
 from spin_diff.body.model import BodyModel, pose_to_rotmat
-from spin_diff.utils.configs import ConfigError
 from spin_diff.errors import BadInputError
 from spin_diff.fitting.config import PARAMETER_GROUPS, FittingConfig, StageConfig
 from spin_diff.fitting.losses import reprojection_per_joint
 from spin_diff.fitting.terms import FitState, TermContext, build_term
 from spin_diff.geometry.cameras import default_depth, estimate_translation, perspective_projection
 from spin_diff.geometry.rotations import axis_angle_to_matrix, canonical_axis_angle, matrix_to_axis_angle
+from spin_diff.utils.configs import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class SMPLify:
             for stage in self.config.stages
         ]  # fmt: skip
         ignored = J.joint_indices(self.config.ignore_in_body_stage)
-        mask = torch.ones(J.NUM_JOINTS)
+        mask = torch.ones(J.NUM_KEYPOINTS)
         mask[ignored] = 0.0
         self._body_stage_mask = mask
 
@@ -189,7 +189,7 @@ class SMPLify:
         Used for a fit's start when no ``init_transl`` is given and by :meth:`score`, so a
         start and its score see the same camera; samples with fewer than two usable GT
         joints get SPIN's mean depth."""
-        gt = slice(J.NUM_OPENPOSE_JOINTS, J.NUM_JOINTS)
+        gt = slice(J.NUM_OPENPOSE_JOINTS, J.NUM_KEYPOINTS)
         return estimate_translation(
             torch.nan_to_num(joints[:, gt]), keypoints[:, gt], confidence[:, gt].clamp_min(0),
             focal_length=focal, camera_center=center,
@@ -284,8 +284,8 @@ class SMPLify:
                 prior without it runs unconditionally (logged once).
         """
         cfg = self.config
-        if keypoints.ndim != 3 or keypoints.shape[1:] != (J.NUM_JOINTS, 3):
-            raise ValueError(f"keypoints must be (B, {J.NUM_JOINTS}, 3), got {tuple(keypoints.shape)}")
+        if keypoints.ndim != 3 or keypoints.shape[1:] != (J.NUM_KEYPOINTS, 3):
+            raise ValueError(f"keypoints must be (B, {J.NUM_KEYPOINTS}, 3), got {tuple(keypoints.shape)}")
         batch = keypoints.shape[0]
         device, dtype = self.device, self.dtype
         keypoints = keypoints.detach().to(device, dtype).clone()

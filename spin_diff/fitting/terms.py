@@ -15,8 +15,10 @@ from typing import Any, Callable
 import torch
 
 from spin_diff.body import joints as J
+from spin_diff.diffusion.term import DiffusionPoseTerm
 from spin_diff.errors import BadInputError
 from spin_diff.fitting.losses import gmof, reprojection_per_joint
+from spin_diff.priors.angle import angle_prior
 
 Term = Callable[["FitState"], torch.Tensor]
 TermFactory = Callable[["TermContext"], Term]
@@ -144,8 +146,6 @@ def _gmm_pose(context: TermContext) -> Term:
 
 @register_term("angle")
 def _angle(context: TermContext) -> Term:
-    from spin_diff.priors.angle import angle_prior
-
     return lambda s: angle_prior(s.body_pose)
 
 
@@ -161,8 +161,6 @@ def _diffusion_pose(context: TermContext) -> Term:
     Needs ``context.extras["diffusion_prior"]`` (SMPLify loads it from
     ``fitting.diffusion.checkpoint``); settings from ``context.extras["diffusion_config"]``.
     """
-    from spin_diff.diffusion.term import DiffusionPoseTerm
-
     prior = context.extras.get("diffusion_prior")
     if prior is None:
         raise BadInputError(

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from spin_diff.errors import BadInputError
+from spin_diff.utils.checkpoints import CheckpointError, read_torch_file, strip_prefix
 
 __all__ = [
     "RESNET_LAYERS",
@@ -153,8 +154,6 @@ def load_backbone_state_dict(backbone: ResNet, source: str | Path | dict, *, str
     With ``strict``, any other missing or unexpected key, or a shape mismatch, raises a
     ``ValueError`` that lists them.
     """
-    from spin_diff.utils.checkpoints import CheckpointError, read_torch_file, strip_prefix
-
     name = str(source) if not isinstance(source, dict) else "the given state dict"
     state = read_torch_file(source) if not isinstance(source, dict) else source
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

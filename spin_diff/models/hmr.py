@@ -22,17 +22,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from spin_diff.constants import CROP_SIZE, NUM_BETAS, NUM_CAMERA, NUM_KEYPOINTS, NUM_POSE_6D, NUM_SMPL_JOINTS
 from spin_diff.errors import BadInputError, MissingInputError
-from spin_diff.constants import CROP_SIZE
 from spin_diff.geometry.cameras import perspective_projection, weak_perspective_to_translation
 from spin_diff.geometry.rotations import matrix_to_axis_angle, rot6d_to_matrix
 from spin_diff.models.backbones import build_backbone
 from spin_diff.models.config import RegressorConfig
 
 __all__ = [
-    "NUM_BETAS",
-    "NUM_KEYPOINTS",
-    "NUM_POSE_6D",
     "IEFHead",
     "KeypointEncoder",
     "Regressor",
@@ -41,12 +38,6 @@ __all__ = [
     "drop_joints",
     "normalise_keypoints",
 ]
-
-NUM_JOINTS = 24
-NUM_POSE_6D = NUM_JOINTS * 6  # 144, the SPIN 6D layout per joint
-NUM_BETAS = 10
-NUM_CAMERA = 3  # weak perspective [s, tx, ty]
-NUM_KEYPOINTS = 49
 
 
 @dataclass
@@ -245,11 +236,11 @@ class Regressor(nn.Module):
         features = self.encoder(inputs)
         pose_6d, betas, cam = self.head(features, iterations)
         batch = pose_6d.shape[0]
-        rotmat = rot6d_to_matrix(pose_6d.reshape(batch, NUM_JOINTS, 6))
+        rotmat = rot6d_to_matrix(pose_6d.reshape(batch, NUM_SMPL_JOINTS, 6))
         transl = weak_perspective_to_translation(cam)
         output = RegressorOutput(
             rotmat=rotmat,
-            pose=matrix_to_axis_angle(rotmat).reshape(batch, NUM_JOINTS * 3),
+            pose=matrix_to_axis_angle(rotmat).reshape(batch, NUM_SMPL_JOINTS * 3),
             pose_6d=pose_6d,
             betas=betas,
             cam=cam,

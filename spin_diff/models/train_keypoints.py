@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from spin_diff.body.joints import NUM_OPENPOSE_JOINTS
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH, NUM_OPENPOSE_JOINTS
 from spin_diff.data.corruption import CorruptionConfig, corrupt_keypoints
 from spin_diff.errors import BadInputError
-from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH
 from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.models.config import RegressorConfig
 from spin_diff.models.hmr import Regressor, build_regressor
@@ -163,8 +162,12 @@ class SyntheticKeypoints:
 def _real_pose_pool(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Body poses ``(N, 69)`` and base orientations ``(N, 3)`` (y-up world, heading removed so
     the body faces +z) of whole poses ``(N, 72)``."""
-    from spin_diff.geometry.rotations import facing_yaw, yaw_matrix
-    from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+    from spin_diff.geometry.rotations import (
+        axis_angle_to_matrix,
+        facing_yaw,
+        matrix_to_axis_angle,
+        yaw_matrix,
+    )
 
     poses = np.asarray(poses, dtype=np.float64)
     if poses.ndim != 2 or poses.shape[1] != 72 or len(poses) == 0:

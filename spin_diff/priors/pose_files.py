@@ -18,7 +18,9 @@ import logging
 from pathlib import Path
 
 import numpy as np
+
 from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.priors.pose_sampler import upright_global_orient
 
 __all__ = ["read_body_poses", "read_smpl_poses"]
 
@@ -27,14 +29,17 @@ log = logging.getLogger(__name__)
 BODY_POSE_DIM = 69
 
 
-def read_body_poses(path: str | Path) -> np.ndarray:
+def read_body_poses(path: str | Path, *, drop_non_finite: bool = False) -> np.ndarray:
     """Body poses (N, 69) float64 from a pose npz (see :func:`read_smpl_poses`)."""
-    return read_smpl_poses(path)[:, 3:]
+    return read_smpl_poses(path, drop_non_finite=drop_non_finite)[:, 3:]
 
 
-def read_smpl_poses(path: str | Path, sampler_orientation: bool = False) -> np.ndarray:
-    """Whole SMPL poses (N, 72) float64 from a pose npz; rows with NaN or inf are dropped
-    with a warning.
+def read_smpl_poses(path: str | Path, sampler_orientation: bool = False, *, drop_non_finite: bool = False) -> np.ndarray:
+    """Whole SMPL poses (N, 72) float64 from a pose npz: the one reader of pose files.
+
+    A row with NaN or inf is refused (an error naming the file), unless ``drop_non_finite``:
+    then such rows are dropped with a warning (for motion-capture collections, where a lost
+    marker leaves a few such frames).
 
     With ``sampler_orientation``, the pose sampler's files (zero orientation, ``posture``
     names) get the upright orientation each posture stands in
@@ -50,9 +55,11 @@ def read_smpl_poses(path: str | Path, sampler_orientation: bool = False) -> np.n
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as err:
-        raise BadInputError(f"cannot read {path} as an .npz of poses ({type(err).__name__}: {err})") from err
+        raise BadInputError(f"cannot read {path}: not a readable npz of poses ({type(err).__name__}: {err})") from err
     if not hasattr(data, "files"):
-        raise BadInputError(f"{path} holds a single array, not an .npz with a 'pose' or 'poses' key")
+        raise BadInputError(
+            f"{path} holds a bare array, not an .npz with a 'pose' or 'poses' key; save it as np.savez(FILE, pose=POSES)"
+        )
     with data:
         keys = list(data.files)
         if "poses" in keys:
@@ -73,20 +80,23 @@ def read_smpl_poses(path: str | Path, sampler_orientation: bool = False) -> np.n
                     )
                 poses, source = poses[has_smpl == 1], "pose rows with has_smpl == 1 (SPIN dataset)"
             elif sampler_orientation and "posture" in keys and not np.any(poses[:, :3]):
-                from spin_diff.priors.pose_sampler import upright_global_orient
-
                 poses = np.array(poses, dtype=np.float64)
                 poses[:, :3] = upright_global_orient(poses[:, 3:], [str(p) for p in data["posture"]])
         else:
             raise BadInputError(
-                f"{path} has no pose key: expected 'pose' (N, 72; sampler output or SPIN dataset) or "
-                f"'poses' (N, >= 72; AMASS), found {keys}"
+                f"{path} has no pose key: no 'pose' array (N, 72; sampler output or SPIN dataset) and no 'poses' "
+                f"(N, >= 72; AMASS); found {keys}"
             )
     try:
         poses = np.asarray(poses[:, :72], dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise BadInputError(f"{path}: {source} is not numeric ({err})") from err
     finite = np.isfinite(poses).all(axis=1)
+    if not finite.all() and not drop_non_finite:
+        raise BadInputError(
+            f"{path}: {int((~finite).sum())} of {len(poses)} poses hold NaN or inf; remove those rows "
+            "(or, from Python, read with drop_non_finite=True)"
+        )
     if not finite.all():
         log.warning("%s: dropped %d of %d rows with NaN or inf", path, int((~finite).sum()), len(poses))
         poses = poses[finite]

@@ -20,6 +20,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH
 from spin_diff.render.rasterizer import rasterize
 
 __all__ = [
@@ -157,7 +158,7 @@ def render_mesh(
     *,
     translation=(0.0, 0.0, 0.0),
     rotation=None,
-    focal_length=5000.0,
+    focal_length=FOCAL_LENGTH,
     camera_center=None,
     image: np.ndarray | None = None,
     image_size: tuple[int, int] | None = None,
@@ -324,8 +325,8 @@ def orbit_rotation(yaw_degrees: float) -> np.ndarray:
 def look_at_translation(
     vertices,
     rotation=None,
-    focal_length=5000.0,
-    image_size: tuple[int, int] = (224, 224),
+    focal_length=FOCAL_LENGTH,
+    image_size: tuple[int, int] = (CROP_SIZE, CROP_SIZE),
     fill: float = 0.8,
     *,
     camera_center=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from spin_diff.constants import FOCAL_LENGTH
 from spin_diff.render.mesh_renderer import look_at_translation, orbit_rotation, render_mesh
 
 
@@ -28,7 +29,7 @@ def render_views(
     tiles = []
     for yaw in yaws:
         rotation = orbit_rotation(yaw)
-        translation = look_at_translation(vertices, rotation, 5000.0, (size, size), fill=fill)
+        translation = look_at_translation(vertices, rotation, FOCAL_LENGTH, (size, size), fill=fill)
         tiles.append(
             render_mesh(
                 vertices,

@@ -22,6 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from spin_diff.models.checkpoints import save_regressor
+from spin_diff.utils.checkpoints import CheckpointError, read_torch_file
+
 log = logging.getLogger(__name__)
 
 __all__ = ["LAST_CHECKPOINT", "rng_state", "restore_rng_state", "save_training_checkpoint",
@@ -58,8 +61,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 def save_training_checkpoint(path: Path, model, body, *, optimizer, scaler, scheduler, step: int, epoch: int,
                              batch_in_epoch: int, train_config: dict, hashes: dict[str, str | None]) -> Path:  # fmt: skip
     """Write the model and the training state to ``path`` (atomically)."""
-    from spin_diff.models.checkpoints import save_regressor
-
     return save_regressor(
         model, path, body,
         optimizer=optimizer.state_dict(),
@@ -72,8 +73,6 @@ def save_training_checkpoint(path: Path, model, body, *, optimizer, scaler, sche
 
 def load_training_state(path: Path) -> dict[str, Any]:
     """The raw checkpoint dict of a training run, with a clear error if it is not one."""
-    from spin_diff.utils.checkpoints import CheckpointError, read_torch_file
-
     raw = read_torch_file(path)
     missing = [key for key in TRAINING_KEYS if key not in raw] if isinstance(raw, dict) else list(TRAINING_KEYS)
     if missing:

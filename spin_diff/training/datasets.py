@@ -30,15 +30,16 @@ import cv2
 import numpy as np
 import torch
 
-from spin_diff.body.joints import KEYPOINT_FLIP_PERM, NUM_OPENPOSE_JOINTS
-from spin_diff.training.frames import to_view, view_rotation
+from spin_diff.body.joints import KEYPOINT_FLIP_PERM
 from spin_diff.cache.records import check_dataset_name
 from spin_diff.cache.store import FitStore
+from spin_diff.constants import CROP_SIZE, NUM_GT_JOINTS, NUM_KEYPOINTS, NUM_OPENPOSE_JOINTS, NUM_POSE
 from spin_diff.data.crops import IMAGENET_MEAN, IMAGENET_STD, read_image_rgb
-from spin_diff.training.sampler import AugmentationConfig, BatchRequest
 from spin_diff.data.spin_npz import SpinDataError, keypoints_49, read_spin_npz
-from spin_diff.geometry.cameras import image_keypoints_to_crop
 from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.geometry.cameras import image_keypoints_to_crop
+from spin_diff.training.frames import to_view, view_rotation
+from spin_diff.training.sampler import AugmentationConfig, BatchRequest
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class SpinDataset:
             raise SpinDataError(f"{self.path}: 'scale' must be positive (box side / 200)")
         n = len(self.center)
         self.has_smpl = np.zeros(n, dtype=bool)
-        self.pose = np.zeros((n, 72), dtype=np.float32)
+        self.pose = np.zeros((n, NUM_POSE), dtype=np.float32)
         self.betas = np.zeros((n, 10), dtype=np.float32)
         if "pose" in data and "shape" in data and "has_smpl" in data:
             self.has_smpl = np.asarray(data["has_smpl"]) > 0.5
@@ -151,7 +152,7 @@ class SpinDataset:
         self.has_joints3d = "S" in data
         self.joints3d = (
             np.nan_to_num(np.asarray(data["S"], dtype=np.float32)) if self.has_joints3d
-            else np.zeros((n, 24, 4), dtype=np.float32)
+            else np.zeros((n, NUM_GT_JOINTS, 4), dtype=np.float32)
         )  # fmt: skip
         self.imgname = np.asarray(data["imgname"]) if "imgname" in data else None
         self.images = Path(images) if images is not None else None
@@ -211,7 +212,7 @@ class TrainingData:
     def __init__(
         self,
         datasets: list[SpinDataset],
-        crop_size: int = 224,
+        crop_size: int = CROP_SIZE,
         use_images: bool = False,
         store: FitStore | None = None,
     ) -> None:
@@ -240,9 +241,9 @@ class TrainingData:
 
     def __getitems__(self, request: BatchRequest) -> dict[str, torch.Tensor]:
         batch = len(request)
-        keypoints = np.zeros((batch, 49, 3), dtype=np.float32)
-        joints3d = np.zeros((batch, 24, 4), dtype=np.float32)
-        pose = np.zeros((batch, 72), dtype=np.float32)
+        keypoints = np.zeros((batch, NUM_KEYPOINTS, 3), dtype=np.float32)
+        joints3d = np.zeros((batch, NUM_GT_JOINTS, 4), dtype=np.float32)
+        pose = np.zeros((batch, NUM_POSE), dtype=np.float32)
         betas = np.zeros((batch, 10), dtype=np.float32)
         has_smpl = np.zeros(batch, dtype=bool)
         has_joints3d = np.zeros(batch, dtype=bool)

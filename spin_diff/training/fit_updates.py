@@ -21,6 +21,7 @@ import torch
 
 from spin_diff.cache.records import FitBatch, Source
 from spin_diff.cache.store import FitStore, UpdateResult
+from spin_diff.utils.hashing import config_hash as hash_of
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ class FitWriter:
     """Writes packed updates into a store on a background thread, one batch at a time."""
 
     def __init__(self, store: FitStore, names: list[str], config_hash: int) -> None:
-        from spin_diff.utils.hashing import config_hash as hash_of
-
         self.store = store
         self.names = names
         self.config_hash = config_hash

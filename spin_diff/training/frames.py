@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from spin_diff.body.joints import flip_pose
+from spin_diff.constants import NUM_POSE
 from spin_diff.errors import BadInputError
 from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
@@ -92,7 +93,7 @@ def _mirror_x(transl: torch.Tensor) -> torch.Tensor:
 def _transform(pose, transl, flip, rotation_deg, root, inverse: bool):
     was_numpy = not isinstance(pose, torch.Tensor)
     pose_t = _as_tensor(pose)
-    if pose_t.ndim != 2 or pose_t.shape[1] != 72:
+    if pose_t.ndim != 2 or pose_t.shape[1] != NUM_POSE:
         raise BadInputError(f"pose must be (B, 72) axis-angle, got shape {tuple(pose_t.shape)}")
     batch = pose_t.shape[0]
     flip_t = _per_row(flip, batch, pose_t, torch.bool)

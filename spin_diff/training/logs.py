@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,6 @@ class RunLog:
 
     def __init__(self, run_dir: Path, every: int, total: int | None, initial: int, active: bool, progress: bool,
                  reduce=None, world_size: int = 1):  # fmt: skip
-        from tqdm import tqdm
 
         self.every = max(1, int(every))
         self.active = active  # this process writes the bar, the CSV and TensorBoard

@@ -20,15 +20,16 @@ from dataclasses import dataclass
 
 import torch
 
-from spin_diff.training.frames import root_joint, to_canonical
 from spin_diff.cache.records import Source
-from spin_diff.utils.seeds import mix64, seed_from_text
+from spin_diff.constants import NUM_SMPL_JOINTS
 from spin_diff.fitting.smplify import FitResult, SMPLify
 from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 from spin_diff.training import losses as L
 from spin_diff.training.fit_updates import pack_updates
+from spin_diff.training.frames import root_joint, to_canonical
 from spin_diff.training.supervision import Supervision, choose_supervision
+from spin_diff.utils.seeds import mix64, seed_from_text
 
 __all__ = ["Prediction", "StepParts", "train_step", "regress", "score_stored_fits", "fit_from_prediction", "supervise",
            "canonical_updates", "spin_losses"]  # fmt: skip
@@ -151,7 +152,7 @@ def fit_from_prediction(fitter: SMPLify, prediction: Prediction, batch, names: l
 def _residuals(fitter: SMPLify, pose, betas, transl, keypoints) -> torch.Tensor:
     """Reprojection distance per joint (B, 49), crop pixels; NaN where the confidence is 0."""
     with torch.no_grad():
-        joints = fitter.body.fast(axis_angle_to_matrix(pose.view(-1, 24, 3)), betas).joints
+        joints = fitter.body.fast(axis_angle_to_matrix(pose.view(-1, NUM_SMPL_JOINTS, 3)), betas).joints
         centre = torch.full_like(transl[:, :2], fitter.config.crop_size / 2.0)
         projected = perspective_projection(joints, transl, fitter.config.focal_length, centre)
         distance = (projected - keypoints[..., :2]).norm(dim=-1)
@@ -193,7 +194,7 @@ def spin_losses(prediction: Prediction, batch, targets: Supervision, config) -> 
     """SPIN's weighted loss over the rows with a finite prediction."""
     rows = prediction.finite
     supervised = targets.supervised & rows
-    target_rotmat = axis_angle_to_matrix(targets.pose.view(-1, 24, 3))
+    target_rotmat = axis_angle_to_matrix(targets.pose.view(-1, NUM_SMPL_JOINTS, 3))
     weights = config.loss
     terms = {
         "keypoints": L.keypoint_loss(prediction.keypoints_2d, batch["keypoints"], rows, config.fitting.crop_size,

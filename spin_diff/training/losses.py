@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from spin_diff.body.joints import NUM_OPENPOSE_JOINTS
+from spin_diff.constants import NUM_OPENPOSE_JOINTS
 
 __all__ = ["LossTerms", "keypoint_loss", "joints3d_loss", "rotation_loss", "betas_loss", "camera_loss", "spin_loss"]
 

@@ -15,25 +15,27 @@ so ``--resume`` continues with exactly the batches an uninterrupted run would ha
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import math
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from spin_diff.body.files import find_beside_model
+from spin_diff.body.files import body_model_hash, body_model_label, find_beside_model
+from spin_diff.body.model import load_body_from_config
 from spin_diff.cache.builder import fit_config_hash
-from spin_diff.body.files import body_model_hash, body_model_label
-from spin_diff.utils.hashing import file_sha256
 from spin_diff.cache.store import FitStore
-from spin_diff.utils.configs import config_to_dict, save_config
-from spin_diff.training.datasets import SpinDataset, TrainingData, collate_identity
-from spin_diff.training.sampler import EpochBatchSampler
+from spin_diff.diffusion.conditioning import ConditioningError
+from spin_diff.diffusion.model import PRIOR_FILE_NAME
+from spin_diff.errors import MissingInputError
+from spin_diff.fitting.conditioning import check_regressor
 from spin_diff.fitting.config import FittingConfig
 from spin_diff.fitting.smplify import SMPLify
+from spin_diff.models.checkpoints import load_regressor
+from spin_diff.models.hmr import build_regressor
 from spin_diff.training import distributed as D
 from spin_diff.training.checkpointing import (
     LAST_CHECKPOINT,
@@ -43,10 +45,14 @@ from spin_diff.training.checkpointing import (
     save_training_checkpoint,
 )
 from spin_diff.training.config import TrainConfig, effective_fitting_config, scoring_config
-from spin_diff.errors import MissingInputError
+from spin_diff.training.datasets import SpinDataset, TrainingData, collate_identity
 from spin_diff.training.fit_updates import FitWriter
 from spin_diff.training.logs import RunLog
 from spin_diff.training.loop import train_step
+from spin_diff.training.sampler import EpochBatchSampler
+from spin_diff.training.validation import validate
+from spin_diff.utils.configs import config_to_dict, save_config
+from spin_diff.utils.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +94,6 @@ class Run:
 
 def _prior_hashes(fitting: FittingConfig, body) -> dict[str, str | None]:
     """SHA-256 of the GMM and diffusion prior files the in-loop fitting reads (None if unused)."""
-    from spin_diff.diffusion.model import PRIOR_FILE_NAME
-
     def digest(explicit, name):
         path = explicit or find_beside_model(body.files.model, name)
         return file_sha256(path) if path and Path(path).is_file() else None
@@ -104,9 +108,6 @@ def _prior_hashes(fitting: FittingConfig, body) -> dict[str, str | None]:
 
 
 def _build_model(config: TrainConfig, body, pretrained: Path | None, device):
-    from spin_diff.models.checkpoints import load_regressor
-    from spin_diff.models.hmr import build_regressor
-
     if pretrained is not None:
         model = load_regressor(pretrained, body, expect_input=config.model.input, device=device)
         if config_to_dict(model.config) != config_to_dict(config.model):
@@ -126,8 +127,6 @@ def _check_conditional_prior(fitter: SMPLify, model, pretrained: Path | None, re
     prior = fitter.context.extras.get("diffusion_prior")
     if prior is None or not prior.config.denoiser.cond_dim:
         return
-    from spin_diff.diffusion.conditioning import ConditioningError
-    from spin_diff.fitting.conditioning import check_regressor
 
     check = "size" if resumed else fitter.config.diffusion.regressor_check
     if pretrained is None and check == "hash":
@@ -189,8 +188,6 @@ def train(
     progress: bool = True,
 ) -> TrainReport:
     """Train a regressor the SPIN way (module docstring). ``datasets``: (npz, image folder)."""
-    from spin_diff.body.model import load_body_from_config
-
     started = time.monotonic()
     run_dir = Path(run_dir)
     context = D.init_distributed(config.device)
@@ -351,8 +348,6 @@ def _write_indices(handle, step: int, batch: dict) -> None:
 
 
 def _validate(run: Run, step: int, run_dir: Path, runlog: RunLog) -> None:
-    from spin_diff.training.validation import validate
-
     config = run.config
     model = run.model.module if hasattr(run.model, "module") else run.model
     metrics = validate(model, run.body, Path(config.validation_data), config, images=config.validation_images)

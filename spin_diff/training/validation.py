@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from spin_diff.evaluation.protocols import load_eval_set
+from spin_diff.evaluation.run import evaluate
+
 __all__ = ["validate"]
 
 
 def validate(model, body, npz: Path, config, images: str | None = None, batch_size: int = 64) -> dict[str, float]:
     """The evaluation's mean errors (mm; ``kp2d_px`` in crop pixels) and the sample count."""
-    from spin_diff.evaluation.protocols import load_eval_set
-    from spin_diff.evaluation.run import evaluate
-
     evalset = load_eval_set(npz)
     was_training = model.training
     model.eval()

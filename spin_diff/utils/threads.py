@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 import torch
+from torch.utils.data import get_worker_info
 
 from spin_diff.errors import BadInputError
 
@@ -26,8 +27,6 @@ def available_cores() -> int:
 
 def default_threads() -> int:
     """1 in a DataLoader worker; else the idle cores (cores - 1-minute load average), at least 1."""
-    from torch.utils.data import get_worker_info
-
     if get_worker_info() is not None:
         return 1
     cores = available_cores()

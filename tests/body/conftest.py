@@ -22,11 +22,12 @@ import pytest
 import torch
 
 from spin_diff.body.joints import VERTEX_JOINT_NAMES
+from spin_diff.constants import NUM_SMPL_JOINTS
 
 SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
-NUM_JOINTS = 24
+
 NUM_BETAS = 10
-NUM_POSE_BASIS = 9 * (NUM_JOINTS - 1)  # 207
+NUM_POSE_BASIS = 9 * (NUM_SMPL_JOINTS - 1)  # 207
 
 
 @dataclass
@@ -65,12 +66,12 @@ def random_smpl_arrays(seed: int = 0, num_vertices: int = 300) -> dict[str, np.n
     shapedirs = rng.normal(scale=0.01, size=(num_vertices, 3, NUM_BETAS))
     # Small but far from zero, so pose blend shapes change the result by millimetres to centimetres.
     posedirs = rng.normal(scale=2e-3, size=(num_vertices, 3, NUM_POSE_BASIS))
-    j_regressor = _sparse_rows(rng, NUM_JOINTS, num_vertices, nonzeros=8)
-    logits = rng.normal(scale=3.0, size=(num_vertices, NUM_JOINTS))
+    j_regressor = _sparse_rows(rng, NUM_SMPL_JOINTS, num_vertices, nonzeros=8)
+    logits = rng.normal(scale=3.0, size=(num_vertices, NUM_SMPL_JOINTS))
     weights = np.exp(logits - logits.max(1, keepdims=True))
     weights /= weights.sum(1, keepdims=True)
     kintree_table = np.array(
-        [[4294967295] + list(SMPL_PARENTS[1:]), list(range(NUM_JOINTS))], dtype=np.int64
+        [[4294967295] + list(SMPL_PARENTS[1:]), list(range(NUM_SMPL_JOINTS))], dtype=np.int64
     )
     faces = rng.integers(0, num_vertices, size=(2 * num_vertices, 3)).astype(np.uint32)
     return {
@@ -186,7 +187,7 @@ def build_random_smpl(folder: Path, seed: int = 0, num_vertices: int = 300) -> R
     np.save(folder / "J_regressor_extra.npy", j_regressor_extra)
     np.save(folder / "J_regressor_h36m.npy", j_regressor_h36m)
 
-    mean_pose = np.tile(np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]), NUM_JOINTS)
+    mean_pose = np.tile(np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]), NUM_SMPL_JOINTS)
     mean_pose[:6] = [1.0, 0.0, 0.0, -1.0, 0.0, 0.0]  # 180 degrees about x, as SPIN's file
     mean_params = {
         "pose": (mean_pose + rng.normal(scale=0.05, size=mean_pose.shape)).astype(np.float32),

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from fitcache_helpers import REPO_ROOT, fast_fitting_config, make_spin_dataset, write_fast_config
 
-from spin_diff.cache.builder import build_fits, fit_config_hash, score_fits
-from spin_diff.data.spin_npz import dataset_keypoints
 from spin_diff.body.files import body_model_hash
+from spin_diff.cache.builder import build_fits, fit_config_hash, score_fits
 from spin_diff.cache.store import BodyModelMismatchError, FitStore
-from spin_diff.data.spin_npz import read_spin_npz
+from spin_diff.data.spin_npz import dataset_keypoints, read_spin_npz
+
 
 @pytest.fixture(scope="module")
 def fitter(body_model):
@@ -117,6 +117,7 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_build_killed_mid_run_keeps_committed_batches_and_resumes(tmp_path, body_model):
     dataset = make_spin_dataset(body_model, tmp_path / "crash.npz", 60, seed=4)
     cache = tmp_path / "cache"
@@ -172,6 +173,7 @@ def test_build_killed_mid_run_keeps_committed_batches_and_resumes(tmp_path, body
         assert np.array_equal(getattr(final, field)[kept], getattr(survivors, field)[kept]), field
 
 
+@pytest.mark.slow
 def test_torchrun_ranks_build_disjoint_shards_into_one_store(tmp_path, tiny_dataset):
     # torchrun is torch.distributed.run, part of torch (a hard dependency): run it as a module
     cache = tmp_path / "cache"

@@ -102,6 +102,7 @@ def test_record_of_another_layout_is_an_error_not_a_guess(tmp_path):
     store.close()
 
 
+@pytest.mark.slow
 def test_full_disk_is_an_error_that_loses_nothing_committed(tmp_path):
     """A writer whose file may not grow past 1 MiB (as on a full disk) gets StoreWriteError;
     every batch it committed before is intact and the store opens."""

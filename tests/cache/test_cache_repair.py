@@ -56,6 +56,7 @@ def damage(src, dest, pages, seed=0):
     return dest
 
 
+@pytest.mark.slow
 def test_a_damaged_store_is_named_by_every_command_and_verify_says_so(tmp_path, intact):
     pages = (intact / "data.mdb").stat().st_size // 4096
     damaged = damage(intact, tmp_path / "damaged", range(3, pages, 9))
@@ -72,6 +73,7 @@ def test_a_damaged_store_is_named_by_every_command_and_verify_says_so(tmp_path, 
         assert f"spin-diff cache salvage {damaged}" in result.stderr
 
 
+@pytest.mark.slow
 def test_salvage_copies_every_record_that_still_reads(tmp_path, intact):
     pages = (intact / "data.mdb").stat().st_size // 4096
     damaged = damage(intact, tmp_path / "damaged", range(5, pages, 23), seed=1)
@@ -105,6 +107,7 @@ def test_salvage_copies_every_record_that_still_reads(tmp_path, intact):
     assert len([k for k in keys if k.startswith(b"lsp/")]) == N
 
 
+@pytest.mark.slow
 def test_an_empty_data_file_gets_one_answer_from_every_command(tmp_path, body_model):
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -146,6 +149,7 @@ def test_a_writer_does_not_close_the_store_under_a_reader_in_the_same_process(tm
     writer.close()
 
 
+@pytest.mark.slow
 def test_a_check_that_aborts_is_reported_as_damage(tmp_path):
     """LMDB's C assertions abort the process (SIGABRT, exit status 134 from a shell): verify
     runs the check in a child and reports that as damage, naming the signal."""

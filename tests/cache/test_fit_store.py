@@ -10,14 +10,7 @@ import pytest
 from fitcache_helpers import fit_batch
 from fitcache_workers import read_scores
 
-from spin_diff.cache.records import (
-    RECORD_SIZE,
-    FitBatch,
-    Source,
-    decode_key,
-    encode_key,
-    encode_keys,
-)
+from spin_diff.cache.records import RECORD_SIZE, FitBatch, Source, decode_key, encode_key, encode_keys
 from spin_diff.cache.store import FitStore, FitStoreError
 
 

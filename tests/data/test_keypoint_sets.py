@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from spin_diff.data.spin_npz import dataset_keypoints
 from spin_diff.data.corruption import CorruptionConfig
 from spin_diff.data.keypoint_sets import make_problems, write_keypoint_dataset
 from spin_diff.data.real_poses import load_real_poses
-from spin_diff.data.spin_npz import read_spin_npz
+from spin_diff.data.spin_npz import dataset_keypoints, read_spin_npz
 from spin_diff.evaluation.protocols import load_eval_set
 from spin_diff.geometry.cameras import perspective_projection
 
@@ -85,7 +84,7 @@ def test_synth_keypoints_only_bad_input_is_one_line(tmp_path, capsys, arguments,
     from spin_diff.cli.main import main
 
     bad = tmp_path / "bad.npz"
-    np.savez(bad, poses=np.zeros((3, 72)))
+    np.savez(bad, betas=np.zeros((3, 10)))  # AMASS-style "poses" files are read: one pose reader for all
     np.save(tmp_path / "poses.npy", np.zeros((3, 72)))
     (tmp_path / "poses.txt").write_text("not an archive")
     files = {"BAD": str(bad), "NPY": str(tmp_path / "poses.npy"), "TEXT": str(tmp_path / "poses.txt")}

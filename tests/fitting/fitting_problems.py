@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from spin_diff.body.demo_poses import named_pose
-from spin_diff.body.joints import NUM_JOINTS
+from spin_diff.constants import NUM_KEYPOINTS
 from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
@@ -28,7 +28,7 @@ def turned_problems(model, n: int, seed: int = 3):
     transl = torch.tensor([0.0, 0.25, 45.0]).expand(n, 3).clone()
     kp = perspective_projection(model.joints(pose, betas).joints, transl, 5000.0, torch.full((n, 2), 112.0))
     kp = kp + 2.0 * torch.randn(kp.shape, generator=gen)
-    conf = (torch.rand(n, NUM_JOINTS, generator=gen) > 0.1).float()
+    conf = (torch.rand(n, NUM_KEYPOINTS, generator=gen) > 0.1).float()
     keypoints = torch.cat([kp, conf[..., None]], -1)
     start = pose.clone()
     start[:, 3:] += 0.15 * torch.randn(n, 69, generator=gen)

@@ -9,18 +9,17 @@ import numpy as np
 import pytest
 import torch
 
+from spin_diff.body.measures import torso_angle, torso_lean
 from spin_diff.cli.fit import default_recipe, recipe_path
-from spin_diff.fitting.config import Config
-from spin_diff.utils.configs import load_config
 from spin_diff.data.corruption import CorruptionConfig
 from spin_diff.data.keypoint_sets import make_photo_problems
 from spin_diff.evaluation.metrics import joint_errors
-from spin_diff.body.measures import torso_angle, torso_lean
-from spin_diff.fitting.config import FittingConfig
+from spin_diff.fitting.config import Config, FittingConfig
 from spin_diff.fitting.images import fit_keypoints, keypoint_box
 from spin_diff.fitting.quality import confident_residual
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.geometry.rotations import axis_angle_to_matrix
+from spin_diff.utils.configs import load_config
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +57,7 @@ def fit_with(model, problems, recipe, camera=None):
     }
 
 
+@pytest.mark.slow
 def test_cold_start_beats_the_in_loop_recipe_from_the_mean_pose(body_model, photo_people):
     cold = fit_with(body_model, photo_people, "cold_start")
     in_loop_crop = fit_with(body_model, photo_people, "from_regressor")  # today's spin-diff fit
@@ -98,6 +98,7 @@ def test_torso_metrics_known_answers(body_model):
         assert lean["sideways"].item() == pytest.approx(upright["sideways"].item(), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_cold_start_is_batch_invariant_apart_from_the_diffusion_noise(body_model, photo_people):
     """The extra starts and the per-person choice among them do not couple batch-mates. (The
     diffusion term's noise is drawn per batch, so it is left out here.)"""

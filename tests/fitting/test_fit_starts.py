@@ -5,12 +5,12 @@ import pytest
 import torch
 from fitting_problems import turned_problems
 
-from spin_diff.body.joints import NUM_JOINTS
 from spin_diff.body.model import load_body_model
-from spin_diff.utils.configs import ConfigError
+from spin_diff.constants import NUM_KEYPOINTS
 from spin_diff.fitting.config import FittingConfig, StageConfig, default_stages, spin_stages
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.geometry.rotations import axis_angle_to_matrix, canonical_axis_angle, matrix_to_axis_angle
+from spin_diff.utils.configs import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -89,5 +89,5 @@ def test_a_stage_list_that_runs_nothing_is_refused(model, stages):
 
 def test_keypoints_of_another_layout_are_refused(model):
     fitter = SMPLify(model, FittingConfig(stages=spin_stages(1)))
-    with pytest.raises(ValueError, match=str(NUM_JOINTS)):
+    with pytest.raises(ValueError, match=str(NUM_KEYPOINTS)):
         fitter.fit(torch.zeros(2, 25, 3), model.mean_pose_rotmat(2), torch.zeros(2, 10))

@@ -5,16 +5,16 @@ import pytest
 import torch
 
 from spin_diff.body.demo_poses import named_pose
-from spin_diff.body.joints import H36M_TO_J14, NUM_JOINTS, TORSO_GT, TORSO_OPENPOSE, joint_indices
+from spin_diff.body.joints import H36M_TO_J14, TORSO_GT, TORSO_OPENPOSE, joint_indices
 from spin_diff.body.model import load_body_model
-from spin_diff.fitting.config import Config
-from spin_diff.utils.configs import load_config
-from spin_diff.fitting.config import FittingConfig, StageConfig, spin_stages
-from spin_diff.fitting.smplify import SMPLify
+from spin_diff.constants import NUM_KEYPOINTS
+from spin_diff.fitting.config import Config, FittingConfig, StageConfig, spin_stages
 from spin_diff.fitting.losses import gmof
+from spin_diff.fitting.smplify import SMPLify
 from spin_diff.fitting.terms import FitState, TermContext, build_term
 from spin_diff.geometry.alignment import pa_mpjpe
 from spin_diff.geometry.cameras import perspective_projection
+from spin_diff.utils.configs import load_config
 
 CENTER = 112.0
 
@@ -41,7 +41,7 @@ def known_bodies(model, names, seed=0, depth=45.0, focal=5000.0, noise=0.1):
     joints = model.joints(pose, betas).joints
     center = torch.full((len(names), 2), CENTER, dtype=dtype)
     kp = perspective_projection(joints, transl, focal, center)
-    keypoints = torch.cat([kp, torch.ones(len(names), NUM_JOINTS, 1, dtype=dtype)], -1)
+    keypoints = torch.cat([kp, torch.ones(len(names), NUM_KEYPOINTS, 1, dtype=dtype)], -1)
     return pose, betas, transl, keypoints
 
 
@@ -57,9 +57,9 @@ def mean_start(model, batch):
 def test_gmof_and_reprojection_term_match_closed_form():
     torch.manual_seed(0)
     B = 3
-    projected = torch.randn(B, NUM_JOINTS, 2, dtype=torch.float64) * 50
-    keypoints = torch.randn(B, NUM_JOINTS, 2, dtype=torch.float64) * 50
-    conf = torch.rand(B, NUM_JOINTS, dtype=torch.float64)
+    projected = torch.randn(B, NUM_KEYPOINTS, 2, dtype=torch.float64) * 50
+    keypoints = torch.randn(B, NUM_KEYPOINTS, 2, dtype=torch.float64) * 50
+    conf = torch.rand(B, NUM_KEYPOINTS, dtype=torch.float64)
     zeros = torch.zeros(B, 3, dtype=torch.float64)
     state = lambda p: FitState(zeros, torch.zeros(B, 69), torch.zeros(B, 10), zeros, None, p, keypoints, conf, conf, zeros)  # noqa: E731
     term = build_term("reprojection", TermContext(sigma=100.0))
@@ -73,12 +73,12 @@ def test_gmof_and_reprojection_term_match_closed_form():
 
 def test_torso_term_prefers_openpose_when_all_four_are_detected():
     B = 2
-    projected = torch.zeros(B, NUM_JOINTS, 2)
-    keypoints = torch.zeros(B, NUM_JOINTS, 2)
+    projected = torch.zeros(B, NUM_KEYPOINTS, 2)
+    keypoints = torch.zeros(B, NUM_KEYPOINTS, 2)
     op, gt = joint_indices(TORSO_OPENPOSE), joint_indices(TORSO_GT)
     keypoints[:, op] = 1.0  # error 2 per OP joint
     keypoints[:, gt] = 2.0  # error 8 per GT joint
-    conf = torch.ones(B, NUM_JOINTS)
+    conf = torch.ones(B, NUM_KEYPOINTS)
     conf[1, op[0]] = 0.0  # sample 1 misses an OpenPose hip -> falls back to GT
     zeros = torch.zeros(B, 3)
     state = FitState(zeros, torch.zeros(B, 69), torch.zeros(B, 10), zeros, None, projected, keypoints, conf, conf, zeros)
@@ -187,7 +187,7 @@ def test_score_of_returned_parameters_equals_the_fit_score(model):
     fitter = SMPLify(model, FittingConfig(stages=[StageConfig(iterations=20, terms={"reprojection": 1.0})]))
     result = fitter.fit(keypoints, init_pose, init_betas, transl)
     score, losses, _ = fitter.score(result.pose, result.betas, keypoints, result.transl)
-    assert torch.allclose(score, result.score) and losses.shape == (2, NUM_JOINTS)
+    assert torch.allclose(score, result.score) and losses.shape == (2, NUM_KEYPOINTS)
     # the ignored joints contribute nothing, and the score is their mean over all 49
     ignored = joint_indices(fitter.config.ignore_in_body_stage)
     assert (losses[:, ignored] == 0).all()
@@ -235,7 +235,7 @@ def test_orientation_flip_trial_turns_a_side_view_around(model):
     true_pose[:, :3] = matrix_to_axis_angle(turn(80.0) @ base)
     joints = model.joints(true_pose, betas).joints
     kp = perspective_projection(joints, transl, 5000.0, torch.full((1, 2), CENTER))
-    keypoints = torch.cat([kp, torch.ones(1, NUM_JOINTS, 1)], -1)
+    keypoints = torch.cat([kp, torch.ones(1, NUM_KEYPOINTS, 1)], -1)
     shoulders = joint_indices(["OP RShoulder", "OP LShoulder"])
     assert (kp[0, shoulders[0]] - kp[0, shoulders[1]]).norm() < 25.0  # eligible for the trial
     init = true_pose.clone()

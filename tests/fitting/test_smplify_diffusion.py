@@ -6,10 +6,16 @@ import pytest
 import torch
 
 from spin_diff.body.demo_poses import named_pose
-from spin_diff.body.joints import NUM_JOINTS
 from spin_diff.body.model import load_body_model
+from spin_diff.constants import NUM_KEYPOINTS
 from spin_diff.diffusion.model import DiffusionPriorError
-from spin_diff.fitting.config import DIFFUSION_POSE_WEIGHT, FittingConfig, StageConfig, default_stages, spin_stages
+from spin_diff.fitting.config import (
+    DIFFUSION_POSE_WEIGHT,
+    FittingConfig,
+    StageConfig,
+    default_stages,
+    spin_stages,
+)
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.geometry.cameras import perspective_projection
 
@@ -35,7 +41,7 @@ def bodies(model, names=("walk", "arms_up", "apose"), seed=0):
     betas = 0.5 * torch.randn(len(names), 10, generator=gen)
     transl = torch.tensor([0.0, 0.25, 45.0]).expand(len(names), 3).clone()
     kp = perspective_projection(model.joints(pose, betas).joints, transl, 5000.0, torch.full((len(names), 2), 112.0))
-    keypoints = torch.cat([kp, torch.ones(len(names), NUM_JOINTS, 1)], -1)
+    keypoints = torch.cat([kp, torch.ones(len(names), NUM_KEYPOINTS, 1)], -1)
     start = pose.clone()
     start[:, 3:] += 0.15 * torch.randn(len(names), 69, generator=gen)
     return start, betas, transl, keypoints

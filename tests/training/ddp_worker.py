@@ -5,11 +5,11 @@ import sys
 from pathlib import Path
 
 import torch
+from training_helpers import (
+    tiny_config,  # found beside this script: Python puts a script's folder first on its path
+)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from training_helpers import tiny_config  # noqa: E402
-
-from spin_diff.training.run import train  # noqa: E402
+from spin_diff.training.run import train
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from training_helpers import REPO_ROOT, make_keypoint_dataset, read_log
 
@@ -30,6 +31,7 @@ def _rank_indices(run_dir, rank):
     return {int(line.split(",")[0]): [int(x.split(":")[1]) for x in line.split(",", 3)[3].split()] for line in lines}
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks(body_model, tmp_path):
     dataset = make_keypoint_dataset(body_model, tmp_path / "ddp.npz", 16, seed=11)
     run_dir = tmp_path / "run"
@@ -62,6 +64,7 @@ def test_two_gloo_ranks(body_model, tmp_path):
     assert sorted(seen[0]) == sorted(seen[1]) == [0, 1, 2, 3]
 
 
+@pytest.mark.slow
 def test_every_node_store_receives_every_fit(body_model, tmp_path):
     """Two single-process "nodes" (torchrun's static rendezvous on this machine), each with its
     own store: both stores end up with the fits of both nodes, identical."""

@@ -48,6 +48,7 @@ def _wait_for(predicate, process, timeout=120.0):
     raise AssertionError("timed out waiting for the run")
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_replays_the_same_batches(dataset, tmp_path):
     """Acceptance 3. The reference and the resumption run in this process; the run that is
     killed runs in a subprocess (with two DataLoader workers: the order must not depend on them)."""
@@ -82,6 +83,7 @@ def test_kill_9_then_resume_replays_the_same_batches(dataset, tmp_path):
     assert final.found[kept].all() and np.all(final.score[kept] <= committed.score[kept])
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_stops(dataset, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     run_dir = tmp_path / "run"
@@ -97,11 +99,10 @@ def test_sigterm_saves_a_checkpoint_and_stops(dataset, tmp_path):
 
 
 def test_time_limit_stops_with_a_checkpoint(body_model, dataset, tmp_path):
-    from spin_diff.training.run import train
-
     from spin_diff.body.files import body_model_hash
-    from spin_diff.utils.configs import load_config
     from spin_diff.training.config import TrainConfig
+    from spin_diff.training.run import train
+    from spin_diff.utils.configs import load_config
 
     report = train(tiny_config(**OVERRIDES), [(dataset, None)], tmp_path / "run", time_limit=0.0, progress=False)
     assert (report.step, report.stopped_by) == (1, "time_limit")

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
 from spin_diff.data.mocap.asf_amc import read_amc, read_asf
 from spin_diff.data.mocap.bvh import read_bvh
@@ -28,6 +30,8 @@ from spin_diff.data.mocap.retarget import (
 )
 from spin_diff.data.mocap.skeleton import Motion
 from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from spin_diff.priors.pose_files import read_smpl_poses
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +139,7 @@ def _sha1(path: Path) -> str:
 
 def _read_amass(path: Path) -> np.ndarray:
     """AMASS-style npz (z-up world) -> (F, 72) poses in the y-up world."""
-    import torch
-
-    from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-    from spin_diff.priors.pose_files import read_smpl_poses
-
-    poses = read_smpl_poses(path)
+    poses = read_smpl_poses(path, drop_non_finite=True)
     to_y_up = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]], dtype=torch.float64)
     orient = to_y_up @ axis_angle_to_matrix(torch.as_tensor(poses[:, :3]))
     poses[:, :3] = matrix_to_axis_angle(orient).numpy()
@@ -155,8 +154,6 @@ def read_motion(path: Path) -> Motion:
 
 def import_mocap(inputs: list[str | Path], model, config: ImportConfig | None = None, progress: bool = True) -> PoseSet:
     """Read, subsample, retarget and filter every mocap file under ``inputs``."""
-    from tqdm import tqdm
-
     config = config or ImportConfig()
     files = collect_files(inputs)
     parts: list[dict[str, np.ndarray]] = []

@@ -21,6 +21,7 @@ import torch
 from spin_diff.body import joints as J
 from spin_diff.data.mocap.skeleton import Motion, forward_kinematics
 from spin_diff.errors import BadInputError
+from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 # SMPL joint (or a model keypoint of the 49-joint layout, or ``hip_centre``, the midpoint of
 # the two hip joints) -> source point name(s); several names are averaged. Mocap roots sit
@@ -188,8 +189,6 @@ def source_scale(motion: Motion, model, kind: str) -> float:
 
 def retarget(motion: Motion, model, config: RetargetConfig | None = None, kind: str | None = None) -> RetargetResult:
     """Fit the body model's 24 rotations to a clip (all its frames), batched over frames."""
-    from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-
     config = config or RetargetConfig()
     kind = kind or motion.skeleton_kind or detect_skeleton_kind(motion.skeleton.point_names)
     table = CORRESPONDENCES[kind]

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from spin_diff.body.joints import flip_keypoints
-from spin_diff.training.frames import root_joint, to_canonical, to_view
 from spin_diff.cache.records import FitBatch
 from spin_diff.cache.store import FitStore
 from spin_diff.geometry.cameras import image_keypoints_to_crop, perspective_projection
 from spin_diff.geometry.rotations import axis_angle_to_matrix
+from spin_diff.training.frames import root_joint, to_canonical, to_view
 
 CROP = 224.0
 

@@ -8,20 +8,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from training_helpers import make_keypoint_dataset, people
 
-from spin_diff.training.frames import root_joint, to_view
 from spin_diff.body.files import body_model_hash
 from spin_diff.cache.store import FitStore
-from spin_diff.training.datasets import SpinDataset, TrainingData, crop_affine, view_keypoints
-from spin_diff.training.sampler import AugmentationConfig, BatchRequest, EpochBatchSampler, draw_epoch
 from spin_diff.data.spin_npz import SpinDataError, write_spin_npz
 from spin_diff.geometry.cameras import perspective_projection
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from training_helpers import make_keypoint_dataset, people  # noqa: E402
+from spin_diff.training.datasets import SpinDataset, TrainingData, crop_affine, view_keypoints
+from spin_diff.training.frames import root_joint, to_view
+from spin_diff.training.sampler import AugmentationConfig, BatchRequest, EpochBatchSampler, draw_epoch
 
 VIEWS = [  # (flip, rotation, scale)
     (False, 0.0, 1.0), (True, 0.0, 1.0), (False, 35.0, 1.2), (True, -50.0, 0.8), (True, 20.0, 1.25),
@@ -53,8 +48,8 @@ def test_fit_stored_from_one_view_reprojects_in_another(body_model, tmp_path):
     loop's canonical mapping, read back in view B, lands on B's keypoints within 0.5 px."""
     from spin_diff.fitting.config import FittingConfig
     from spin_diff.fitting.smplify import SMPLify
-    from spin_diff.training.fit_updates import unpack_updates
     from spin_diff.training.config import scoring_config
+    from spin_diff.training.fit_updates import unpack_updates
     from spin_diff.training.loop import canonical_updates
 
     npz = make_keypoint_dataset(body_model, tmp_path / "views.npz", 6, seed=1)

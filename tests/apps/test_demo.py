@@ -21,6 +21,7 @@ def quick_demo(tmp_path_factory):
     return code, out, printed.getvalue()
 
 
+@pytest.mark.slow
 def test_quick_demo_writes_every_step(quick_demo):
     code, out, printed = quick_demo
     assert code == 0
@@ -38,6 +39,7 @@ def test_quick_demo_writes_every_step(quick_demo):
     assert summary["start"] == "bundled" and "2. start: the bundled keypoint regressor (" in printed
 
 
+@pytest.mark.slow
 def test_training_copy_hides_the_ground_truth(quick_demo):
     from spin_diff.data.spin_npz import read_spin_npz
 
@@ -48,9 +50,10 @@ def test_training_copy_hides_the_ground_truth(quick_demo):
     np.testing.assert_array_equal(hidden["openpose_detected"], full["openpose_detected"])
 
 
+@pytest.mark.slow
 def test_store_filled_and_its_scores_never_rise(quick_demo):
-    from spin_diff.body.model import load_body_model
     from spin_diff.body.files import body_model_hash, body_model_label
+    from spin_diff.body.model import load_body_model
     from spin_diff.cache.store import FitStore
 
     _, out, _ = quick_demo
@@ -73,6 +76,7 @@ def test_store_filled_and_its_scores_never_rise(quick_demo):
     assert t["store_supervised_after"] == pytest.approx((stored.score < threshold).mean())
 
 
+@pytest.mark.slow
 def test_eval_table_has_the_refinement_rows(quick_demo):
     from spin_diff.evaluation.run import ROW_LABELS
 
@@ -86,6 +90,7 @@ def test_eval_table_has_the_refinement_rows(quick_demo):
     assert "guided_pa_mpjpe" in header
 
 
+@pytest.mark.slow
 def test_training_plot_shows_four_panels_with_data(quick_demo):
     from spin_diff.render.plots import PALETTE
 
@@ -102,11 +107,11 @@ def test_training_plot_shows_four_panels_with_data(quick_demo):
 
 def test_a_bundled_regressor_replaces_the_training(tmp_path):
     """With the bundled regressor in place, the demo starts from it and trains none."""
-    from spin_diff.body.model import load_body_model
-    from spin_diff.utils.configs import load_config
     from spin_diff.apps.demo import DEMO_CONFIG, DEMO_SIZES, start_regressor
+    from spin_diff.body.model import load_body_model
     from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR
     from spin_diff.training.config import TrainConfig
+    from spin_diff.utils.configs import load_config
 
     config = load_config(TrainConfig, DEMO_CONFIG)
     path, label, _, history = start_regressor(load_body_model(), config, DEMO_SIZES["quick"], tmp_path / "x", False)
@@ -124,37 +129,37 @@ def test_missing_recipe_names_the_fix(monkeypatch, tmp_path, capsys):
 
 
 def test_a_rerun_replaces_only_an_earlier_demo(tmp_path):
-    from spin_diff.apps.demo import prepare_output
+    from spin_diff.apps.demo import prepare_demo_output
     from spin_diff.errors import BadInputError
 
     earlier = tmp_path / "demo"
-    prepare_output(earlier)
+    prepare_demo_output(earlier)
     (earlier / "run").mkdir()
     (earlier / "run" / "log.csv").write_text("step,loss\n1,9\n")
     (earlier / "notes.txt").write_text("mine")
-    prepare_output(earlier)
+    prepare_demo_output(earlier)
     assert not (earlier / "run").exists() and (earlier / "notes.txt").read_text() == "mine"
 
     older = tmp_path / "older"  # what the demo of earlier versions wrote, no marker
     (older / "synth").mkdir(parents=True)
     (older / "body_poses.png").write_bytes(b"png")
-    prepare_output(older)
+    prepare_demo_output(older)
     assert [p.name for p in older.iterdir()] == [".spin_diff_demo"]
 
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "holiday.jpg").write_bytes(b"x")
     with pytest.raises(BadInputError, match="not empty"):
-        prepare_output(foreign)
+        prepare_demo_output(foreign)
     assert (foreign / "holiday.jpg").read_bytes() == b"x"
 
 
 def test_demo_trains_a_start_where_the_bundled_regressor_is_missing(tmp_path, monkeypatch):
-    from spin_diff.body.model import load_body_model
-    from spin_diff.utils.configs import load_config
     from spin_diff.apps.demo import DEMO_CONFIG, DEMO_SIZES, start_regressor
+    from spin_diff.body.model import load_body_model
     from spin_diff.fitting import initialisation
     from spin_diff.training.config import TrainConfig
+    from spin_diff.utils.configs import load_config
 
     monkeypatch.setattr(initialisation, "BUNDLED_KEYPOINT_REGRESSOR", tmp_path / "gone.pt")
     config = load_config(TrainConfig, DEMO_CONFIG)

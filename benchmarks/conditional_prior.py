@@ -8,7 +8,7 @@ Run: .venv/bin/python benchmarks/conditional_prior.py [--regressor-steps 800] [-
    (:func:`spin_diff.models.train_keypoints.train_keypoint_regressor`).
 2. Draw ``--pairs`` synthetic people (pose-sampler poses, synth's orientations, detector-like
    keypoints; another seed than the regressor's) and compute the regressor's features of
-   each one's keypoints (:func:`spin_diff.diffusion.conditioning.regressor_features`).
+   each one's keypoints (:func:`spin_diff.fitting.conditioning.regressor_features`).
 3. Train two priors of the same size on the same poses for the same steps, camera-frame
    orientation untilted: unconditional, and conditioned on the features (10% dropout).
 4. Render a synthetic evaluation set (``spin-diff synth``'s generator, seed 2026) and evaluate

@@ -55,7 +55,7 @@ class DiffusionPrior(nn.Module):
         self.register_buffer("alpha_bars", alpha_bars.float(), persistent=False)
         self.source = "in memory"
         # a conditional prior's record of the regressor whose features it was trained on
-        # (spin_diff.diffusion.conditioning.conditioning_record); None when unconditional
+        # (spin_diff.fitting.conditioning.conditioning_record); None when unconditional
         self.conditioning: dict | None = None
 
     @property

@@ -76,7 +76,7 @@ class Refiner:
 
     def check_regressor(self, regressor) -> None:
         """Refuse, before any work, a regressor whose features a row's conditional prior
-        cannot use (:func:`spin_diff.diffusion.conditioning.check_regressor`)."""
+        cannot use (:func:`spin_diff.fitting.conditioning.check_regressor`)."""
         for fitter in self.fitters.values():
             check_fitter_regressor(fitter, regressor)
 

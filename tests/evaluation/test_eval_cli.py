@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from eval_files import box_keys, s_from_bodies, sample_bodies, write_npz
 
 from spin_diff.cli.main import main
 from spin_diff.geometry.rotations import matrix_to_axis_angle, rot6d_to_matrix
@@ -54,14 +53,14 @@ def random_keypoints(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return openpose, part
 
 
-def test_a_checkpoint_that_predicts_the_ground_truth_scores_zero(body_model, tmp_path, capsys):
+def test_a_checkpoint_that_predicts_the_ground_truth_scores_zero(body_model, tmp_path, capsys, eval_files):
     """Ground truth = the mean parameters; the zero-head checkpoint predicts exactly them."""
     n = 5
     mean = body_model.mean_params
     mean_pose = matrix_to_axis_angle(rot6d_to_matrix(mean["pose"].view(24, 6))).reshape(72).numpy()
     openpose, part = random_keypoints(n)
-    dataset = write_npz(
-        tmp_path / "synthetic.npz", **box_keys(n), openpose=openpose, part=part,
+    dataset = eval_files.write_npz(
+        tmp_path / "synthetic.npz", **eval_files.box_keys(n), openpose=openpose, part=part,
         pose=np.tile(mean_pose, (n, 1)), shape=np.tile(mean["shape"].numpy(), (n, 1)), has_smpl=np.ones(n),
     )  # fmt: skip
     checkpoint = mean_predictor(body_model, tmp_path / "oracle.pt")
@@ -176,15 +175,15 @@ def test_batch_size_does_not_change_the_errors(body_model, synth_set, tmp_path):
     assert np.allclose(columns[0], columns[1], atol=1e-2)
 
 
-def test_h36m_file_with_an_oracle_image_checkpoint(body_model, synth_set, tmp_path):
+def test_h36m_file_with_an_oracle_image_checkpoint(body_model, synth_set, tmp_path, eval_files):
     """An H36M-style file (S only) whose bodies are the mean body: the zero-head image
     checkpoint reads the crops and scores 0 mm on protocol 2."""
     n = 5
     mean = body_model.mean_params
     mean_pose = matrix_to_axis_angle(rot6d_to_matrix(mean["pose"].view(24, 6))).reshape(1, 72).numpy()
-    S = s_from_bodies(body_model, np.tile(mean_pose, (n, 1)), np.tile(mean["shape"].numpy(), (n, 1)))
+    S = eval_files.s_from_bodies(body_model, np.tile(mean_pose, (n, 1)), np.tile(mean["shape"].numpy(), (n, 1)))
     data = np.load(synth_set / "synth.npz")
-    dataset = write_npz(
+    dataset = eval_files.write_npz(
         tmp_path / "h36m_valid_protocol2.npz",
         imgname=data["imgname"],
         center=data["center"],
@@ -200,11 +199,11 @@ def test_h36m_file_with_an_oracle_image_checkpoint(body_model, synth_set, tmp_pa
     assert summary["rows"]["none"]["mpjpe"] < 1e-3 and summary["rows"]["none"]["pa_mpjpe"] < 1e-3
 
 
-def test_lsp_reports_2d_error_of_the_regressor(body_model, tmp_path):
+def test_lsp_reports_2d_error_of_the_regressor(body_model, tmp_path, eval_files):
     n = 3
     _, part = random_keypoints(n, seed=2)
     names = {"maskname": np.array(["m.png"] * n), "partname": np.array(["p.png"] * n)}
-    dataset = write_npz(tmp_path / "lsp_dataset_test.npz", **box_keys(n), **names, part=part)
+    dataset = eval_files.write_npz(tmp_path / "lsp_dataset_test.npz", **eval_files.box_keys(n), **names, part=part)
     checkpoint = save_regressor(build_regressor(KEYPOINT_CONFIG, body=body_model), tmp_path / "kp.pt")
     summary = evaluate_checkpoint(checkpoint, dataset, tmp_path / "eval")
     assert summary["protocol"] == "lsp" and np.isfinite(summary["rows"]["none"]["kp2d_px"])
@@ -227,10 +226,10 @@ def test_image_checkpoint_without_images_is_refused(body_model, synth_set, tmp_p
     assert "5 image(s) of synth.npz are not under --images" in capsys.readouterr().err
 
 
-def test_keypoint_checkpoint_or_refinement_on_a_file_without_keypoints(body_model, tmp_path, capsys):
-    pose, betas = sample_bodies(2, seed=1)
-    dataset = write_npz(
-        tmp_path / "h36m_valid_protocol1.npz", **box_keys(2), S=s_from_bodies(body_model, pose, betas)
+def test_keypoint_checkpoint_or_refinement_on_a_file_without_keypoints(body_model, tmp_path, capsys, eval_files):
+    pose, betas = eval_files.sample_bodies(2, seed=1)
+    dataset = eval_files.write_npz(
+        tmp_path / "h36m_valid_protocol1.npz", **eval_files.box_keys(2), S=eval_files.s_from_bodies(body_model, pose, betas)
     )
     checkpoint = save_regressor(build_regressor(KEYPOINT_CONFIG, body=body_model), tmp_path / "kp.pt")
     assert main(["eval", "--checkpoint", str(checkpoint), "--dataset", str(dataset), "--quiet"]) == 2

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from eval_files import box_keys, s_from_bodies, sample_bodies, write_npz
 from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
@@ -66,9 +65,9 @@ def test_reflected_prediction_is_not_aligned_away():
     assert pose_errors(torch.tensor(mirrored), torch.tensor(gt))["pa_mpjpe"].item() > 10
 
 
-def test_mesh_joints_match_smplx_vertices_through_the_h36m_regressor(body_model):
+def test_mesh_joints_match_smplx_vertices_through_the_h36m_regressor(body_model, eval_files):
     """Independent path: smplx's vertices (float64 numpy), the regressor matrix, SPIN's indices."""
-    pose, betas = sample_bodies(3, seed=4)
+    pose, betas = eval_files.sample_bodies(3, seed=4)
     rot = pose_to_rotmat(torch.tensor(pose, dtype=torch.float32))
     joints, vertices = mesh_joints(body_model, rot, torch.tensor(betas, dtype=torch.float32))
     with torch.no_grad():
@@ -90,33 +89,33 @@ def test_mesh_joints_match_smplx_vertices_through_the_h36m_regressor(body_model)
 
 
 @pytest.fixture(scope="module")
-def bodies(body_model):
-    pose, betas = sample_bodies(6, seed=7)
-    return pose, betas, s_from_bodies(body_model, pose, betas)
+def bodies(body_model, eval_files):
+    pose, betas = eval_files.sample_bodies(6, seed=7)
+    return pose, betas, eval_files.s_from_bodies(body_model, pose, betas)
 
 
-def test_spin_evaluation_files_are_read_unchanged(tmp_path, bodies):
+def test_spin_evaluation_files_are_read_unchanged(tmp_path, bodies, eval_files):
     pose, betas, S = bodies
     n = pose.shape[0]
     rng = np.random.default_rng(0)
     part = np.concatenate([rng.uniform(0, 400, (n, 24, 2)), np.ones((n, 24, 1))], -1)
     files = {
-        "h36m_valid_protocol1.npz": ("h36m-p1", dict(**box_keys(n), S=S)),
-        "h36m_valid_protocol2.npz": ("h36m-p2", dict(**box_keys(n), S=S)),
+        "h36m_valid_protocol1.npz": ("h36m-p1", dict(**eval_files.box_keys(n), S=S)),
+        "h36m_valid_protocol2.npz": ("h36m-p2", dict(**eval_files.box_keys(n), S=S)),
         "3dpw_test.npz": (
             "3dpw",
-            dict(**box_keys(n), pose=pose, shape=betas, gender=np.array(["m", "f"] * (n // 2))),
+            dict(**eval_files.box_keys(n), pose=pose, shape=betas, gender=np.array(["m", "f"] * (n // 2))),
         ),
-        "mpi_inf_3dhp_test.npz": ("mpi-inf-3dhp", dict(**box_keys(n), S=S, part=part)),
+        "mpi_inf_3dhp_test.npz": ("mpi-inf-3dhp", dict(**eval_files.box_keys(n), S=S, part=part)),
         "lsp_dataset_test.npz": (
             "lsp",
             dict(
-                **box_keys(n), maskname=np.array(["m.png"] * n), partname=np.array(["p.png"] * n), part=part
+                **eval_files.box_keys(n), maskname=np.array(["m.png"] * n), partname=np.array(["p.png"] * n), part=part
             ),
         ),
     }
     for name, (protocol, arrays) in files.items():
-        evalset = load_eval_set(write_npz(tmp_path / name, **arrays))
+        evalset = load_eval_set(eval_files.write_npz(tmp_path / name, **arrays))
         assert evalset.protocol == protocol, name
         assert sorted(evalset.data) == sorted(arrays)
         for key, value in arrays.items():
@@ -124,26 +123,26 @@ def test_spin_evaluation_files_are_read_unchanged(tmp_path, bodies):
     assert load_eval_set(tmp_path / "mpi_inf_3dhp_test.npz").joint_count == 17
 
 
-def test_ground_truth_from_S_and_from_SMPL_agree(body_model, bodies):
+def test_ground_truth_from_S_and_from_SMPL_agree(body_model, bodies, eval_files):
     """The same bodies as S (H36M-style file) and as SMPL parameters give the same joints."""
     from spin_diff.evaluation.protocols import EvalSet
 
     pose, betas, S = bodies
     rows = np.arange(pose.shape[0])
-    from_s = GroundTruthBodies(EvalSet(None, "h36m-p1", dict(**box_keys(6), S=S)), body_model).batch(
+    from_s = GroundTruthBodies(EvalSet(None, "h36m-p1", dict(**eval_files.box_keys(6), S=S)), body_model).batch(
         rows, "cpu"
     )[0]
-    smpl_set = EvalSet(None, "smpl", dict(**box_keys(6), pose=pose, shape=betas))
+    smpl_set = EvalSet(None, "smpl", dict(**eval_files.box_keys(6), pose=pose, shape=betas))
     from_smpl, vertices = GroundTruthBodies(smpl_set, body_model).batch(rows, "cpu")
     assert torch.allclose(from_s, from_smpl, atol=1e-6) and vertices is not None
 
 
-def test_3dpw_uses_the_gendered_models(body_model, other_body_model, bodies):
+def test_3dpw_uses_the_gendered_models(body_model, other_body_model, bodies, eval_files):
     from spin_diff.evaluation.protocols import EvalSet
 
     pose, betas, _ = bodies
     gender = np.array(["m", "f", "f", "m", "m", "f"])
-    evalset = EvalSet(None, "3dpw", dict(**box_keys(6), pose=pose, shape=betas, gender=gender))
+    evalset = EvalSet(None, "3dpw", dict(**eval_files.box_keys(6), pose=pose, shape=betas, gender=gender))
     joints, _ = GroundTruthBodies(evalset, body_model, male=body_model, female=other_body_model).batch(
         np.arange(6), "cpu"
     )
@@ -153,23 +152,23 @@ def test_3dpw_uses_the_gendered_models(body_model, other_body_model, bodies):
     is_f = torch.tensor(gender == "f")
     assert torch.allclose(joints[is_f], female[is_f]) and torch.allclose(joints[~is_f], male[~is_f])
     assert not torch.allclose(male, female, atol=1e-3)
-    neutral_only = EvalSet(None, "3dpw", dict(**box_keys(6), pose=pose, shape=betas, gender=gender))
+    neutral_only = EvalSet(None, "3dpw", dict(**eval_files.box_keys(6), pose=pose, shape=betas, gender=gender))
     GroundTruthBodies(neutral_only, body_model)
     assert any("NEUTRAL" in note for note in neutral_only.notes)
 
 
-def test_files_missing_what_their_protocol_needs_are_refused(tmp_path):
+def test_files_missing_what_their_protocol_needs_are_refused(tmp_path, eval_files):
     from spin_diff.data.spin_npz import SpinDataError
 
     with pytest.raises(SpinDataError, match=r"h36m-p1 protocol needs key\(s\) \['S'\]"):
-        load_eval_set(write_npz(tmp_path / "h36m_valid_protocol1.npz", **box_keys(2)))
+        load_eval_set(eval_files.write_npz(tmp_path / "h36m_valid_protocol1.npz", **eval_files.box_keys(2)))
     with pytest.raises(ValueError, match="cannot tell its evaluation protocol"):
-        load_eval_set(write_npz(tmp_path / "mystery.npz", **box_keys(2)))
+        load_eval_set(eval_files.write_npz(tmp_path / "mystery.npz", **eval_files.box_keys(2)))
     with pytest.raises(SpinDataError, match="has_smpl = 0"):
         load_eval_set(
-            write_npz(
+            eval_files.write_npz(
                 tmp_path / "x.npz",
-                **box_keys(2),
+                **eval_files.box_keys(2),
                 pose=np.zeros((2, 72)),
                 shape=np.zeros((2, 10)),
                 has_smpl=np.array([1.0, 0.0]),

@@ -3,7 +3,6 @@ number of shape coefficients, and stage lists that would run nothing."""
 
 import pytest
 import torch
-from fitting_problems import turned_problems
 
 from spin_diff.body.model import load_body_model
 from spin_diff.constants import NUM_KEYPOINTS
@@ -18,7 +17,7 @@ def model():
     return load_body_model()
 
 
-def test_a_start_as_axis_angle_or_as_matrices_gives_the_same_fit(model):
+def test_a_start_as_axis_angle_or_as_matrices_gives_the_same_fit(model, turned_problems):
     """SPIN's mean pose has a global orientation of exactly pi, where float round-off picks
     the sign of the axis; both input forms must start (and so end) the same fit."""
     n = 96
@@ -49,7 +48,7 @@ def test_canonical_axis_angle_keeps_the_rotation_and_fixes_the_half_turn_sign():
     torch.testing.assert_close(canonical[1000:][vectors[1000:].norm(dim=-1) < 3.0], vectors[1000:][vectors[1000:].norm(dim=-1) < 3.0])
 
 
-def test_the_start_and_the_score_use_one_camera_from_the_gt_joints(model):
+def test_the_start_and_the_score_use_one_camera_from_the_gt_joints(model, turned_problems):
     """A start without a camera gets the same weighted least-squares camera over the 24 GT
     joints as SMPLify.score gives a stored fit: OpenPose outliers do not move it."""
     n = 4
@@ -65,7 +64,7 @@ def test_the_start_and_the_score_use_one_camera_from_the_gt_joints(model):
 
 
 @pytest.mark.parametrize("num_betas", [4, 10])
-def test_fits_with_another_number_of_shape_coefficients(num_betas):
+def test_fits_with_another_number_of_shape_coefficients(num_betas, turned_problems):
     model = load_body_model(num_betas=num_betas)
     start, _, keypoints = turned_problems(model, 3, seed=1)
     fitter = SMPLify(model, FittingConfig(stages=spin_stages(5)))

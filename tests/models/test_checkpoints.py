@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from regressor_helpers import tiny_image_config, tiny_keypoint_config
 
 from spin_diff.models.backbones import build_backbone, load_backbone_state_dict
-from spin_diff.utils.checkpoints import CheckpointError
 from spin_diff.models.checkpoints import load_regressor, peek_checkpoint, save_regressor
 from spin_diff.models.hmr import build_regressor
+from spin_diff.utils.checkpoints import CheckpointError
 
 
 def resnet_layout(
@@ -189,11 +188,11 @@ def test_unrelated_file_is_refused_with_its_keys(tmp_path, body_model):
 
 
 @pytest.mark.parametrize("kind", ["image", "keypoints"])
-def test_our_checkpoint_round_trip_records_config_kind_and_body(tmp_path, body_model, kind):
+def test_our_checkpoint_round_trip_records_config_kind_and_body(tmp_path, body_model, kind, regressor_configs):
     from spin_diff.body.files import body_model_hash
 
     torch.manual_seed(0)
-    config = tiny_image_config() if kind == "image" else tiny_keypoint_config()
+    config = regressor_configs.tiny_image_config() if kind == "image" else regressor_configs.tiny_keypoint_config()
     model = build_regressor(config, body=body_model).eval()
     with torch.no_grad():
         model.head.decpose.weight.normal_(0, 0.1)
@@ -216,8 +215,8 @@ def test_our_checkpoint_round_trip_records_config_kind_and_body(tmp_path, body_m
 # --- bad input (acceptance item 6) ---------------------------------------------------------
 
 
-def test_checkpoint_of_another_body_model_is_refused(tmp_path, body_model, other_body_model):
-    model = build_regressor(tiny_keypoint_config(), body=body_model)
+def test_checkpoint_of_another_body_model_is_refused(tmp_path, body_model, other_body_model, regressor_configs):
+    model = build_regressor(regressor_configs.tiny_keypoint_config(), body=body_model)
     path = save_regressor(model, tmp_path / "ckpt.pt")
     with pytest.raises(CheckpointError, match=r"trained for another body model .*--body-model"):
         load_regressor(path, other_body_model)
@@ -229,9 +228,9 @@ def test_spin_checkpoint_with_other_mean_parameters_is_refused(spin_file, other_
         load_regressor(path, other_body_model)
 
 
-def test_wrong_input_kind_is_refused(tmp_path, body_model):
-    image = save_regressor(build_regressor(tiny_image_config(), body=body_model), tmp_path / "image.pt")
-    keypoint = save_regressor(build_regressor(tiny_keypoint_config(), body=body_model), tmp_path / "kp.pt")
+def test_wrong_input_kind_is_refused(tmp_path, body_model, regressor_configs):
+    image = save_regressor(build_regressor(regressor_configs.tiny_image_config(), body=body_model), tmp_path / "image.pt")
+    keypoint = save_regressor(build_regressor(regressor_configs.tiny_keypoint_config(), body=body_model), tmp_path / "kp.pt")
     with pytest.raises(CheckpointError, match=r"image input, it needs image crops \(pass --images DIR\)"):
         load_regressor(image, body_model, expect_input="keypoints")
     with pytest.raises(CheckpointError, match="keypoints input"):
@@ -239,8 +238,8 @@ def test_wrong_input_kind_is_refused(tmp_path, body_model):
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.02])
-def test_truncated_file_is_refused(tmp_path, body_model, keep):
-    path = save_regressor(build_regressor(tiny_keypoint_config(), body=body_model), tmp_path / "ckpt.pt")
+def test_truncated_file_is_refused(tmp_path, body_model, keep, regressor_configs):
+    path = save_regressor(build_regressor(regressor_configs.tiny_keypoint_config(), body=body_model), tmp_path / "ckpt.pt")
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(CheckpointError, match=r"ckpt.pt .*truncated or not a torch checkpoint"):

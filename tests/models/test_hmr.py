@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from regressor_helpers import tiny_image_config, tiny_keypoint_config
 
 from spin_diff.geometry.rotations import axis_angle_to_matrix, rot6d_to_matrix
 from spin_diff.models.backbones import build_backbone
@@ -30,8 +29,8 @@ def _zero_heads(model) -> None:
 
 
 @pytest.mark.parametrize("kind", ["image", "keypoints"])
-def test_zero_heads_return_the_mean_parameters_exactly(body_model, kind):
-    config = tiny_image_config() if kind == "image" else tiny_keypoint_config()
+def test_zero_heads_return_the_mean_parameters_exactly(body_model, kind, regressor_configs):
+    config = regressor_configs.tiny_image_config() if kind == "image" else regressor_configs.tiny_keypoint_config()
     model = build_regressor(config, body=body_model).eval()
     _zero_heads(model)
     inputs = _crops(3) if kind == "image" else _keypoints(3)
@@ -45,8 +44,8 @@ def test_zero_heads_return_the_mean_parameters_exactly(body_model, kind):
 
 
 @pytest.mark.parametrize("iterations", [1, 3, 5])
-def test_ief_runs_the_configured_number_of_iterations(body_model, iterations):
-    config = tiny_keypoint_config()
+def test_ief_runs_the_configured_number_of_iterations(body_model, iterations, regressor_configs):
+    config = regressor_configs.tiny_keypoint_config()
     config.head.iterations = iterations
     model = build_regressor(config, body=body_model).eval()
     calls = []
@@ -58,10 +57,10 @@ def test_ief_runs_the_configured_number_of_iterations(body_model, iterations):
     assert len(calls) == 2
 
 
-def test_each_iteration_adds_a_residual_to_the_previous_estimate(body_model):
+def test_each_iteration_adds_a_residual_to_the_previous_estimate(body_model, regressor_configs):
     """Running k iterations from the estimate after j equals running j + k from the mean."""
     torch.manual_seed(1)
-    model = build_regressor(tiny_keypoint_config(), body=body_model).eval()
+    model = build_regressor(regressor_configs.tiny_keypoint_config(), body=body_model).eval()
     features = model.encoder(_keypoints(4))
     after_two = model.head(features, iterations=2)
     after_three = model.head(features, iterations=3)
@@ -70,9 +69,9 @@ def test_each_iteration_adds_a_residual_to_the_previous_estimate(body_model):
         assert torch.allclose(a, b, atol=1e-6)
 
 
-def test_6d_decoding_gives_proper_rotations_and_matching_axis_angle(body_model):
+def test_6d_decoding_gives_proper_rotations_and_matching_axis_angle(body_model, regressor_configs):
     torch.manual_seed(2)
-    model = build_regressor(tiny_keypoint_config(), body=body_model).eval()
+    model = build_regressor(regressor_configs.tiny_keypoint_config(), body=body_model).eval()
     with torch.no_grad():  # large residuals: far from the mean, far from orthonormal 6D
         model.head.decpose.weight.normal_(0, 0.5)
     out = model(_keypoints(5))
@@ -85,9 +84,9 @@ def test_6d_decoding_gives_proper_rotations_and_matching_axis_angle(body_model):
 
 
 @pytest.mark.parametrize("kind", ["image", "keypoints"])
-def test_batch_of_one_and_batch_of_n_agree_per_sample(body_model, kind):
+def test_batch_of_one_and_batch_of_n_agree_per_sample(body_model, kind, regressor_configs):
     torch.manual_seed(3)
-    config = tiny_image_config() if kind == "image" else tiny_keypoint_config()
+    config = regressor_configs.tiny_image_config() if kind == "image" else regressor_configs.tiny_keypoint_config()
     model = build_regressor(config, body=body_model)
     if kind == "image":  # non-trivial BatchNorm statistics, as after training
         model.train()
@@ -104,10 +103,10 @@ def test_batch_of_one_and_batch_of_n_agree_per_sample(body_model, kind):
             )
 
 
-def test_camera_and_projected_keypoints_match_an_independent_computation(body_model):
+def test_camera_and_projected_keypoints_match_an_independent_computation(body_model, regressor_configs):
     """transl = [tx, ty, 2 f / (224 s)]; keypoints = f X / Z + 112 of smplx's full forward."""
     torch.manual_seed(4)
-    model = build_regressor(tiny_keypoint_config(), body=body_model).eval()
+    model = build_regressor(regressor_configs.tiny_keypoint_config(), body=body_model).eval()
     out = model(_keypoints(3))
     s, tx, ty = out.cam.double().unbind(-1)
     expected_t = torch.stack([tx, ty, 2 * 5000.0 / (224 * s)], dim=-1)
@@ -175,8 +174,8 @@ def test_keypoint_encoder_rejects_wrong_shapes():
         KeypointEncoder(hidden=8, blocks=1, feature_dim=4)(torch.zeros(2, 25, 3))
 
 
-def test_regressor_needs_mean_parameters():
+def test_regressor_needs_mean_parameters(regressor_configs):
     with pytest.raises(FileNotFoundError, match="smpl_mean_params.npz"):
-        build_regressor(tiny_keypoint_config())
+        build_regressor(regressor_configs.tiny_keypoint_config())
     with pytest.raises(ValueError, match="144"):
         IEFHead(8, {"pose": torch.zeros(10), "shape": torch.zeros(10), "cam": torch.zeros(3)})

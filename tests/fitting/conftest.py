@@ -1,17 +1,18 @@
-"""Fitting problems shared by the fitting tests: known bodies, their keypoints, starts."""
+"""Fixtures of the fitting tests: fitting problems with known bodies, their keypoints, starts."""
 
 import numpy as np
+import pytest
 import torch
 
 from spin_diff.body.demo_poses import named_pose
-from spin_diff.constants import NUM_KEYPOINTS
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH, NUM_KEYPOINTS
 from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 POSE_NAMES = ["walk", "arms_up", "apose", "sit", "reach", "tpose"]
 
 
-def turned_problems(model, n: int, seed: int = 3):
+def make_turned_problems(model, n: int, seed: int = 3):
     """``n`` bodies turned to random yaws (some side-on), their keypoints with 2 px jitter and
     10% dropped joints, and starts perturbed from the truth.
 
@@ -26,10 +27,16 @@ def turned_problems(model, n: int, seed: int = 3):
     pose[:, :3] = matrix_to_axis_angle(turn @ facing_camera)
     betas = 0.5 * torch.randn(n, 10, generator=gen)[:, : model.num_betas]
     transl = torch.tensor([0.0, 0.25, 45.0]).expand(n, 3).clone()
-    kp = perspective_projection(model.joints(pose, betas).joints, transl, 5000.0, torch.full((n, 2), 112.0))
+    kp = perspective_projection(model.joints(pose, betas).joints, transl, FOCAL_LENGTH, torch.full((n, 2), CROP_SIZE / 2))
     kp = kp + 2.0 * torch.randn(kp.shape, generator=gen)
     conf = (torch.rand(n, NUM_KEYPOINTS, generator=gen) > 0.1).float()
     keypoints = torch.cat([kp, conf[..., None]], -1)
     start = pose.clone()
     start[:, 3:] += 0.15 * torch.randn(n, 69, generator=gen)
     return start, torch.zeros(n, model.num_betas), keypoints
+
+
+@pytest.fixture(scope="session")
+def turned_problems():
+    """:func:`make_turned_problems`: ``turned_problems(model, n, seed)`` -> start, betas, keypoints."""
+    return make_turned_problems

@@ -34,13 +34,14 @@ import numpy as np
 import torch
 
 from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.recipes import RECIPE_DIR
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DEMO_CONFIG", "DEMO_SIZES", "DemoResult", "DemoSize", "demo_config_path", "run_demo", "training_plot"]
 
-# The CPU training recipe the demo runs (a repository file; --config replaces it).
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "train_keypoints_cpu.yaml"
+# The CPU training recipe the demo runs (shipped with the package; --config replaces it).
+DEMO_CONFIG = RECIPE_DIR / "train_keypoints_cpu.yaml"
 
 CAVEAT = (
     "All people here are synthetic, drawn by spin_diff's own pose sampler and rendered by its own "
@@ -130,8 +131,8 @@ def demo_config_path(path: Path | None = None) -> Path:
         return Path(path)
     if not DEMO_CONFIG.is_file():
         raise MissingInputError(
-            f"the demo's training recipe {DEMO_CONFIG} is not here (an installed package without the "
-            "repository's configs/): pass --config with a training YAML such as configs/train_keypoints_cpu.yaml"
+            f"the demo's training recipe {DEMO_CONFIG} is missing (a damaged install: reinstall spin_diff), "
+            "or pass --config with a training YAML"
         )
     return DEMO_CONFIG
 

@@ -528,7 +528,7 @@ class SMPLify:
         """ScoreHMR's guided refinement of pose and camera (betas fixed), after the pre-stages.
         Returns (params, steps (B,), start loss (B,), end loss (B,)), the loss being the
         robust reprojection term with the body-stage confidences."""
-        from spin_diff.diffusion.guidance import guided_refinement
+        from spin_diff.fitting.guidance import guided_refinement
 
         aa = torch.cat([params["global_orient"], params["body_pose"]], 1).view(-1, 24, 3)
         result = guided_refinement(

@@ -36,7 +36,8 @@ from spin_diff.body import joints as J
 from spin_diff.body.model import BodyModel
 from spin_diff.diffusion.keyed_noise import seed_from_text
 from spin_diff.errors import BadInputError, MissingInputError
-from spin_diff.fitting.smplify import FitResult, SMPLify
+from spin_diff.fitting.base import FitResult
+from spin_diff.fitting.smplify import SMPLify
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spin_diff.config import Config  # noqa: E402
 from spin_diff.data.synth import SynthConfig, generate_dataset  # noqa: E402
-from spin_diff.fitting.images import fit_images  # noqa: E402
+from spin_diff.apps.fit_photos import fit_images  # noqa: E402
 from spin_diff.fitting.smplify import SMPLify  # noqa: E402
 from spin_diff.body.model import load_body_model  # noqa: E402
 from spin_diff.render import save_png  # noqa: E402

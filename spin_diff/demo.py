@@ -14,7 +14,7 @@
 5. ``spin-diff eval`` with the refinement rows on the held-out set
    (:func:`spin_diff.evaluation.run.evaluate`);
 6. ``spin-diff fit`` on the photos from the trained regressor
-   (:func:`spin_diff.fitting.images.fit_images`);
+   (:func:`spin_diff.apps.fit_photos.fit_images`);
 7. pictures (training curves, overlays and side views) and ``summary.json``.
 
 Every person is drawn by the project's own pose sampler, so the numbers show the mechanism
@@ -319,7 +319,7 @@ def run_demo(out: Path, config, size: str = "full", progress: bool = True, say=p
     from spin_diff.evaluation.protocols import load_eval_set
     from spin_diff.evaluation.refine import REFINEMENTS, refinement_config
     from spin_diff.evaluation.run import evaluate, format_table, write_results
-    from spin_diff.fitting.images import fit_images
+    from spin_diff.apps.fit_photos import fit_images
     from spin_diff.fitting.smplify import SMPLify
     from spin_diff.models.checkpoints import load_regressor
     from spin_diff.render import save_png

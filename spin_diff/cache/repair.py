@@ -75,7 +75,8 @@ def check_store(path: str | Path) -> VerifyReport:
     :func:`verify_store` runs it in a child)."""
     import lmdb
 
-    from spin_diff.cache.store import HEADER_KEY, FitStore
+    from spin_diff.cache.header import HEADER_KEY
+    from spin_diff.cache.store import FitStore
 
     path = Path(path)
     report = VerifyReport(str(path), ok=False)
@@ -226,7 +227,8 @@ def salvage_store(source: str | Path, destination: str | Path, chunk: int = 4096
     """Copy every record that still reads from the (damaged) store at ``source`` into a new
     store at ``destination``, keeping the best copy of each example (see the module doc).
     ``source`` is only read."""
-    from spin_diff.cache.store import CONFIG_PREFIX, HEADER_KEY, FitStore
+    from spin_diff.cache.header import CONFIG_PREFIX, HEADER_KEY
+    from spin_diff.cache.store import FitStore
     from spin_diff.cache.transfer import write_preserving
 
     source, destination = Path(source), Path(destination)

@@ -90,7 +90,7 @@ def recipe_path(recipe: str, start: str = "mean") -> Path:
 
 def run_fit(args: argparse.Namespace) -> int:
     from spin_diff.config import save_config
-    from spin_diff.fitting.images import fit_images
+    from spin_diff.apps.fit_photos import fit_images
     from spin_diff.fitting.initialisation import default_init, resolve_init
     from spin_diff.fitting.smplify import SMPLify
     from spin_diff.utils.threads import set_threads

@@ -156,12 +156,12 @@ def _shape(context: TermContext) -> Term:
 
 @register_term("diffusion_pose")
 def _diffusion_pose(context: TermContext) -> Term:
-    """The learned diffusion pose prior, by score distillation (``spin_diff.diffusion.term``).
+    """The learned diffusion pose prior, by score distillation (``spin_diff.fitting.diffusion_term``).
 
     Needs ``context.extras["diffusion_prior"]`` (SMPLify loads it from
     ``fitting.diffusion.checkpoint``); settings from ``context.extras["diffusion_config"]``.
     """
-    from spin_diff.diffusion.term import DiffusionPoseTerm
+    from spin_diff.fitting.diffusion_term import DiffusionPoseTerm
 
     prior = context.extras.get("diffusion_prior")
     if prior is None:

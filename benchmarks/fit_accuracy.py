@@ -15,7 +15,7 @@ on the clean keypoints (px), and failures.
 Photo section: people placed in a 1280x960 photo (focal = image diagonal, principal point
 at the centre), OpenPose-like keypoints (only the 25 OpenPose joints, "detector"
 corruption), fitted through ``spin_diff.fitting.images.fit_keypoints`` (SPIN's keypoint box)
-from the mean pose by each recipe of ``configs/`` and variants. Reported: PA-MPJPE, MPJPE,
+from the mean pose by each shipped fitting recipe (``spin_diff/recipes/``) and variants. Reported: PA-MPJPE, MPJPE,
 the angle between fitted and true torso (hips -> shoulders, camera frame, no alignment), the
 mean residual on confident keypoints (224-crop px), how many fits ``spin-diff fit`` would
 flag as failed (fitting.quality), the share of people whose PA-MPJPE is worse (by > 1 mm) than
@@ -38,15 +38,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spin_diff.body.model import load_body_model  # noqa: E402
-from spin_diff.fitting.config import Config
-from spin_diff.utils.configs import load_config
 from spin_diff.data.corruption import CorruptionConfig  # noqa: E402
 from spin_diff.data.keypoint_sets import make_problems, perturbed_start  # noqa: E402
 from spin_diff.evaluation.metrics import joint_errors
-from spin_diff.fitting.config import FittingConfig, spin_stages  # noqa: E402
+from spin_diff.fitting.config import Config, FittingConfig, spin_stages  # noqa: E402
 from spin_diff.fitting.smplify import SMPLify  # noqa: E402
 from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.geometry.rotations import matrix_to_axis_angle  # noqa: E402
+from spin_diff.recipes import recipe_path  # noqa: E402
+from spin_diff.utils.configs import load_config
 
 CORRUPTIONS = {
     "clean": (CorruptionConfig(), (0.0, 0.0)),
@@ -72,8 +72,8 @@ def fitting_config(optimizer: str, iterations: int, objective: str = "default") 
 
 
 def _recipe(name: str, changes=None):
-    """A recipe of configs/ (``fit_<name>.yaml``) with ``changes(fitting_config)`` applied."""
-    config = load_config(Config, Path(__file__).resolve().parents[1] / "configs" / f"fit_{name}.yaml").fitting
+    """A shipped recipe (``fit_<name>.yaml``) with ``changes(fitting_config)`` applied."""
+    config = load_config(Config, recipe_path(f"fit_{name}")).fitting
     if changes is not None:
         changes(config)
     return config
@@ -102,8 +102,8 @@ PHOTO_VARIANTS = {
 
 def photo_section(model, count: int, seed: int) -> None:
     """The recipes of ``spin-diff fit`` from the mean pose under a photo camera (docstring)."""
-    from spin_diff.data.keypoint_sets import make_photo_problems
     from spin_diff.body.measures import torso_angle
+    from spin_diff.data.keypoint_sets import make_photo_problems
     from spin_diff.fitting.images import fit_keypoints, keypoint_box
     from spin_diff.fitting.quality import assess_fits
 

@@ -104,9 +104,8 @@ def variant_configs(iterations: int, weight: float, guidance_scale: float | None
 def yaw_sensitivity(prior, pose: torch.Tensor, yaws: int = 8, t: int = 50) -> float:
     """How much the term's value depends on which way the camera looks: the same poses turned
     about the camera's vertical axis, the same noise; mean over poses of std/mean over yaws."""
-    from spin_diff.geometry.rotations import yaw_matrix
-    from spin_diff.diffusion.term import distillation_target
-    from spin_diff.geometry.rotations import axis_angle_to_matrix
+    from spin_diff.fitting.diffusion_term import distillation_target
+    from spin_diff.geometry.rotations import axis_angle_to_matrix, yaw_matrix
 
     rotmats = axis_angle_to_matrix(pose.view(-1, 24, 3))
     generator = torch.Generator().manual_seed(0)

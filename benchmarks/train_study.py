@@ -124,7 +124,7 @@ def make_data(args, out: Path) -> dict[str, Path]:
 
 
 def plan(args, out: Path, data: dict[str, Path]) -> list[Job]:
-    train_common = ["--config", str(REPO / "configs" / "train_keypoints_cpu.yaml"), "--threads", "1", "--quiet",
+    train_common = ["--config", "train_keypoints_cpu", "--threads", "1", "--quiet",
                     "--set", f"data.batch_size={args.batch}", "--set", f"optim.lr={args.lr}", "--set", f"optim.grad_clip={args.grad_clip}",
                     "--set", "epochs=1000", "--set", "checkpoint_every=100000", "--set", f"summary_every={args.log_every}",
                     "--set", f"validation_data={data['val']}"]  # fmt: skip
@@ -225,8 +225,8 @@ def read_csv(path: Path) -> list[dict[str, float]]:
 def store_figures(run: Path, threshold: float, count: int) -> dict:
     """Of the ``count`` training examples: the share whose stored fit scores under SPIN's
     threshold (what supervises), how many hold a fit, and their mean stored score."""
-    from spin_diff.body.model import load_body_model
     from spin_diff.body.files import body_model_hash, body_model_label
+    from spin_diff.body.model import load_body_model
     from spin_diff.cache.store import FitStore
 
     if not (run / "fits").is_dir():
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
               else f"warm start {args.warm_steps} steps 2D-only (shared, seed {args.warm_seed})")  # fmt: skip
     print(f"budget: {phase1}, then {args.steps} steps of {args.batch} per row "
           f"(Adam lr {args.lr:g}, clip {args.grad_clip:g}) "
-          f"and seed (seeds {args.seeds}); in-loop fits: configs/train_keypoints_cpu.yaml (20 camera + 30 body iterations); "
+          f"and seed (seeds {args.seeds}); in-loop fits: recipe train_keypoints_cpu (20 camera + 30 body iterations); "
           f"row d guided loops {args.guided_loops}")  # fmt: skip
     print("PA-MPJPE / MPJPE in mm on the test people (14 joints, pelvis-centred); mean ± sd over seeds")
     print(report(args, results))

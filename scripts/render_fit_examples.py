@@ -19,11 +19,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spin_diff.fitting.config import Config
-from spin_diff.data.synth import SynthConfig, generate_dataset  # noqa: E402
-from spin_diff.fitting.images import fit_images  # noqa: E402
-from spin_diff.fitting.smplify import SMPLify  # noqa: E402
+from spin_diff.apps.fit_photos import fit_images  # noqa: E402
 from spin_diff.body.model import load_body_model  # noqa: E402
+from spin_diff.data.synth import SynthConfig, generate_dataset  # noqa: E402
+from spin_diff.fitting.config import Config
+from spin_diff.fitting.smplify import SMPLify  # noqa: E402
 from spin_diff.render import save_png  # noqa: E402
 from spin_diff.render.views import image_grid  # noqa: E402
 

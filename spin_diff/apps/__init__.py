@@ -1,1 +1,1 @@
-"""Applications built on the library: the demo, and the file-handling half of ``spin-diff fit``."""
+"""Applications built on the library: the spin-diff fit file pipeline and the demo."""

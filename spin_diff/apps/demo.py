@@ -14,7 +14,7 @@
 5. ``spin-diff eval`` with the refinement rows on the held-out set
    (:func:`spin_diff.evaluation.run.evaluate`);
 6. ``spin-diff fit`` on the photos from the trained regressor
-   (:func:`spin_diff.fitting.images.fit_images`);
+   (:func:`spin_diff.apps.fit_photos.fit_images`);
 7. pictures (training curves, overlays and side views) and ``summary.json``.
 
 Every person is drawn by the project's own pose sampler, so the numbers show the mechanism
@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 
+from spin_diff.apps.fit_photos import fit_images
 from spin_diff.body.demo_poses import POSE_NAMES, named_pose
 from spin_diff.body.files import body_model_hash, body_model_label
 from spin_diff.body.mesh_io import write_obj
@@ -46,11 +47,11 @@ from spin_diff.evaluation.metrics import joint_errors
 from spin_diff.evaluation.protocols import load_eval_set
 from spin_diff.evaluation.refine import REFINEMENTS, refinement_config
 from spin_diff.evaluation.run import evaluate, format_table, write_results
-from spin_diff.fitting.images import fit_images
 from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR, resolve_init
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.models.checkpoints import load_regressor, save_regressor
 from spin_diff.models.train_keypoints import KeypointTrainConfig, train_keypoint_regressor
+from spin_diff.recipes import RECIPE_DIR
 from spin_diff.render import part_colors, save_png
 from spin_diff.render.plots import Series, line_chart
 from spin_diff.render.views import image_grid, render_views
@@ -65,8 +66,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DEMO_CONFIG", "DEMO_SIZES", "DemoResult", "DemoSize", "demo_config_path", "run_demo", "training_plot"]
 
-# The CPU training recipe the demo runs (a repository file; --config replaces it).
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train_keypoints_cpu.yaml"
+# The CPU training recipe the demo runs (shipped with the package; --config replaces it).
+DEMO_CONFIG = RECIPE_DIR / "train_keypoints_cpu.yaml"
 
 CAVEAT = (
     "All people here are synthetic, drawn by spin_diff's own pose sampler and rendered by its own "
@@ -139,8 +140,8 @@ def demo_config_path(path: Path | None = None) -> Path:
         return Path(path)
     if not DEMO_CONFIG.is_file():
         raise MissingInputError(
-            f"the demo's training recipe {DEMO_CONFIG} is not here (an installed package without the "
-            "repository's configs/): pass --config with a training YAML such as configs/train_keypoints_cpu.yaml"
+            f"the demo's training recipe {DEMO_CONFIG} is missing (a damaged install: reinstall spin_diff), "
+            "or pass --config with a training YAML"
         )
     return DEMO_CONFIG
 

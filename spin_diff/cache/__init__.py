@@ -3,7 +3,9 @@
 * :mod:`spin_diff.cache.records`: keys, the binary record layout, :class:`FitBatch` (to
   write) and :class:`StoredFits` (read back), :class:`Source`.
 * :mod:`spin_diff.cache.store`: :class:`FitStore`, the LMDB store (``update_if_better``,
-  ``get_many``, per-process lazy opening, map growth, header checks).
+  ``get_many``), over :mod:`~spin_diff.cache.environment` (per-process lazy opening, map
+  growth), :mod:`~spin_diff.cache.header` (header and config table) and
+  :mod:`~spin_diff.cache.updates` (which rows are written).
 * :mod:`spin_diff.cache.provenance`: the description of a fitting config that its hash is taken of.
 * :mod:`spin_diff.cache.builder`: ``spin-diff cache build`` (batched SMPLify, resumable,
   sharded under torchrun).
@@ -23,8 +25,8 @@ from spin_diff.cache.store import (
     FitStoreError,
     StoreFormatError,
     StoreWriteError,
-    UpdateResult,
 )
+from spin_diff.cache.updates import UpdateResult
 
 __all__ = [
     "FitBatch",

@@ -34,6 +34,7 @@ import lmdb
 import numpy as np
 
 from spin_diff.cache.errors import FitStoreError, StoreCorruptedError, damaged_store_message
+from spin_diff.cache.header import CONFIG_PREFIX, HEADER_KEY
 from spin_diff.cache.records import (
     RECORD_SIZE,
     RECORD_VERSION,
@@ -43,7 +44,7 @@ from spin_diff.cache.records import (
     decode_key,
     decode_records,
 )
-from spin_diff.cache.store import CONFIG_PREFIX, HEADER_KEY, FitStore
+from spin_diff.cache.store import FitStore
 from spin_diff.cache.transfer import write_preserving
 
 __all__ = ["VerifyReport", "SalvageReport", "check_store", "verify_store", "read_pages", "salvage_store"]

@@ -17,203 +17,66 @@ Here they live in LMDB, which gives what a training run needs:
   when (training step, time) and what produced it (config hash; see
   :mod:`spin_diff.cache.provenance`).
 
-Keys, record layout and the meaning of each field: :mod:`spin_diff.cache.records`. Besides
-the records, a store holds a header (``b"\\x00header"``: format name and version, body-model
-hash, creation time) and the description of every config hash (``b"\\x00config/<hex>"``).
+Keys, record layout and the meaning of each field: :mod:`spin_diff.cache.records`; the
+header and the config descriptions beside the records: :mod:`spin_diff.cache.header`.
 
-Processes and fork
-------------------
-An LMDB environment must not be used across ``fork()``, and py-lmdb refuses to open one
-environment twice in a process. So a :class:`FitStore` opens its environment lazily, in the
-process that uses it, and shares it with every other :class:`FitStore` on the same path in
-that process. Before the process forks (a DataLoader starting its workers), open
-environments are closed; each side reopens on its next call. A :class:`FitStore` pickles as
-its path and options, so it can be handed to spawned workers too.
-
-Growth and failure
-------------------
-The map (LMDB's maximum file size) starts at ``map_size`` and doubles whenever a write
-transaction runs out of room; the transaction is then redone. A process whose map another
-process grew adopts the new size. A write that fails (disk full, I/O error) raises
-:class:`StoreWriteError`; nothing of that batch is written and everything committed before
-is untouched.
+The store is made of three parts, each in its own module:
+:mod:`spin_diff.cache.environment` (the LMDB environment of a folder, one per process, and
+its transactions: lazy opening, fork safety, map growth, what a failed write leaves),
+:mod:`spin_diff.cache.header` (the header record and the config-hash table) and
+:mod:`spin_diff.cache.updates` (which rows of a batch are written). :class:`FitStore` puts
+them together behind one object that pickles as its path and options.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import struct
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import lmdb
 import numpy as np
 
+from spin_diff.cache.environment import DAMAGE_ERRORS, DEFAULT_MAP_SIZE, StoreEnvironment
 from spin_diff.cache.errors import (
     BodyModelMismatchError,
     FitStoreError,
     StoreCorruptedError,
     StoreFormatError,
     StoreWriteError,
-    damaged_store_message,
+)
+from spin_diff.cache.header import (
+    check_body_model,
+    config_entry,
+    new_header,
+    parse_header,
+    read_configs,
+    read_header,
+    refuse_missing_header,
+    write_header,
 )
 from spin_diff.cache.records import (
-    RECORD_SIZE,
-    RECORD_VERSION,
-    SCORE_OFFSET,
     FitBatch,
-    Source,
     StoredFits,
     dataset_prefix,
     decode_key,
     decode_records,
     encode_keys,
 )
-from spin_diff.errors import BadInputError, MissingInputError
-
-log = logging.getLogger(__name__)
+from spin_diff.cache.updates import UpdateResult, writable_rows, write_if_better, write_missing
+from spin_diff.errors import BadInputError
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
     "FitStoreError",
     "StoreFormatError",
     "StoreCorruptedError",
     "BodyModelMismatchError",
     "StoreWriteError",
-    "UpdateResult",
     "FitStore",
 ]
 
 DEFAULT_CACHE_DIR = Path("fits_cache")
-FORMAT_NAME = "spin_diff.fit_cache"
-FORMAT_VERSION = 1
-HEADER_KEY = b"\x00header"
-CONFIG_PREFIX = b"\x00config/"
-DEFAULT_MAP_SIZE = 256 << 20
-MAX_MAP_SIZE = 1 << 42
-MAX_READERS = 1024
-
-_GROUND_TRUTH = int(Source.GROUND_TRUTH)
-# What LMDB raises for damaged files: a page of the wrong type or out of range, or a
-# transaction that a damaged page made fail.
-_DAMAGE = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.BadTxnError, lmdb.InvalidError, lmdb.BadValsizeError)
-# A data.mdb that has been empty this long is a truncated store, not one being created.
-_EMPTY_FILE_GRACE_S = 5.0
-_SCORE = struct.Struct("<f")
-
-
-@dataclass
-class UpdateResult:
-    """What :meth:`FitStore.update_if_better` did with each row of a batch."""
-
-    written: np.ndarray  # (B,) bool: the row is now the stored record
-    existed: np.ndarray  # (B,) bool: a record was there before
-    previous_score: np.ndarray  # (B,) float32 score of that record, NaN where none
-    rejected: np.ndarray  # (B,) bool: non-finite fit, never written
-    protected: np.ndarray  # (B,) bool: a ground-truth record was kept over a fit
-
-    @property
-    def improved(self) -> np.ndarray:
-        """Rows that replaced an existing record."""
-        return self.written & self.existed
-
-    @property
-    def created(self) -> np.ndarray:
-        """Rows that filled an empty slot."""
-        return self.written & ~self.existed
-
-
-# ---------------------------------------------------------------- per-process environments
-_ENVS: dict[str, "_OpenEnvironment"] = {}  # by resolved path
-_ENVS_PID = os.getpid()
-
-
-@dataclass
-class _OpenEnvironment:
-    env: lmdb.Environment
-    writable: bool
-    synced: bool  # every commit is flushed to disk (durable)
-
-    def close(self) -> None:
-        try:
-            if self.writable and not self.synced:
-                self.env.sync(True)
-            self.env.close()
-        except lmdb.Error:  # pragma: no cover - closing is best effort
-            pass
-
-
-def _close_all_environments() -> None:
-    """Close every environment this process opened (before a fork; see module docstring)."""
-    for entry in list(_ENVS.values()):
-        entry.close()
-    _ENVS.clear()
-
-
-def _forget_inherited_environments() -> None:
-    """In a child that inherited open environments without the fork hook running (it always
-    runs for os.fork), close them there so this process can open its own."""
-    global _ENVS_PID
-    if _ENVS_PID != os.getpid():
-        _close_all_environments()
-        _ENVS_PID = os.getpid()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_close_all_environments)
-
-
-def _initial_map_size(path: Path, requested: int) -> int:
-    data = path / "data.mdb"
-    used = data.stat().st_size if data.is_file() else 0
-    return int(max(requested, 2 * used, 1 << 20))
-
-
-def _open_environment(
-    path: Path, writable: bool, map_size: int, durable: bool, create: bool
-) -> lmdb.Environment:
-    if path.exists() and not path.is_dir():
-        raise StoreFormatError(f"{path} is a file, not a fit cache (a folder holding data.mdb)")
-    data = path / "data.mdb"
-    if data.is_file() and data.stat().st_size == 0 and time.time() - data.stat().st_mtime > _EMPTY_FILE_GRACE_S:
-        raise StoreCorruptedError(damaged_store_message(path, "its data.mdb is empty: 0 bytes"))
-    if not create and not data.is_file():
-        raise MissingInputError(
-            f"no fit cache at {path} (no data.mdb there): build one with `spin-diff cache build "
-            f"--cache {path}` or import fits with `spin-diff cache import-spin`"
-        )
-    try:
-        if writable:
-            path.mkdir(parents=True, exist_ok=True)
-        return lmdb.open(
-            str(path),
-            map_size=_initial_map_size(path, map_size),
-            subdir=True,
-            readonly=not writable,
-            sync=durable,
-            metasync=durable,
-            lock=True,
-            max_readers=MAX_READERS,
-            max_dbs=0,
-            readahead=False,  # random access by example index
-        )
-    except lmdb.Error as err:
-        if data.is_file():
-            raise StoreCorruptedError(
-                damaged_store_message(path, f"corrupt or not LMDB: {type(err).__name__}: {err}")
-            ) from err
-        raise StoreFormatError(
-            f"cannot open {path} as an LMDB fit cache ({type(err).__name__}: {err}); its files are "
-            "corrupt or not LMDB. Nothing was changed: move the folder away or choose another cache"
-        ) from err
-    except OSError as err:
-        raise FitStoreError(f"cannot open the fit cache {path}: {err}") from err
 
 
 class FitStore:
@@ -253,9 +116,11 @@ class FitStore:
         self.durable = durable
         if self.create and body_model_hash is None:
             raise BadInputError("creating a fit cache needs body_model_hash (see spin_diff.cache.provenance)")
+        self._lmdb = StoreEnvironment(
+            self.path, readonly=readonly, map_size=self.map_size, durable=durable, create=self.create
+        )
         self._header: dict | None = None
         self._checked_pid: int | None = None
-        self._resolved: str | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -295,7 +160,6 @@ class FitStore:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_checked_pid"] = None  # the receiving process opens and checks its own
-        state["_resolved"] = self._key()  # the path, whatever the receiver's working folder
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -309,25 +173,8 @@ class FitStore:
 
     # ------------------------------------------------------------------ environment
     def _environment(self, write: bool = False) -> lmdb.Environment:
-        if write and self.readonly:
-            raise FitStoreError(f"{self} was opened read-only; open it with readonly=False to write")
-        _forget_inherited_environments()
-        key = self._key()
-        entry = _ENVS.get(key)
-        # One environment per path and process, shared by readers and writers: it is opened
-        # writable whenever the folder is, so that a writer never has to close (and so break)
-        # an environment a reader in this process is still using. Read-only stores never
-        # write through it (``write`` is refused above).
-        writable = not self.readonly or (self.path.is_dir() and os.access(self.path, os.W_OK))
-        if entry is not None and not self.readonly and not entry.writable:
-            raise FitStoreError(
-                f"{self.path} is open read-only in this process (its folder was not writable when a "
-                "reader opened it); close the readers (FitStore.close) before writing"
-            )
-        if entry is None:
-            env = _open_environment(self.path, writable, self.map_size, self.durable, self.create)
-            _ENVS[key] = entry = _OpenEnvironment(env, writable, synced=self.durable)
-        env = entry.env
+        """This process's environment, its header checked once per process."""
+        env = self._lmdb.open(write)
         if self._checked_pid != os.getpid():
             try:
                 self._check_header(env)
@@ -337,158 +184,33 @@ class FitStore:
             self._checked_pid = os.getpid()
         return env
 
-    def _key(self) -> str:
-        if self._resolved is None:
-            self._resolved = str(self.path.resolve())
-        return self._resolved
-
     def close(self) -> None:
         """Close this process's environment for the path (reopened by the next call)."""
-        entry = _ENVS.pop(self._key(), None)
-        if entry is not None:
-            entry.close()
+        self._lmdb.close()
 
     def sync(self) -> None:
         """Flush committed writes to disk (only needed with ``durable=False``)."""
-        entry = _ENVS.get(self._key())
-        if entry is not None and entry.writable:
-            entry.env.sync(True)
-
-    def _begin_read(self, env: lmdb.Environment) -> lmdb.Transaction:
-        """A read transaction, adopting first a map that another process grew."""
-        for _ in range(10):
-            try:
-                return env.begin(buffers=True)
-            except lmdb.MapResizedError:
-                env.set_mapsize(0)
-        raise FitStoreError(f"{self.path}: the map keeps being resized under this reader")
-
-    def _damaged(self, err: Exception) -> StoreCorruptedError:
-        return StoreCorruptedError(damaged_store_message(self.path, f"{type(err).__name__}: {err}"))
+        self._lmdb.sync()
 
     def _read_txn(self, env: lmdb.Environment, fn):
         """Run ``fn(txn)`` in one read transaction (one consistent snapshot)."""
-        try:
-            with self._begin_read(env) as txn:
-                return fn(txn)
-        except _DAMAGE as err:
-            raise self._damaged(err) from err
+        return self._lmdb.read(env, fn)
 
     def _write_txn(self, fn, env: lmdb.Environment | None = None):
         """Run ``fn(txn)`` in one write transaction; grow the map and redo it when full."""
-        if env is None:
-            env = self._environment(write=True)
-        while True:
-            try:
-                with env.begin(write=True) as txn:
-                    result = fn(txn)
-                if self.durable:
-                    entry = _ENVS.get(self._key())
-                    if entry is not None and not entry.synced:  # another store opened it non-durable
-                        env.sync(True)
-                return result
-            except lmdb.MapResizedError:
-                env.set_mapsize(0)
-            except lmdb.MapFullError:
-                size = env.info()["map_size"]
-                if size >= MAX_MAP_SIZE:
-                    raise StoreWriteError(
-                        f"{self.path}: the store reached its maximum size ({size} bytes)"
-                    ) from None
-                log.info(
-                    "fit cache %s: map full at %d MiB, growing to %d MiB", self.path, size >> 20, size >> 19
-                )
-                env.set_mapsize(2 * size)
-            except FitStoreError:
-                raise
-            except _DAMAGE as err:
-                self.close()
-                raise self._damaged(err) from err
-            except (lmdb.Error, OSError) as err:
-                self.close()  # the environment may be unusable after a failed commit
-                raise StoreWriteError(
-                    f"could not write to the fit cache {self.path} ({type(err).__name__}: {err}). Nothing of "
-                    "this batch was written and every batch committed before is intact; free disk space "
-                    "(or fix the I/O error) and run again"
-                ) from err
+        return self._lmdb.write(self._environment(write=True) if env is None else env, fn)
 
     # ------------------------------------------------------------------ header
     def _check_header(self, env: lmdb.Environment) -> None:
-        def read(txn):
-            raw = txn.get(HEADER_KEY)
-            first = None
-            if raw is None:
-                with txn.cursor() as cursor:
-                    first = bytes(cursor.key()) if cursor.first() else None
-            return (bytes(raw) if raw is not None else None), first
-
-        raw, first = self._read_txn(env, read)
+        """Read the header (or write it into an empty store we may create) and check it."""
+        raw, first = self._read_txn(env, read_header)
         if raw is None:
-            if first is not None:
-                raise StoreFormatError(
-                    f"{self.path} is an LMDB environment but not a spin_diff fit cache (no header record; "
-                    f"its first key is {first[:40]!r}). It was left untouched: choose another cache folder"
-                )
-            if not self.create:
-                raise StoreFormatError(
-                    f"{self.path} is an empty LMDB environment, not a fit cache yet: build one with "
-                    "`spin-diff cache build` (or open it for writing with create=True)"
-                )
-            self._header = self._write_header(env)
+            refuse_missing_header(self.path, first, self.create)
+            header = new_header(self.body_model_hash, self.body_model_label)
+            self._header = self._write_txn(lambda txn: write_header(txn, self.path, header), env)
         else:
-            self._header = self._parse_header(raw)
-        self._check_body_model()
-
-    def _parse_header(self, raw: bytes) -> dict:
-        try:
-            header = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise StoreFormatError(f"{self.path}: the header record is corrupt ({err})") from err
-        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-            raise StoreFormatError(
-                f"{self.path}: the header does not describe a spin_diff fit cache: {header!r:.200}"
-            )
-        if header.get("version") != FORMAT_VERSION:
-            raise StoreFormatError(
-                f"{self.path} is a fit cache of format version {header.get('version')}; this spin_diff reads "
-                f"version {FORMAT_VERSION}. Use the spin_diff version that wrote it, or export it there "
-                "(`spin-diff cache export`) and import the npz here"
-            )
-        return header
-
-    def _write_header(self, env: lmdb.Environment) -> dict:
-        header = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "record_version": RECORD_VERSION,
-            "record_size": RECORD_SIZE,
-            "body_model_sha256": self.body_model_hash,
-            "body_model": self.body_model_label,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-
-        def write(txn):
-            existing = txn.get(HEADER_KEY)
-            if existing is not None:  # another process created it meanwhile
-                return self._parse_header(bytes(existing))
-            with txn.cursor() as cursor:
-                if cursor.first():
-                    raise StoreFormatError(f"{self.path} holds records but no header; it was left untouched")
-            txn.put(HEADER_KEY, json.dumps(header, sort_keys=True).encode())
-            return header
-
-        return self._write_txn(write, env)
-
-    def _check_body_model(self) -> None:
-        stored = self._header.get("body_model_sha256")
-        if self.body_model_hash is not None and stored != self.body_model_hash:
-            theirs = self._header.get("body_model") or "unnamed"
-            ours = self.body_model_label or "this run's body model"
-            raise BodyModelMismatchError(
-                f"{self.path} holds fits of another body model: {theirs} (sha256 {str(stored)[:12]}...), "
-                f"not {ours} (sha256 {self.body_model_hash[:12]}...). Fits do not transfer between "
-                "body models: use another --cache, or the body model the cache was built with"
-            )
+            self._header = parse_header(self.path, raw)
+        check_body_model(self.path, self._header, self.body_model_hash, self.body_model_label)
 
     @property
     def header(self) -> dict:
@@ -567,14 +289,14 @@ class FitStore:
         env = self._environment()
         try:
             yield from self._scan(env, datasets, chunk)
-        except _DAMAGE as err:
-            raise self._damaged(err) from err
+        except DAMAGE_ERRORS as err:
+            raise self._lmdb.damaged(err) from err
 
     def _scan(self, env, datasets, chunk):
         for name in datasets:
             prefix = dataset_prefix(name)
             # Each dataset is read in one transaction held across the yields.
-            with self._begin_read(env) as txn, txn.cursor() as cursor:
+            with self._lmdb.begin_read(env) as txn, txn.cursor() as cursor:
                 indices: list[int] = []
                 values: list[bytes] = []
                 found = cursor.set_range(prefix)
@@ -597,29 +319,15 @@ class FitStore:
 
     def configs(self) -> dict[int, dict]:
         """Every registered config description, by hash."""
-        env = self._environment()
-
-        def read(txn):
-            out = {}
-            with txn.cursor() as cursor:
-                found = cursor.set_range(CONFIG_PREFIX)
-                while found:
-                    key = bytes(cursor.key())
-                    if not key.startswith(CONFIG_PREFIX):
-                        break
-                    out[int(key[len(CONFIG_PREFIX) :], 16)] = json.loads(bytes(cursor.value()))
-                    found = cursor.next()
-            return out
-
-        return self._read_txn(env, read)
+        return self._read_txn(self._environment(), read_configs)
 
     def info(self) -> dict:
         """Map size, bytes in use, number of keys (records plus header entries)."""
         env = self._environment()
         try:
             info, stat = env.info(), env.stat()
-        except _DAMAGE as err:
-            raise self._damaged(err) from err
+        except DAMAGE_ERRORS as err:
+            raise self._lmdb.damaged(err) from err
         return {
             "map_size": info["map_size"],
             "used_bytes": (info["last_pgno"] + 1) * stat["psize"],
@@ -629,60 +337,17 @@ class FitStore:
     # ------------------------------------------------------------------ writing
     def register_config(self, config_hash: int, description: dict) -> None:
         """Record what a config hash stands for (kept if already there)."""
-        key = CONFIG_PREFIX + b"%016x" % int(config_hash)
-        value = json.dumps(description, sort_keys=True).encode()
+        key, value = config_entry(config_hash, description)
         self._write_txn(lambda txn: txn.put(key, value, overwrite=False))
 
     def update_if_better(self, batch: FitBatch) -> UpdateResult:
-        """Write the rows of ``batch`` that beat the stored records, in ONE write transaction.
-
-        A row is written when there is no record yet, or its score is strictly lower than the
-        stored record's (a tie keeps the stored one). Ground truth, once stored, is kept: a fit is
-        refused (``protected``) and another ground-truth row of the example is not written (the
-        same truth scored again differs only by float noise); a ground-truth row replaces any fit. Rows with a NaN/inf parameter or a NaN score,
-        or a fit with an infinite score, are never written. The comparison reads the stored
-        record inside the same transaction, so concurrent writers cannot interleave.
-        """
+        """Write the rows of ``batch`` that beat the stored records, in ONE write transaction
+        (the rules: :mod:`spin_diff.cache.updates`; ground truth, once stored, is kept).
+        The comparison reads the stored record inside the same transaction, so concurrent
+        writers cannot interleave."""
         records = batch.to_records()
-        keys = batch.keys()
-        n = len(keys)
-        rejected = ~self.writable_rows(records)
-        new_gt = records["source"] == _GROUND_TRUTH
-        scores = records["score"].tolist()
-        view = memoryview(records.tobytes())
-
-        # Key order walks the B-tree in one direction (fewer page misses); the sort is stable, so
-        # repeated examples in a batch still meet in batch order.
-        order = sorted(range(n), key=keys.__getitem__)
-
-        def write(txn):
-            written = np.zeros(n, dtype=bool)
-            existed = np.zeros(n, dtype=bool)
-            protected = np.zeros(n, dtype=bool)
-            previous = np.full(n, np.nan, dtype=np.float32)
-            for i in order:
-                if rejected[i]:
-                    continue
-                old = txn.get(keys[i])
-                if old is not None:
-                    if len(old) != RECORD_SIZE or old[0] != RECORD_VERSION:
-                        raise StoreFormatError(
-                            f"{self.path}: the stored record {keys[i]!r} is corrupt or of another version; "
-                            "the batch was not written"
-                        )
-                    existed[i] = True
-                    old_score = _SCORE.unpack_from(old, SCORE_OFFSET)[0]
-                    previous[i] = old_score
-                    old_gt = old[1] == _GROUND_TRUTH
-                    if old_gt:
-                        protected[i] = not new_gt[i]
-                        continue
-                    if not new_gt[i] and not scores[i] < old_score:
-                        continue
-                txn.put(keys[i], view[i * RECORD_SIZE : (i + 1) * RECORD_SIZE])
-                written[i] = True
-            return written, existed, previous, protected
-
+        rejected = ~writable_rows(records)
+        write = write_if_better(batch.keys(), records, rejected, str(self.path))
         written, existed, previous, protected = self._write_txn(write)
         return UpdateResult(written, existed, previous, rejected, protected)
 
@@ -691,26 +356,7 @@ class FitStore:
         Non-finite parameters are refused; the score may be +inf ("not scored"). Returns the
         (B,) mask of rows written."""
         records = batch.to_records()
-        keys = batch.keys()
-        ok = self.writable_rows(records, allow_unscored=True)
-        view = memoryview(records.tobytes())
+        ok = writable_rows(records, allow_unscored=True)
+        return self._write_txn(write_missing(batch.keys(), records, ok))
 
-        def write(txn):
-            written = np.zeros(len(keys), dtype=bool)
-            for i, key in enumerate(keys):
-                if ok[i]:
-                    written[i] = txn.put(key, view[i * RECORD_SIZE : (i + 1) * RECORD_SIZE], overwrite=False)
-            return written
-
-        return self._write_txn(write)
-
-    @staticmethod
-    def writable_rows(records: np.ndarray, allow_unscored: bool = False) -> np.ndarray:
-        """Rows that may be written: finite parameters; a finite score, or +inf (not scored)
-        for ground truth (and for ``allow_unscored``)."""
-        ok = np.isfinite(records["pose"]).all(1) & np.isfinite(records["betas"]).all(1)
-        ok &= np.isfinite(records["transl"]).all(1)
-        score = records["score"]
-        unscored_ok = (records["source"] == _GROUND_TRUTH) | allow_unscored
-        ok &= np.isfinite(score) | (unscored_ok & (score == np.inf))
-        return ok
+    writable_rows = staticmethod(writable_rows)

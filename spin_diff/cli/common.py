@@ -14,12 +14,15 @@ import torch
 
 from spin_diff.errors import BadInputError, InputError, MissingInputError
 from spin_diff.fitting.config import Config
+from spin_diff.recipes import find_config
 from spin_diff.utils.configs import load_config
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """--config, --set, --body-model, --device."""
-    parser.add_argument("--config", type=Path, help="YAML config file (see configs/)")
+    parser.add_argument(
+        "--config", help="YAML config file, or the name of a recipe shipped with spin_diff (e.g. train_spin)"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -38,7 +41,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_config(args: argparse.Namespace, cls=Config, base: list[Path] = ()):
     """The config of a command: defaults, then the ``base`` files (e.g. a fitting recipe),
     then --config, then --set, then shortcuts."""
-    config = load_config(cls, list(base) + ([args.config] if args.config else []), args.overrides)
+    config = load_config(cls, list(base) + ([find_config(args.config)] if args.config else []), args.overrides)
     if getattr(args, "body_model", None):
         config.body.model_path = args.body_model
     if getattr(args, "device", None):

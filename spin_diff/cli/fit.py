@@ -1,6 +1,6 @@
 """``spin-diff fit``: fit SMPL to the people in images from their OpenPose keypoints.
 
-The fitting recipe is a named config file in ``configs/`` (``fit_<name>.yaml``) applied
+The fitting recipe is a named config shipped in ``spin_diff/recipes/`` (``fit_<name>.yaml``) applied
 before ``--config`` and ``--set``: ``cold_start`` (staged, decaying priors, photo camera)
 for a start at the mean pose, ``from_regressor`` (SPIN's in-loop recipe) for a start near
 the answer (``--init regressor|CKPT``). ``--recipe auto`` picks by the start.
@@ -11,16 +11,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spin_diff.apps.fit_photos import fit_images
 from spin_diff.body.model import load_body_from_config
 from spin_diff.cli.common import add_config_arguments, resolve_config
 from spin_diff.errors import BadInputError, MissingInputError
-from spin_diff.fitting.images import fit_images
 from spin_diff.fitting.initialisation import default_init, resolve_init
 from spin_diff.fitting.smplify import SMPLify
+from spin_diff.recipes import recipe_path as shipped_recipe
 from spin_diff.utils.configs import save_config
 from spin_diff.utils.threads import set_threads
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 RECIPES = ("cold_start", "from_regressor")
 
 
@@ -41,7 +41,7 @@ def add_parser(subparsers) -> None:
     fit.add_argument(
         "--recipe", default="auto",
         help="fitting recipe: auto (cold_start from the mean pose, from_regressor from --init's "
-             f"regressor), {', '.join(RECIPES)} (configs/fit_<name>.yaml), or a YAML file",
+             f"regressor), {', '.join(RECIPES)} (shipped fit_<name>.yaml), or a YAML file",
     )  # fmt: skip
     fit.add_argument(
         "--camera", choices=("crop", "full"),
@@ -85,12 +85,7 @@ def recipe_path(recipe: str, start: str = "mean") -> Path:
     """The YAML file of a recipe name (or a path to one)."""
     name = default_recipe(start) if recipe == "auto" else recipe
     if name in RECIPES:
-        path = CONFIG_DIR / f"fit_{name}.yaml"
-        if not path.is_file():
-            raise MissingInputError(
-                f"recipe {name!r}: {path} is missing (run from a source checkout, or pass --recipe FILE.yaml)"
-            )
-        return path
+        return shipped_recipe(f"fit_{name}")
     path = Path(name)
     if path.suffix.lower() in (".yaml", ".yml"):
         if not path.is_file():

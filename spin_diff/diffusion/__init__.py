@@ -1,4 +1,8 @@
-"""A learned diffusion prior over SMPL poses, and its two uses in fitting.
+"""A learned diffusion prior over SMPL poses.
+
+Its two uses in fitting live with fitting: the ``diffusion_pose`` SMPLify term (score
+distillation, :mod:`spin_diff.fitting.diffusion_term`) and ScoreHMR's guided refinement
+(:mod:`spin_diff.fitting.guidance`).
 
 - :mod:`~spin_diff.diffusion.config`: dataclasses (model, training, fitting settings).
 - :mod:`~spin_diff.diffusion.schedule`: cosine schedule, q_sample, x0/eps maps, DDIM moves.
@@ -7,8 +11,6 @@
 - :mod:`~spin_diff.diffusion.model`: :class:`DiffusionPrior` (DDIM sampling/inversion, files),
   :func:`load_diffusion_prior`.
 - :mod:`~spin_diff.diffusion.training`: :func:`train_diffusion_prior`.
-- :mod:`~spin_diff.diffusion.term`: the ``diffusion_pose`` SMPLify term (score distillation).
-- :mod:`~spin_diff.diffusion.guidance`: :func:`guided_refinement` (ScoreHMR).
 - :mod:`~spin_diff.diffusion.samples`: sampled poses rendered as a grid.
 - :mod:`~spin_diff.diffusion.conditioning`: a prior conditioned on a regressor's features
   (training pairs, the checkpoint's record of the regressor, the checks fitting makes).
@@ -33,10 +35,6 @@ _EXPORTS = {
     "load_diffusion_prior": "model",
     "train_diffusion_prior": "training",
     "read_training_poses": "training",
-    "DiffusionPoseTerm": "term",
-    "score_distillation_loss": "term",
-    "guided_refinement": "guidance",
-    "GuidedResult": "guidance",
     "sample_poses": "samples",
     "render_pose_grid": "samples",
     "ConditioningError": "conditioning",

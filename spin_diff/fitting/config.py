@@ -172,7 +172,7 @@ class FittingConfig:
     camera: Literal["crop", "full"] = "crop"
     full_focal_length: float | None = None
     # Extra starts ``spin-diff fit`` tries beside the given one (names of
-    # spin_diff.fitting.images.START_HYPOTHESES: the start with its legs bent), keeping per
+    # spin_diff.fitting.multi_start.START_HYPOTHESES: the start with its legs bent), keeping per
     # person the fit with the lowest final-stage objective. From the mean pose a kneeling or
     # crouching body otherwise stays in the straight-legged local minimum.
     start_hypotheses: list[str] = field(default_factory=list)

@@ -1,17 +1,16 @@
-"""Fitting people in images from OpenPose keypoints: what ``spin-diff fit`` runs.
+"""Fitting people in photos from their keypoints, in memory: crops, cameras, starts, fits.
 
-Pairing (:func:`find_inputs`): an image ``x.jpg`` takes ``x_keypoints.json`` (OpenPose),
-``x_openpose.json`` (SPIN's examples) or ``x.json`` from a keypoint folder; one JSON file
-serves exactly one image; images sharing a stem (``x.jpg``, ``x.png``) get output folders
-named by their whole file name; JSON files no image claims are reported.
+This is the library half of ``spin-diff fit``; reading images and OpenPose files and writing
+results is :mod:`spin_diff.apps.fit_photos`. From Python::
 
-For every image, each person in its OpenPose BODY_25 JSON is cropped (SPIN's square box
-around the confident keypoints, or a given box), refused when the crop is degenerate (box
-of a few pixels, box or keypoints outside the image), fitted with SMPLify in batches from a
-given start (the mean pose by default), judged (``spin_diff.fitting.quality``) and written:
-parameters with the 49 joints (npz and json; crop and full-image cameras), the mesh (.obj),
-an overlay on the image, a side view and per-joint residuals. ``summary.json`` lists every
-item with its outcome. JSON never holds NaN or Infinity (they become null).
+    fitter = SMPLify(model, config.fitting)  # spin_diff.fitting.smplify
+    fit = fit_keypoints(model, fitter, keypoints, centers, sizes, image_sizes)  # -> ImageFit
+
+Each person is fitted in its square box (SPIN's box around the confident keypoints padded by
+20%, :func:`keypoint_box`, or a given one); :func:`crop_problem` refuses a degenerate crop
+(a box of a few pixels, a box or keypoints outside the image). Several starts per person
+(``fitting.start_hypotheses``) are fitted together and the best kept
+(:class:`~spin_diff.fitting.multi_start.MultiStart`).
 
 The camera (``fitting.camera``): "crop" fits in SPIN's crop camera (focal 5000 px on the
 224 crop: nearly orthographic, about 45 m away); "full" fits in the photo's own camera
@@ -22,40 +21,33 @@ box) so that every pixel-valued setting keeps its meaning.
 
 from __future__ import annotations
 
-import json
-import logging
 import math
-import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from spin_diff.body import joints as J
+from spin_diff.body.measures import torso_lean
 from spin_diff.body.model import BodyModel
+from spin_diff.data.crops import load_crops
+from spin_diff.errors import BadInputError
+from spin_diff.fitting.base import FitResult, Fitter
+from spin_diff.fitting.initialisation import regressor_start
+from spin_diff.fitting.multi_start import MultiStart
+from spin_diff.geometry.cameras import (
+    crop_to_full_translation,
+    estimate_translation,
+    image_keypoints_to_crop,
+    perspective_projection,
+    translation_to_weak_perspective,
+)
+from spin_diff.geometry.rotations import axis_angle_to_matrix
 from spin_diff.utils.seeds import seed_from_text
-from spin_diff.errors import BadInputError, MissingInputError
-from spin_diff.fitting.smplify import FitResult, SMPLify
 
-log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-KEYPOINT_SUFFIXES = ("_keypoints.json", "_openpose.json", ".json")  # searched in this order
 BOX_PADDING = 1.2  # SPIN enlarges keypoint boxes by 20%
 MIN_BOX_PX = 8.0  # a person box smaller than this (image pixels) cannot be fitted
 KEYPOINT_MARGIN = 0.02  # confident keypoints may lie this fraction of the image outside it
-OVERLAY_MAX_SIDE = 1600  # overlays of larger images are written downscaled to this side
-
-
-
-@dataclass
-class ImageInput:
-    """One image, its keypoint file (None: not found) and its output folder name."""
-
-    image: Path
-    keypoints: Path | None
-    name: str
 
 
 @dataclass
@@ -69,76 +61,15 @@ class Box:
 
 @dataclass
 class Person:
-    """One person to fit: where it came from and its crop."""
+    """One person to fit: its keypoints, its crop, and where it came from."""
 
-    source: ImageInput
-    index: int
+    name: str  # "<image name>/person_<index>": names its outputs and keys its noise
     keypoints_image: np.ndarray  # (49, 3) full-image pixels + confidence
     center: np.ndarray  # (2,) box centre, image pixels
     box_size: float  # square box side, pixels
     image_size: tuple[int, int]  # (width, height)
     box_source: str = "keypoints"
-
-    @property
-    def image_path(self) -> Path:
-        return self.source.image
-
-    @property
-    def name(self) -> str:
-        return f"{self.source.name}/person_{self.index:02d}"
-
-
-@dataclass
-class FitReport:
-    """What happened to every item: fitted people, failures with reasons, notes."""
-
-    fitted: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    summary: list[dict] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-
-# ----------------------------------------------------------------------------------------
-# Inputs
-
-
-def find_inputs(images: Path, keypoints: Path) -> tuple[list[ImageInput], list[Path]]:
-    """Pair images with their OpenPose JSON. Returns (pairs, JSON files no image claims).
-
-    Raises:
-        BadInputError: one JSON file given for a folder of several images.
-    """
-    if images.is_dir():
-        image_paths = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    else:
-        image_paths = [images]
-    if keypoints.is_file() and len(image_paths) > 1:
-        raise BadInputError(
-            f"--keypoints {keypoints} is one JSON file but {images} holds {len(image_paths)} images: "
-            "pass a folder with <image stem>_keypoints.json per image, or one image"
-        )
-    stems = [p.stem for p in image_paths]
-    pairs, claimed = [], set()
-    for image in image_paths:
-        name = image.stem if stems.count(image.stem) == 1 else image.name
-        if keypoints.is_dir():
-            candidates = [keypoints / f"{image.stem}{suffix}" for suffix in KEYPOINT_SUFFIXES]
-            found = next((c for c in candidates if c.is_file()), None)
-        else:
-            found = keypoints if keypoints.is_file() else None
-        if found is not None:
-            claimed.add(found.resolve())
-        pairs.append(ImageInput(image, found, name))
-    orphans = []
-    if keypoints.is_dir() and images.is_dir():
-        for path in sorted(keypoints.glob("*.json")):
-            if path.resolve() not in claimed and not path.name.endswith("_bbox.json"):
-                orphans.append(path)
-    return pairs, orphans
+    image_path: Path | None = None  # the photo, for a regressor that reads image crops
 
 
 def keypoint_box(keypoints: np.ndarray, threshold: float = 0.1) -> tuple[np.ndarray, float]:
@@ -147,37 +78,6 @@ def keypoint_box(keypoints: np.ndarray, threshold: float = 0.1) -> tuple[np.ndar
     points = keypoints[confident, :2]
     low, high = points.min(0), points.max(0)
     return (low + high) / 2.0, float(max(high - low) * BOX_PADDING)
-
-
-def parse_bbox(text: str) -> Box:
-    """``--bbox``: ``x1,y1,x2,y2`` in pixels, or SPIN's bbox JSON file (``{"bbox": [x, y, w, h]}``,
-    top-left corner, width, height). The box is made square on its longer side, unpadded, as
-    SPIN's demo does."""
-    path = Path(text)
-    if path.suffix.lower() == ".json" or path.is_file():
-        if not path.is_file():
-            raise MissingInputError(f"--bbox file not found: {path}")
-        try:
-            content = json.loads(path.read_text())
-            x, y, w, h = (float(v) for v in content["bbox"])
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
-            raise BadInputError(
-                f'--bbox {path}: expected SPIN\'s bbox JSON {{"bbox": [x, y, width, height]}} ({err!r})'
-            ) from err
-        if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
-            raise BadInputError(
-                f"--bbox {path}: [x, y, w, h] = {[x, y, w, h]} is not a box (need finite, w, h > 0)"
-            )
-        return Box(np.array([x + w / 2, y + h / 2]), max(w, h), f"SPIN bbox JSON [x, y, w, h] ({path})")
-    try:
-        x1, y1, x2, y2 = (float(v) for v in text.split(","))
-    except ValueError as err:
-        raise BadInputError(
-            f"--bbox must be x1,y1,x2,y2 in pixels or SPIN's bbox JSON file, got {text!r}"
-        ) from err
-    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
-        raise BadInputError(f"--bbox {text!r} is empty (need finite x2 > x1 and y2 > y1)")
-    return Box(np.array([(x1 + x2) / 2, (y1 + y2) / 2]), max(x2 - x1, y2 - y1), "x1,y1,x2,y2")
 
 
 def crop_problem(
@@ -204,71 +104,6 @@ def crop_problem(
     return None
 
 
-def collect_people(
-    pairs: list[ImageInput], report: FitReport, bbox: Box | None, min_joints: int, threshold: float = 0.1
-) -> list[Person]:
-    """Read every image's keypoints; record a failure per bad item (image, file or person)."""
-    import cv2
-
-    from spin_diff.data.openpose import (
-        OpenPoseFileError,
-        openpose_to_keypoints49,
-        read_openpose_json,
-        select_person,
-    )
-
-    people: list[Person] = []
-    for pair in pairs:
-        image = cv2.imread(str(pair.image)) if pair.image.is_file() else None
-        if image is None:
-            report.failed.append((str(pair.image), "image missing or unreadable"))
-            continue
-        if pair.keypoints is None:
-            missing = (
-                "no OpenPose JSON found for it (<stem>_keypoints.json, <stem>_openpose.json or <stem>.json)"
-            )
-            report.failed.append((str(pair.image), missing))
-            continue
-        try:
-            detections = read_openpose_json(pair.keypoints, allow_nonfinite=True)
-        except OpenPoseFileError as err:
-            report.failed.append((str(pair.image), str(err)))
-            continue
-        height, width = image.shape[:2]
-        chosen = range(len(detections))
-        if bbox is not None and len(detections) > 1:
-            x0, y0 = bbox.center - bbox.size / 2
-            x1, y1 = bbox.center + bbox.size / 2
-            best = select_person(np.nan_to_num(detections), box=np.array([x0, y0, x1, y1]))
-            chosen = [best]
-            report.notes.append(
-                f"{pair.name}: --bbox selects person {best} of {len(detections)} (most confident joints in the box)"
-            )
-        for index in chosen:
-            keypoints = openpose_to_keypoints49(detections[index])
-            person_name = f"{pair.name}/person_{index:02d}"
-            if not np.all(np.isfinite(keypoints)):
-                report.failed.append((person_name, f"NaN or inf keypoints in {pair.keypoints}"))
-                continue
-            confident = int((keypoints[:, 2] > threshold).sum())
-            if confident < min_joints:
-                report.failed.append(
-                    (person_name, f"too few confident joints ({confident}, need {min_joints})")
-                )
-                continue
-            box = bbox if bbox is not None else Box(*keypoint_box(keypoints, threshold), "keypoints")
-            problem = crop_problem(keypoints, box, (width, height), threshold)
-            if problem is not None:
-                report.failed.append((person_name, f"refused: {problem}"))
-                continue
-            people.append(Person(pair, index, keypoints, box.center, box.size, (width, height), box.source))
-    return people
-
-
-# ----------------------------------------------------------------------------------------
-# Fitting
-
-
 def mean_initialisation(model: BodyModel, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean pose (rotation matrices) and zero betas of the body model's mean parameters."""
     device = model.fast.joint_template.device
@@ -283,59 +118,6 @@ def full_focal_length(image_size: torch.Tensor, focal: float | None = None) -> t
     if focal is not None:
         return torch.full(image_size.shape[:1], float(focal), dtype=image_size.dtype)
     return image_size.norm(dim=-1)
-
-
-# Extra starts: the given start with these joints (SMPL names) set to these axis-angles.
-# Signs as in spin_diff.body.demo_poses: a knee's positive x rotation bends the shin back, a
-# hip's negative x rotation swings the thigh forward.
-START_HYPOTHESES: dict[str, dict[str, tuple[float, float, float]]] = {
-    "knees_bent": {"left_knee": (1.6, 0.0, 0.0), "right_knee": (1.6, 0.0, 0.0)},
-    "crouch": {
-        "left_hip": (-1.6, 0.0, 0.0), "right_hip": (-1.6, 0.0, 0.0),
-        "left_knee": (2.0, 0.0, 0.0), "right_knee": (2.0, 0.0, 0.0),
-    },
-    # from arms down, raised hands are reached by arching the back, not by lifting the arms
-    "arms_up": {"left_shoulder": (0.0, 0.0, 1.0), "right_shoulder": (0.0, 0.0, -1.0)},
-}  # fmt: skip
-
-
-def hypothesis_starts(init_pose: torch.Tensor, names: list[str]) -> torch.Tensor:
-    """(K, B, 24, 3, 3): the start ``init_pose`` (B, 24, 3, 3), then one copy per name with
-    that hypothesis' joints replaced."""
-    from spin_diff.body.joints import SMPL_JOINT_NAMES
-    from spin_diff.geometry.rotations import axis_angle_to_matrix
-
-    unknown = [n for n in names if n not in START_HYPOTHESES]
-    if unknown:
-        raise BadInputError(f"fitting.start_hypotheses: unknown {unknown}; known: {sorted(START_HYPOTHESES)}")
-    starts = [init_pose]
-    for name in names:
-        pose = init_pose.clone()
-        for joint, rotation in START_HYPOTHESES[name].items():
-            pose[:, SMPL_JOINT_NAMES.index(joint)] = axis_angle_to_matrix(torch.tensor(rotation)).to(pose)
-        starts.append(pose)
-    return torch.stack(starts)
-
-
-def select_fits(result: FitResult, count: int) -> tuple[FitResult, torch.Tensor]:
-    """Per sample, the hypothesis with the lowest final-stage objective among ``count``
-    stacked along the batch (hypothesis-major). Failed fits never win over working ones.
-    Returns the selected FitResult (batch B) and the winning hypothesis index (B,)."""
-    final = list(result.stage_losses.values())[-1] if result.stage_losses else result.score
-    batch = result.pose.shape[0] // count
-    loss = torch.where(result.success, final, torch.full_like(final, float("inf"))).view(count, batch)
-    best = torch.nan_to_num(loss, nan=float("inf")).argmin(0)
-    rows = best * batch + torch.arange(batch, device=best.device)
-    pick = lambda x: x[rows]  # noqa: E731
-    winners = rows.cpu().tolist()
-    selected = FitResult(
-        pose=pick(result.pose), betas=pick(result.betas), transl=pick(result.transl), score=pick(result.score),
-        initial_score=pick(result.initial_score), joint_losses=pick(result.joint_losses),
-        joint_residuals=pick(result.joint_residuals), success=pick(result.success),
-        failure=[result.failure[r] for r in winners], iterations=result.iterations.view(count, batch).sum(0),
-        flipped=pick(result.flipped), stage_losses={k: pick(v) for k, v in result.stage_losses.items()},
-    )  # fmt: skip
-    return selected, best
 
 
 @dataclass
@@ -357,7 +139,7 @@ class ImageFit:
 
 def fit_keypoints(
     model: BodyModel,
-    fitter: SMPLify,
+    fitter: Fitter,
     keypoints_image: torch.Tensor,
     centers: torch.Tensor,
     box_sizes: torch.Tensor,
@@ -387,9 +169,6 @@ def fit_keypoints(
         condition: (B, F) the regressor's features for a feature-conditioned diffusion prior;
             None: unconditioned.
     """
-    from spin_diff.body.measures import torso_lean
-    from spin_diff.geometry.cameras import crop_to_full_translation, estimate_translation, image_keypoints_to_crop, perspective_projection, translation_to_weak_perspective
-
     cfg = fitter.config
     crop = float(cfg.crop_size)
     batch = keypoints_image.shape[0]
@@ -420,8 +199,6 @@ def fit_keypoints(
     )
     init_pose, init_betas = init_pose.to(**to), init_betas.to(**to)
     if init_pose.shape[-1] == 72:
-        from spin_diff.geometry.rotations import axis_angle_to_matrix
-
         init_pose = axis_angle_to_matrix(init_pose.reshape(batch, 24, 3))
     if init_transl is not None:
         init_transl = init_transl.float().cpu()
@@ -431,18 +208,11 @@ def fit_keypoints(
                 cam, centers, box_sizes, image_sizes, focal_length=focal_full
             )
         init_transl = init_transl.to(**to)
-    hypotheses = list(cfg.start_hypotheses)
-    count = 1 + len(hypotheses)
-    starts = hypothesis_starts(init_pose, hypotheses).flatten(0, 1)  # hypothesis-major
-    repeat = lambda x: x.repeat(count, *([1] * (x.ndim - 1)))  # noqa: E731
-    result = fitter.fit(
-        repeat(crop_keypoints), starts, repeat(init_betas), None if init_transl is None else repeat(init_transl),
-        camera_center=repeat(crop_center), focal_length=repeat(crop_focal),
-        sample_seeds=None if sample_seeds is None else repeat(sample_seeds.to(device)),
-        condition=None if condition is None else repeat(condition.to(**to)),
+    result = MultiStart(fitter).fit(
+        crop_keypoints, init_pose, init_betas, init_transl, camera_center=crop_center, focal_length=crop_focal,
+        sample_seeds=None if sample_seeds is None else sample_seeds.to(device),
+        condition=None if condition is None else condition.to(**to),
     )  # fmt: skip
-    if count > 1:
-        result, _ = select_fits(result, count)
 
     with torch.no_grad():
         joints = model.joints(result.pose, result.betas, check_finite=False).joints
@@ -477,7 +247,7 @@ def fit_keypoints(
 
 def fit_people(
     model: BodyModel,
-    fitter: SMPLify,
+    fitter: Fitter,
     people: list[Person],
     *,
     camera: str | None = None,
@@ -490,19 +260,13 @@ def fit_people(
     or axis-angle (B, 72)) and ``init_betas`` (B, S), or from ``regressor``'s prediction (a
     keypoint regressor reads the crop keypoints, an image regressor the crops); None: the
     mean pose and zero betas."""
-    from spin_diff.geometry.cameras import image_keypoints_to_crop
-
     cfg = fitter.config
     keypoints = torch.tensor(np.stack([p.keypoints_image for p in people]), dtype=torch.float32)
     centers = torch.tensor(np.stack([p.center for p in people]), dtype=torch.float32)
     sizes = torch.tensor([p.box_size for p in people], dtype=torch.float32)
     init_transl = features = None
     if regressor is not None:
-        from spin_diff.fitting.initialisation import regressor_start
-
         if regressor.input_kind == "image":
-            from spin_diff.data.crops import load_crops
-
             inputs = load_crops(
                 [p.image_path for p in people], centers.numpy(), (sizes / 200.0).numpy(), cfg.crop_size
             )
@@ -523,284 +287,3 @@ def fit_people(
         sample_seeds=torch.tensor([seed_from_text(p.name) for p in people], dtype=torch.int64),
         condition=features,
     )  # fmt: skip
-
-
-# ----------------------------------------------------------------------------------------
-# Outputs
-
-
-def json_safe(value):
-    """``value`` with numpy/torch numbers and arrays as plain lists, non-finite floats as None."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path: Path, value) -> None:
-    """Write JSON that strict parsers accept (no NaN or Infinity)."""
-    path.write_text(json.dumps(json_safe(value), indent=1, allow_nan=False))
-
-
-def write_person(
-    out_dir: Path,
-    person: Person,
-    fit: ImageFit,
-    i: int,
-    model: BodyModel,
-    fitter: SMPLify,
-    quality,
-    *,
-    mesh_frame: str = "fit",
-    extra: dict | None = None,
-) -> Path:
-    """Write one person's parameters, joints, mesh, pictures and residuals."""
-    import cv2
-
-    from spin_diff.body.mesh_io import write_obj
-    from spin_diff.body.measures import torso_lean
-    from spin_diff.geometry.cameras import full_to_crop_translation, translation_to_weak_perspective, weak_perspective_to_translation
-    from spin_diff.render import save_png
-
-    cfg = fitter.config
-    result = fit.result
-    folder = out_dir / person.source.name / f"person_{person.index:02d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    pose, betas = result.pose[i : i + 1], result.betas[i : i + 1]
-    with torch.no_grad():
-        vertices = model(pose, betas, check_finite=False).vertices[0].cpu().numpy()
-    image_size = torch.tensor(person.image_size, dtype=torch.float32)[None]
-    center = torch.tensor(person.center, dtype=torch.float32)[None]
-    box = torch.tensor([person.box_size], dtype=torch.float32)
-    transl_full = fit.transl_full[i : i + 1]
-    if fit.camera == "crop":
-        transl_crop = result.transl[i : i + 1].cpu().float()
-        cam_crop = translation_to_weak_perspective(transl_crop, cfg.focal_length, cfg.crop_size)
-    else:  # the crop camera closest to the photo's: same box size and place of the root
-        cam_crop = full_to_crop_translation(transl_full, center, box, image_size, fit.focal_full[i : i + 1])
-        transl_crop = weak_perspective_to_translation(cam_crop, cfg.focal_length, cfg.crop_size)
-    lean = {k: float(v[0]) for k, v in torso_lean(fit.joints_full[i : i + 1]).items()}
-    success, failure = bool(quality.success[i]), quality.failure[i]
-    params = {
-        "pose": pose[0].cpu().numpy(),
-        "betas": betas[0].cpu().numpy(),
-        "camera": fit.camera,
-        "transl_crop": transl_crop[0].numpy(),
-        "cam_crop": cam_crop[0].numpy(),
-        "focal_length_crop": np.float32(cfg.focal_length),
-        "crop_size": np.int32(cfg.crop_size),
-        "box_center": person.center.astype(np.float32),
-        "box_size": np.float32(person.box_size),
-        "box_source": person.box_source,
-        "transl_full": transl_full[0].numpy(),
-        "focal_length_full": np.float32(fit.focal_full[i]),
-        "image_size": np.array(person.image_size, np.int32),
-        "joints3d_full": fit.joints_full[i].numpy(),
-        "joints3d_crop": (fit.joints_full[i] - transl_full[0] + transl_crop[0]).numpy(),
-        "score": np.float32(result.score[i].cpu()),
-        "residual_px": np.float32(quality.residual_px[i].cpu()),
-        "initial_residual_px": np.float32(extra["initial_residual_px"]) if extra else np.float32("nan"),
-        "pose_prior": np.float32(quality.pose_prior[i].cpu()),
-        "torso_lean_deg": np.float32(lean["total"]),
-        "success": np.bool_(success),
-        "failure": failure or "",
-    }
-    np.savez(folder / "params.npz", **params)
-    as_json = dict(params)
-    as_json["failure"] = failure
-    as_json["joint_names"] = list(J.JOINT_NAMES)
-    as_json["torso_lean_deg"] = lean
-    as_json.update(extra or {})
-    as_json["notes"] = {
-        "transl_crop": "crop camera (focal_length_crop, principal point at the crop centre)",
-        "transl_full": "full-image camera (focal_length_full, principal point at the image centre)",
-        "joints3d_full": "the 49 SPIN joints (joint_names) in the full-image camera frame, metres",
-        "joints3d_crop": "the same joints in the crop camera frame",
-        "residual_px": "mean distance in 224-crop pixels between confident keypoints and fitted joints",
-        "torso_lean_deg": "hips-to-shoulders angle to the camera's upright; depth > 0: leaning away",
-        "initial_torso_lean_deg": "the same for the start (the regressor's prediction or the mean pose)",
-        "initial_residual_px": "residual_px of the start, with its least-squares crop camera",
-        "camera": "the camera the fit was made in (crop: SPIN's; full: the photo's)",
-    }
-    write_json(folder / "params.json", as_json)
-    if mesh_frame == "fit":
-        mesh_frame = fit.camera
-    offset = {"crop": transl_crop[0].numpy(), "full": transl_full[0].numpy(), "body": np.zeros(3)}[mesh_frame]
-    write_obj(folder / "mesh.obj", vertices + offset, model.faces)
-
-    image = cv2.cvtColor(cv2.imread(str(person.image_path)), cv2.COLOR_BGR2RGB)
-    save_png(folder / "overlay.png", render_overlay(image, vertices, model.faces, person, fit, i))
-    save_png(folder / "side.png", _side_view(vertices, model.faces, size=512))
-    residuals = {
-        name: {"residual_px_crop": r, "confidence": c}
-        for name, r, c in zip(
-            J.JOINT_NAMES, result.joint_residuals[i].cpu().tolist(), person.keypoints_image[:, 2].tolist()
-        )
-    }
-    write_json(folder / "residuals.json", residuals)
-    return folder
-
-
-def render_overlay(
-    image: np.ndarray, vertices: np.ndarray, faces, person: Person, fit: ImageFit, i: int
-) -> np.ndarray:
-    """The fitted mesh over the image, in the camera the fit used, the image downscaled so
-    that its longer side is at most OVERLAY_MAX_SIDE."""
-    import cv2
-
-    from spin_diff.render import render_mesh
-
-    height, width = image.shape[:2]
-    factor = min(1.0, OVERLAY_MAX_SIDE / max(height, width))
-    if factor < 1.0:
-        size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    if fit.camera == "full":
-        focal, center = float(fit.focal_full[i]), (width / 2.0, height / 2.0)
-        translation = fit.transl_full[i].numpy()
-    else:  # the crop camera is exact in the box: principal point at the box centre
-        focal, center = float(fit.focal_full[i]), tuple(person.center)
-        translation = fit.result.transl[i].cpu().numpy()
-    return render_mesh(
-        vertices, faces, translation=translation, focal_length=focal * factor,
-        camera_center=(center[0] * factor, center[1] * factor), image=image, alpha=0.8,
-    ).image  # fmt: skip
-
-
-def _side_view(vertices: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
-    """The fitted mesh (camera orientation) turned 90 degrees about the image's vertical axis."""
-    from spin_diff.render import look_at_translation, render_mesh
-
-    angle = np.pi / 2
-    rotation = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
-    translation = look_at_translation(vertices, rotation, 5000.0, (size, size), fill=0.85)
-    return render_mesh(
-        vertices, faces, rotation=rotation, translation=translation, image_size=(size, size)
-    ).image
-
-
-def prepare_output(out_dir: Path, pairs: list[ImageInput], overwrite: bool) -> None:
-    """Make ``out_dir`` ready: refuse a file, refuse existing results unless ``overwrite``,
-    and with it remove every image's old results so no stale person folder survives."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise BadInputError(f"--out {out_dir} is a file; give a folder (it is created if missing)")
-    existing = [out_dir / p.name for p in pairs if (out_dir / p.name).exists()]
-    if existing and not overwrite:
-        names = ", ".join(str(p) for p in existing[:3]) + (" ..." if len(existing) > 3 else "")
-        raise BadInputError(
-            f"--out {out_dir} already holds results for {len(existing)} of these images ({names}); "
-            "pass --overwrite to replace them, or choose another --out"
-        )
-    for path in existing:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-
-def _quality_gmm(model: BodyModel, cfg):
-    """The GMM pose prior for judging fits when the recipe itself does not use one."""
-    from spin_diff.fitting.smplify import gmm_prior_for
-
-    try:
-        return gmm_prior_for(cfg, model)
-    except FileNotFoundError:
-        log.warning("no gmm_08.pkl beside the body model: fits are not checked against the pose prior")
-        return None
-
-
-def fit_images(
-    images: Path,
-    keypoints: Path,
-    out_dir: Path,
-    model: BodyModel,
-    fitter: SMPLify,
-    *,
-    bbox: str | None = None,
-    batch_size: int = 32,
-    progress: bool = True,
-    overwrite: bool = False,
-    mesh_frame: str = "fit",
-    init_pose: torch.Tensor | None = None,
-    init_betas: torch.Tensor | None = None,
-    regressor=None,
-    run_info: dict | None = None,
-) -> FitReport:
-    """Fit every person in ``images`` (file or folder) and write results under ``out_dir``.
-
-    ``init_pose`` (24, 3, 3) rotation matrices and ``init_betas`` (S,) start every person;
-    None: the mean pose and zero betas; ``regressor`` (a loaded
-    :class:`~spin_diff.models.hmr.Regressor`, see
-    :func:`spin_diff.fitting.initialisation.resolve_init`) starts them from its prediction
-    instead. ``run_info`` (e.g. the recipe) is recorded in every
-    params.json. Raises BadInputError for inputs that cannot be paired or an unusable --out.
-    """
-    from tqdm import tqdm
-
-    from spin_diff.fitting.quality import assess_fits, confident_residual
-
-    report = FitReport()
-    box = parse_bbox(bbox) if bbox else None
-    pairs, orphans = find_inputs(images, keypoints)
-    if box is not None and len(pairs) > 1:
-        raise BadInputError(f"--bbox is one person's box in one image, but {images} holds {len(pairs)} images")
-    if box is not None:
-        report.notes.append(
-            f"--bbox: read {box.source}: centre {box.center.round(1).tolist()}, side {box.size:.1f} px"
-        )
-    if not pairs:
-        report.failed.append((str(images), f"no images ({', '.join(IMAGE_SUFFIXES)}) found"))
-        return report
-    for path in orphans:
-        report.failed.append((str(path), "keypoint JSON with no image of the same stem"))
-    prepare_output(out_dir, pairs, overwrite)
-    cfg = fitter.config
-    people = collect_people(pairs, report, box, cfg.min_confident_joints, cfg.confidence_threshold)
-    for name, reason in report.failed:
-        report.summary.append({"item": name, "success": False, "failure": reason})
-    gmm = fitter.context.gmm if fitter.context.gmm is not None else _quality_gmm(model, cfg)
-    bar = tqdm(total=len(people), unit="person", disable=not progress, desc="fitting")
-    for start in range(0, len(people), batch_size):
-        batch = people[start : start + batch_size]
-        count = len(batch)
-        pose0 = None if init_pose is None else init_pose.expand(count, *init_pose.shape[-3:])
-        betas0 = None if init_betas is None else init_betas.reshape(1, -1).expand(count, -1)
-        fit = fit_people(model, fitter, batch, init_pose=pose0, init_betas=betas0, regressor=regressor)
-        result = fit.result
-        confidence = fitter.body_stage_confidence(fit.crop_keypoints[..., 2])
-        quality = assess_fits(
-            result.joint_residuals, confidence, result.pose[:, 3:], result.success, result.failure,
-            cfg.quality, gmm,
-        )  # fmt: skip
-        before, _ = confident_residual(fit.initial_residuals, confidence, cfg.quality.confident)
-        for i, person in enumerate(batch):
-            extra = {"initial_residual_px": float(before[i]), **(run_info or {})}
-            if fit.initial_lean is not None:
-                extra["initial_torso_lean_deg"] = {k: float(v[i]) for k, v in fit.initial_lean.items()}
-            folder = write_person(
-                out_dir, person, fit, i, model, fitter, quality, mesh_frame=mesh_frame, extra=extra
-            )
-            entry = {
-                "item": person.name, "success": bool(quality.success[i]), "failure": quality.failure[i],
-                "residual_px": float(quality.residual_px[i]), "initial_residual_px": float(before[i]),
-                "folder": str(folder.relative_to(out_dir)),
-            }  # fmt: skip
-            report.summary.append(entry)
-            if bool(quality.success[i]):
-                report.fitted.append(person.name)
-            else:
-                report.failed.append((person.name, quality.failure[i] or "fit failed"))
-        bar.update(count)
-    bar.close()
-    write_json(out_dir / "summary.json", {"items": report.summary, "notes": report.notes, **(run_info or {})})
-    return report

@@ -15,8 +15,8 @@ from typing import Any, Callable
 import torch
 
 from spin_diff.body import joints as J
-from spin_diff.diffusion.term import DiffusionPoseTerm
 from spin_diff.errors import BadInputError
+from spin_diff.fitting.diffusion_term import DiffusionPoseTerm
 from spin_diff.fitting.losses import gmof, reprojection_per_joint
 from spin_diff.priors.angle import angle_prior
 
@@ -156,7 +156,7 @@ def _shape(context: TermContext) -> Term:
 
 @register_term("diffusion_pose")
 def _diffusion_pose(context: TermContext) -> Term:
-    """The learned diffusion pose prior, by score distillation (``spin_diff.diffusion.term``).
+    """The learned diffusion pose prior, by score distillation (``spin_diff.fitting.diffusion_term``).
 
     Needs ``context.extras["diffusion_prior"]`` (SMPLify loads it from
     ``fitting.diffusion.checkpoint``); settings from ``context.extras["diffusion_config"]``.

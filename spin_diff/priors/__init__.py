@@ -3,7 +3,10 @@
 - :mod:`spin_diff.priors.gmm`: SMPLify's ``gmm_08.pkl`` format and the max-mixture GMM prior.
 - :mod:`spin_diff.priors.em`: fitting such mixtures by EM.
 - :mod:`spin_diff.priors.angle`: SMPLify's elbow/knee prior and the shape prior.
-- :mod:`spin_diff.priors.pose_sampler`: plausible body poses by posture.
+- :mod:`spin_diff.priors.pose_sampler`: plausible body poses by posture, built on
+  :mod:`~spin_diff.priors.joint_angles` (swing-twist angles, limits),
+  :mod:`~spin_diff.priors.skeleton` (posed skeleton, self-intersections, posture measures) and
+  :mod:`~spin_diff.priors.postures` (keyframes, gait, one generator per posture).
 - :mod:`spin_diff.priors.pose_files`: reading pose collections (sampler output, AMASS, SPIN).
 """
 

@@ -1,4 +1,4 @@
-"""Configuration of ``spin-diff train``: typed sections read from ``configs/train_*.yaml``.
+"""Configuration of ``spin-diff train``: typed sections read from YAML (the shipped ``spin_diff/recipes/train_*.yaml``).
 
 Sections: ``body`` (which body model), ``model`` (the regressor: input kind, backbone),
 ``data`` (batch, workers, mixing ratios, augmentation), ``fitting`` (SMPLify in the loop:
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from spin_diff.body.config import BodyConfig
-from spin_diff.training.datasets import DataConfig
 from spin_diff.fitting.config import DIFFUSION_POSE_WEIGHT, FittingConfig, StageConfig, spin_stages
 from spin_diff.models.config import RegressorConfig
+from spin_diff.training.datasets import DataConfig
 
 __all__ = [
     "InLoopFittingConfig",
@@ -74,7 +74,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """Everything ``spin-diff train`` reads (``configs/train_spin.yaml`` is SPIN's recipe)."""
+    """Everything ``spin-diff train`` reads (the shipped recipe ``train_spin`` is SPIN's)."""
 
     device: str = "cpu"
     seed: int = 0

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from spin_diff.cache.records import FitBatch, Source
-from spin_diff.cache.store import FitStore, UpdateResult
+from spin_diff.cache.store import FitStore
+from spin_diff.cache.updates import UpdateResult
 from spin_diff.utils.hashing import config_hash as hash_of
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ import torch
 
 from spin_diff.cache.records import Source
 from spin_diff.constants import NUM_SMPL_JOINTS
-from spin_diff.fitting.smplify import FitResult, SMPLify
+from spin_diff.fitting.base import FitResult
+from spin_diff.fitting.smplify import SMPLify
 from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 from spin_diff.training import losses as L

@@ -1,6 +1,6 @@
 """Configuration machinery: YAML files read into typed dataclasses.
 
-``load_config(Config, "configs/x.yaml", ["body.num_betas=10"])`` starts from the dataclass
+``load_config(Config, "my_recipe.yaml", ["body.num_betas=10"])`` starts from the dataclass
 defaults, applies the file, then each ``--set a.b=value`` override (values are parsed as
 YAML, so ``1e-2``, ``true``, ``[1, 2]`` and ``null`` work). Unknown keys and values of the
 wrong type are errors that name the key. ``save_config`` writes the resolved config next to

@@ -72,7 +72,7 @@ def test_store_filled_and_its_scores_never_rise(quick_demo):
     assert t["store_worse"] == 0 and t["store_improved"] == int((after < before).sum())
     assert t["store_mean_after"] <= t["store_mean_before"]
     assert t["store_supervised_after"] >= t["store_supervised_before"]
-    threshold = 100.0  # configs/train_keypoints_cpu.yaml
+    threshold = 100.0  # the shipped recipe train_keypoints_cpu
     assert t["store_supervised_after"] == pytest.approx((stored.score < threshold).mean())
 
 
@@ -122,7 +122,7 @@ def test_a_bundled_regressor_replaces_the_training(tmp_path):
 def test_missing_recipe_names_the_fix(monkeypatch, tmp_path, capsys):
     import spin_diff.apps.demo as demo
 
-    monkeypatch.setattr(demo, "DEMO_CONFIG", tmp_path / "configs" / "train_keypoints_cpu.yaml")
+    monkeypatch.setattr(demo, "DEMO_CONFIG", tmp_path / "recipes" / "train_keypoints_cpu.yaml")
     assert main(["demo", "--quick", "--out", str(tmp_path / "out")]) == 2
     assert "pass --config" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

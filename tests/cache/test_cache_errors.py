@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from fitcache_helpers import REPO_ROOT, fit_batch
 
+from spin_diff.cache.header import HEADER_KEY
 from spin_diff.cache.records import encode_key
-from spin_diff.cache.store import HEADER_KEY, BodyModelMismatchError, FitStore, StoreFormatError
+from spin_diff.cache.store import BodyModelMismatchError, FitStore, StoreFormatError
 
 
 def folder_bytes(path) -> dict:

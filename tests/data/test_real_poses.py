@@ -35,7 +35,7 @@ def test_real_knees_and_elbows_bend_about_their_hinges():
     twisted hip or shoulder): most real poses keep those joints within the pose sampler's
     anatomical limits."""
     from spin_diff.body.joints import SMPL_JOINT_NAMES
-    from spin_diff.priors.pose_sampler import JOINT_LIMITS, pose_to_local_angles
+    from spin_diff.priors.joint_angles import JOINT_LIMITS, pose_to_local_angles
 
     angles = pose_to_local_angles(load_real_poses("val")[:, 3:])
     inside = (angles >= JOINT_LIMITS[..., 0] - 1e-6) & (angles <= JOINT_LIMITS[..., 1] + 1e-6)

@@ -5,9 +5,9 @@ import math
 import torch
 
 from spin_diff.diffusion.config import GuidedConfig
-from spin_diff.diffusion.guidance import guided_refinement
 from spin_diff.diffusion.representation import upright_orientation
 from spin_diff.diffusion.schedule import q_sample
+from spin_diff.fitting.guidance import guided_refinement
 from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.geometry.rotations import geodesic_angle
 
@@ -89,7 +89,7 @@ def test_every_orientation_mode_and_betas_run_guided_and_as_a_term(body_model):
 
     from spin_diff.diffusion.config import DenoiserConfig, DiffusionModelConfig
     from spin_diff.diffusion.model import DiffusionPrior
-    from spin_diff.diffusion.term import DiffusionPoseTerm
+    from spin_diff.fitting.diffusion_term import DiffusionPoseTerm
     from spin_diff.fitting.terms import FitState
 
     base = DiffusionModelConfig(denoiser=DenoiserConfig(width=32, hidden=64, blocks=1, time_dim=16))

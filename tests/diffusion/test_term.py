@@ -7,7 +7,7 @@ from torch import nn
 
 from spin_diff.diffusion.config import DiffusionFitConfig
 from spin_diff.diffusion.model import DiffusionPrior
-from spin_diff.diffusion.term import DiffusionPoseTerm, score_distillation_loss
+from spin_diff.fitting.diffusion_term import DiffusionPoseTerm, score_distillation_loss
 from spin_diff.fitting.terms import FitState, TermContext, build_term
 
 

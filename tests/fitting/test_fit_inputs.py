@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from spin_diff.apps.fit_photos import find_inputs, json_safe, parse_bbox
 from spin_diff.cli.main import main
-from spin_diff.fitting.images import crop_problem, find_inputs, json_safe, parse_bbox
+from spin_diff.fitting.images import crop_problem
 
 # A cheap run: the in-loop recipe with few iterations, success not judged (these tests are
 # about inputs and outputs, not accuracy).
@@ -301,7 +302,7 @@ def test_mesh_frames(one, tmp_path):
 def test_overlay_of_a_huge_image_is_written_at_a_sensible_size(one, tmp_path):
     import cv2
 
-    from spin_diff.fitting.images import OVERLAY_MAX_SIDE
+    from spin_diff.apps.fit_photos import OVERLAY_MAX_SIDE
 
     images, keypoints = one
     image = cv2.imread(str(images / "a.jpg"))

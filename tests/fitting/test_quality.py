@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
+from spin_diff.fitting.base import FitResult
 from spin_diff.fitting.config import FitQualityConfig
-from spin_diff.fitting.images import START_HYPOTHESES, hypothesis_starts, select_fits
+from spin_diff.fitting.multi_start import START_HYPOTHESES, hypothesis_starts, select_fits
 from spin_diff.fitting.quality import assess_fits, confident_residual
-from spin_diff.fitting.smplify import FitResult
 
 
 class ConstantPrior(torch.nn.Module):

@@ -116,7 +116,7 @@ def test_the_term_changes_the_fit_toward_poses_the_prior_likes(model):
     """The same problems fitted with and without the diffusion term: the bodies differ by
     centimetres, and the fits made with the term score better under the prior itself (its
     term value averaged over 8 noise draws, none of them the fit's own)."""
-    from spin_diff.diffusion.term import DiffusionPoseTerm
+    from spin_diff.fitting.diffusion_term import DiffusionPoseTerm
     from spin_diff.fitting.terms import FitState
 
     start, betas, transl, keypoints = bodies(model)

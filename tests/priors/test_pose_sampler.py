@@ -8,7 +8,14 @@ import torch
 
 from spin_diff.body.joints import SMPL_JOINT_NAMES, flip_pose
 from spin_diff.priors import pose_sampler as ps
+from spin_diff.priors.joint_angles import (
+    JOINT_LIMITS,
+    local_angles_to_pose,
+    pose_to_local_angles,
+    within_limits,
+)
 from spin_diff.priors.pose_sampler import POSTURES, sample_poses
+from spin_diff.priors.skeleton import self_intersections
 
 REQUIRED = ("standing", "walking", "running", "sitting", "crouching", "reaching", "arms_raised", "bending")
 J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
@@ -50,8 +57,8 @@ def test_deterministic_given_the_seed():
 
 def test_all_samples_within_joint_limits(batch):
     poses, _ = batch
-    angles = ps.pose_to_local_angles(poses)
-    low, high = ps.JOINT_LIMITS[..., 0], ps.JOINT_LIMITS[..., 1]
+    angles = pose_to_local_angles(poses)
+    low, high = JOINT_LIMITS[..., 0], JOINT_LIMITS[..., 1]
     assert np.all(angles >= low - 1e-6) and np.all(angles <= high + 1e-6)
     # Hinges bend one way: knees back (x >= 0), left elbow y <= 0, right elbow y >= 0.
     assert angles[:, J["left_knee"] - 1, 0].min() >= -1e-6 and angles[:, J["right_knee"] - 1, 0].min() >= -1e-6
@@ -64,9 +71,9 @@ def test_all_samples_within_joint_limits(batch):
 
 def test_local_angles_round_trip():
     rng = np.random.default_rng(1)
-    low, high = ps.JOINT_LIMITS[..., 0], ps.JOINT_LIMITS[..., 1]
+    low, high = JOINT_LIMITS[..., 0], JOINT_LIMITS[..., 1]
     angles = rng.uniform(low, high, size=(200, 23, 3))
-    back = ps.pose_to_local_angles(ps.local_angles_to_pose(angles))
+    back = pose_to_local_angles(local_angles_to_pose(angles))
     np.testing.assert_allclose(back, angles, atol=1e-9)
 
 
@@ -78,7 +85,7 @@ def _segment_distance(points, a, b):
 
 def test_no_contortions_by_capsules_and_by_an_independent_check(batch, skeleton):
     poses, _ = batch
-    assert not ps.self_intersections(poses).any()
+    assert not self_intersections(poses).any()
     # Independent: wrists stay out of the trunk's core, knees apart.
     for wrist in ("left_wrist", "right_wrist"):
         distance = _segment_distance(skeleton[:, J[wrist]], skeleton[:, J["pelvis"]], skeleton[:, J["neck"]])
@@ -94,7 +101,7 @@ def test_capsule_check_catches_contortions():
     # Knees through each other: both thighs swung inwards across the midline.
     contorted[1, 3 * (J["left_hip"] - 1) + 2] = -0.9
     contorted[1, 3 * (J["right_hip"] - 1) + 2] = 0.9
-    assert ps.self_intersections(contorted).tolist() == [True, True, False]
+    assert self_intersections(contorted).tolist() == [True, True, False]
 
 
 def _angle(a, b):
@@ -144,8 +151,8 @@ def test_mirrored_samples_are_valid_and_keep_their_posture(batch):
     poses, names = batch
     full = torch.as_tensor(np.concatenate([np.zeros((len(poses), 3)), poses], axis=1))
     flipped = flip_pose(full)[:, 3:].numpy()
-    assert ps.within_limits(flipped).all()
-    assert not ps.self_intersections(flipped).any()
+    assert within_limits(flipped).all()
+    assert not self_intersections(flipped).any()
     assert ps.posture_checks(flipped, names).all()
     # Mirroring left and right swaps which side reaches, kneels, leads.
     assert not np.allclose(flipped, poses)

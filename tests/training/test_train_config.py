@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from training_helpers import REPO_ROOT
 
-from spin_diff.utils.configs import ConfigError, load_config
 from spin_diff.fitting.config import spin_stages
+from spin_diff.recipes import recipe_path
 from spin_diff.training.config import TrainConfig, effective_fitting_config
+from spin_diff.utils.configs import ConfigError, load_config
 
 
 def test_spin_recipe_matches_the_defaults():
-    spin = load_config(TrainConfig, REPO_ROOT / "configs" / "train_spin.yaml")
+    spin = load_config(TrainConfig, recipe_path("train_spin"))
     default = TrainConfig()
     assert spin.fitting == default.fitting and spin.loss == default.loss and spin.optim == default.optim
     assert dataclasses.replace(spin.data, workers=0) == default.data
@@ -23,7 +23,7 @@ def test_spin_recipe_matches_the_defaults():
 
 
 def test_keypoint_recipe_loads():
-    config = load_config(TrainConfig, REPO_ROOT / "configs" / "train_keypoints_cpu.yaml")
+    config = load_config(TrainConfig, recipe_path("train_keypoints_cpu"))
     assert config.model.input == "keypoints" and config.device == "cpu"
 
 

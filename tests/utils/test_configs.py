@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from spin_diff.fitting.config import Config
+from spin_diff.recipes import recipe_path
 from spin_diff.utils.configs import ConfigError, load_config, parse_override, save_config
 
 
@@ -19,7 +20,7 @@ def test_defaults_file_and_overrides_apply_in_order(tmp_path):
 
 
 def test_shipped_default_config_matches_dataclass_defaults():
-    assert load_config(Config, "configs/default.yaml") == Config()
+    assert load_config(Config, recipe_path("default")) == Config()
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,10 @@ Starting from the estimate x (its pose in the prior's layout), repeat ``loops`` 
 
 Everything is batched; whether all samples have stopped is checked (one host sync) once per
 loop. Samples marked inactive from the start (failed inputs) are carried through unchanged.
+
+:func:`guided_refinement` is the algorithm on tensors; :class:`GuidedRefinement` is it as a
+fitting method (:mod:`spin_diff.fitting.base`), which SMPLify with ``method: guided`` runs
+after its pre-stages.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from typing import Callable
 
 import torch
 
+from spin_diff.body.model import BodyModel
 from spin_diff.diffusion.config import GuidedConfig
 from spin_diff.diffusion.model import DiffusionPrior
 from spin_diff.diffusion.representation import project_to_rotations
 from spin_diff.diffusion.schedule import ddim_move, ddim_timesteps, predict_x0
+from spin_diff.fitting.base import FitProblem, FitProgress, FittingMethod
+from spin_diff.fitting.config import FittingConfig
 from spin_diff.fitting.losses import reprojection_loss
 from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
@@ -151,3 +158,47 @@ def guided_refinement(
         rotmats = decode(x_out)
         final = reprojection_loss(joints_fn(rotmats, betas), transl_out, keypoints, confidence, camera_center, focal, sigma)
     return GuidedResult(rotmats.detach(), transl_out, final, initial_loss, steps)
+
+
+class GuidedRefinement(FittingMethod):
+    """ScoreHMR's guided refinement as a fitting method: pose and camera refined from the
+    current parameters by ``prior`` (betas fixed), settings ``config.diffusion.guided``.
+
+    Its loss is the robust reprojection term with the body-stage confidences; the step is
+    recorded as stage ``"guided"``.
+    """
+
+    def __init__(self, body_model: BodyModel, config: FittingConfig | None, prior: DiffusionPrior) -> None:
+        super().__init__(body_model, config)
+        self.prior = prior
+
+    @property
+    def condition_prior(self):
+        return self.prior
+
+    def improve(self, problem: FitProblem, progress: FitProgress) -> FitProgress:
+        params, steps, start_loss, end_loss = self.refine(progress.params, problem.data, problem.valid)
+        progress.record("guided", params, steps, start_loss, end_loss, problem.valid, self.config.divergence_factor)
+        return progress
+
+    def refine(self, params: dict, data: dict, valid: torch.Tensor):
+        """Guided refinement of a batch of parameters (global_orient (B, 3), body_pose (B, 69),
+        betas, transl (B, 3)) against ``data`` (see :class:`FitProblem`). Returns (params,
+        steps (B,), start loss (B,), end loss (B,))."""
+        aa = torch.cat([params["global_orient"], params["body_pose"]], 1).view(-1, 24, 3)
+        result = guided_refinement(
+            self.prior,
+            lambda rotmats, betas: self.body.joints(rotmats, betas).joints,
+            data["keypoints"], data["body_confidence"], axis_angle_to_matrix(aa), params["betas"],
+            params["transl"], data["center"], data["focal"],
+            settings=self.config.diffusion.guided, sigma=self.config.sigma, active=valid,
+            cond=data.get("condition"),
+        )  # fmt: skip
+        pose = matrix_to_axis_angle(result.rotmats).reshape(-1, 72).to(self.dtype)
+        refined = {
+            "global_orient": pose[:, :3],
+            "body_pose": pose[:, 3:],
+            "betas": params["betas"],
+            "transl": result.transl.to(self.dtype),
+        }
+        return refined, result.steps, result.initial_loss, result.loss

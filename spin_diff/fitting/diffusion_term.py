@@ -27,12 +27,12 @@ from __future__ import annotations
 import torch
 
 from spin_diff.diffusion.config import DiffusionFitConfig
-from spin_diff.utils.seeds import keyed_normal
 from spin_diff.diffusion.model import DiffusionPrior
 from spin_diff.diffusion.representation import project_to_rotations
 from spin_diff.diffusion.schedule import q_sample
 from spin_diff.errors import BadInputError
 from spin_diff.geometry.rotations import axis_angle_to_matrix
+from spin_diff.utils.seeds import keyed_normal
 
 
 @torch.no_grad()

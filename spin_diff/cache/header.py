@@ -1,0 +1,122 @@
+"""What a fit cache says about itself: its header record and the table of config hashes.
+
+Besides the records, a store holds a header (``b"\\x00header"``: format name and version,
+record layout, body-model hash and label, creation time; JSON) and the description of every
+config hash its records name (``b"\\x00config/<16 hex digits>"``: JSON, see
+:mod:`spin_diff.cache.provenance`). Both keys start with ``\\x00``, outside the records' key
+space. The functions here read and write them inside a transaction the caller holds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from spin_diff.cache.errors import BodyModelMismatchError, StoreFormatError
+from spin_diff.cache.records import RECORD_SIZE, RECORD_VERSION
+
+FORMAT_NAME = "spin_diff.fit_cache"
+FORMAT_VERSION = 1
+HEADER_KEY = b"\x00header"
+CONFIG_PREFIX = b"\x00config/"
+
+
+def read_header(txn) -> tuple[bytes | None, bytes | None]:
+    """(the raw header or None, and where there is none the store's first key or None)."""
+    raw = txn.get(HEADER_KEY)
+    first = None
+    if raw is None:
+        with txn.cursor() as cursor:
+            first = bytes(cursor.key()) if cursor.first() else None
+    return (bytes(raw) if raw is not None else None), first
+
+
+def parse_header(path: Path, raw: bytes) -> dict:
+    """The header of the store at ``path``; StoreFormatError if it is not this format and version."""
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise StoreFormatError(f"{path}: the header record is corrupt ({err})") from err
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise StoreFormatError(f"{path}: the header does not describe a spin_diff fit cache: {header!r:.200}")
+    if header.get("version") != FORMAT_VERSION:
+        raise StoreFormatError(
+            f"{path} is a fit cache of format version {header.get('version')}; this spin_diff reads "
+            f"version {FORMAT_VERSION}. Use the spin_diff version that wrote it, or export it there "
+            "(`spin-diff cache export`) and import the npz here"
+        )
+    return header
+
+
+def new_header(body_model_hash: str | None, body_model_label: str) -> dict:
+    """The header of a store created now for the given body model."""
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "record_version": RECORD_VERSION,
+        "record_size": RECORD_SIZE,
+        "body_model_sha256": body_model_hash,
+        "body_model": body_model_label,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def write_header(txn, path: Path, header: dict) -> dict:
+    """Put ``header`` into an empty store; returns the header the store then has (another
+    process's, if it created the store meanwhile). Refuses a store with records but no header."""
+    existing = txn.get(HEADER_KEY)
+    if existing is not None:  # another process created it meanwhile
+        return parse_header(path, bytes(existing))
+    with txn.cursor() as cursor:
+        if cursor.first():
+            raise StoreFormatError(f"{path} holds records but no header; it was left untouched")
+    txn.put(HEADER_KEY, json.dumps(header, sort_keys=True).encode())
+    return header
+
+
+def refuse_missing_header(path: Path, first: bytes | None, create: bool) -> None:
+    """Raise StoreFormatError for an environment without a header, unless it is empty and
+    ``create`` allows making it a store."""
+    if first is not None:
+        raise StoreFormatError(
+            f"{path} is an LMDB environment but not a spin_diff fit cache (no header record; "
+            f"its first key is {first[:40]!r}). It was left untouched: choose another cache folder"
+        )
+    if not create:
+        raise StoreFormatError(
+            f"{path} is an empty LMDB environment, not a fit cache yet: build one with "
+            "`spin-diff cache build` (or open it for writing with create=True)"
+        )
+
+
+def check_body_model(path: Path, header: dict, body_model_hash: str | None, body_model_label: str) -> None:
+    """BodyModelMismatchError if ``body_model_hash`` is given and the store's is another."""
+    stored = header.get("body_model_sha256")
+    if body_model_hash is not None and stored != body_model_hash:
+        theirs = header.get("body_model") or "unnamed"
+        ours = body_model_label or "this run's body model"
+        raise BodyModelMismatchError(
+            f"{path} holds fits of another body model: {theirs} (sha256 {str(stored)[:12]}...), "
+            f"not {ours} (sha256 {body_model_hash[:12]}...). Fits do not transfer between "
+            "body models: use another --cache, or the body model the cache was built with"
+        )
+
+
+def config_entry(config_hash: int, description: dict) -> tuple[bytes, bytes]:
+    """The (key, value) that records what ``config_hash`` stands for."""
+    return CONFIG_PREFIX + b"%016x" % int(config_hash), json.dumps(description, sort_keys=True).encode()
+
+
+def read_configs(txn) -> dict[int, dict]:
+    """Every registered config description, by hash."""
+    out = {}
+    with txn.cursor() as cursor:
+        found = cursor.set_range(CONFIG_PREFIX)
+        while found:
+            key = bytes(cursor.key())
+            if not key.startswith(CONFIG_PREFIX):
+                break
+            out[int(key[len(CONFIG_PREFIX) :], 16)] = json.loads(bytes(cursor.value()))
+            found = cursor.next()
+    return out

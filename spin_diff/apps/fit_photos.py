@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from spin_diff.body import joints as J
 from spin_diff.body.measures import torso_lean
 from spin_diff.body.mesh_io import write_obj
 from spin_diff.body.model import BodyModel
+from spin_diff.constants import FOCAL_LENGTH
 from spin_diff.data.openpose import (
     OpenPoseFileError,
     openpose_to_keypoints49,
@@ -51,6 +51,8 @@ from spin_diff.geometry.cameras import (
     weak_perspective_to_translation,
 )
 from spin_diff.render import look_at_translation, render_mesh, save_png
+from spin_diff.utils.jsonio import write_json
+from spin_diff.utils.outputs import prepare_output
 
 log = logging.getLogger(__name__)
 
@@ -210,28 +212,6 @@ def collect_people(
 # Outputs
 
 
-def json_safe(value):
-    """``value`` with numpy/torch numbers and arrays as plain lists, non-finite floats as None."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path: Path, value) -> None:
-    """Write JSON that strict parsers accept (no NaN or Infinity)."""
-    path.write_text(json.dumps(json_safe(value), indent=1, allow_nan=False))
-
-
 def write_person(
     out_dir: Path,
     person: Person,
@@ -350,30 +330,10 @@ def _side_view(vertices: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray
     """The fitted mesh (camera orientation) turned 90 degrees about the image's vertical axis."""
     angle = np.pi / 2
     rotation = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
-    translation = look_at_translation(vertices, rotation, 5000.0, (size, size), fill=0.85)
+    translation = look_at_translation(vertices, rotation, FOCAL_LENGTH, (size, size), fill=0.85)
     return render_mesh(
         vertices, faces, rotation=rotation, translation=translation, image_size=(size, size)
     ).image
-
-
-def prepare_output(out_dir: Path, pairs: list[ImageInput], overwrite: bool) -> None:
-    """Make ``out_dir`` ready: refuse a file, refuse existing results unless ``overwrite``,
-    and with it remove every image's old results so no stale person folder survives."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise BadInputError(f"--out {out_dir} is a file; give a folder (it is created if missing)")
-    existing = [out_dir / p.name for p in pairs if (out_dir / p.name).exists()]
-    if existing and not overwrite:
-        names = ", ".join(str(p) for p in existing[:3]) + (" ..." if len(existing) > 3 else "")
-        raise BadInputError(
-            f"--out {out_dir} already holds results for {len(existing)} of these images ({names}); "
-            "pass --overwrite to replace them, or choose another --out"
-        )
-    for path in existing:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    out_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _quality_gmm(model: BodyModel, cfg):
@@ -425,7 +385,7 @@ def fit_images(
         return report
     for path in orphans:
         report.failed.append((str(path), "keypoint JSON with no image of the same stem"))
-    prepare_output(out_dir, pairs, overwrite)
+    prepare_output(out_dir, [p.name for p in pairs], replace=overwrite)
     cfg = fitter.config
     people = collect_people(pairs, report, box, cfg.min_confident_joints, cfg.confidence_threshold)
     for name, reason in report.failed:

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from spin_diff.apps.fit_photos import find_inputs, json_safe, parse_bbox
+from spin_diff.apps.fit_photos import find_inputs, parse_bbox
 from spin_diff.cli.main import main
 from spin_diff.fitting.images import crop_problem
+from spin_diff.utils.jsonio import json_safe
 
 # A cheap run: the in-loop recipe with few iterations, success not judged (these tests are
 # about inputs and outputs, not accuracy).

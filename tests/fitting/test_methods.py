@@ -3,7 +3,6 @@ its own, and several starts per sample; each gives a per-sample FitResult."""
 
 import pytest
 import torch
-from fitting_problems import turned_problems
 
 from spin_diff.body.model import load_body_model
 from spin_diff.fitting.config import FittingConfig, default_stages
@@ -26,7 +25,7 @@ def single_thread():
     torch.set_num_threads(threads)
 
 
-def test_guided_refinement_alone_refines_the_start_it_is_given(model):
+def test_guided_refinement_alone_refines_the_start_it_is_given(model, turned_problems):
     """Without SMPLify's camera stage, from a start whose camera is known: the keypoints are
     explained better, betas are held, and a failed sample keeps its start."""
     start, betas, keypoints = turned_problems(model, 3, seed=2)
@@ -44,7 +43,7 @@ def test_guided_refinement_alone_refines_the_start_it_is_given(model):
     assert result.failure[2].startswith("too few confident joints")
 
 
-def test_multi_start_without_hypotheses_is_its_method_and_with_them_stays_per_sample(model):
+def test_multi_start_without_hypotheses_is_its_method_and_with_them_stays_per_sample(model, turned_problems):
     config = FittingConfig(stages=default_stages(6))
     fitter = SMPLify(model, config)
     start, betas, keypoints = turned_problems(model, 3, seed=5)

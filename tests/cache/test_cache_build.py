@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import pytest
-from fitcache_helpers import REPO_ROOT, fast_fitting_config, make_spin_dataset, write_fast_config
 
 from spin_diff.body.files import body_model_hash
 from spin_diff.cache.builder import build_fits, fit_config_hash, score_fits
@@ -19,10 +18,10 @@ from spin_diff.data.spin_npz import dataset_keypoints, read_spin_npz
 
 
 @pytest.fixture(scope="module")
-def fitter(body_model):
+def fitter(body_model, fitcache):
     from spin_diff.fitting.smplify import SMPLify
 
-    return SMPLify(body_model, fast_fitting_config())
+    return SMPLify(body_model, fitcache.fast_fitting_config())
 
 
 def new_store(path, body_model) -> FitStore:
@@ -70,8 +69,8 @@ def test_ranks_take_disjoint_shards_that_cover_the_dataset(tmp_path, tiny_datase
     store.close()
 
 
-def test_ground_truth_from_the_dataset_is_stored_and_never_refitted(tmp_path, body_model, fitter):
-    path = make_spin_dataset(body_model, tmp_path / "half.npz", 10, seed=3, has_smpl=0.5)
+def test_ground_truth_from_the_dataset_is_stored_and_never_refitted(tmp_path, body_model, fitter, fitcache):
+    path = fitcache.make_spin_dataset(body_model, tmp_path / "half.npz", 10, seed=3, has_smpl=0.5)
     data = read_spin_npz(path)
     has_smpl = data["has_smpl"] > 0.5
     assert 0 < has_smpl.sum() < 10
@@ -89,9 +88,9 @@ def test_ground_truth_from_the_dataset_is_stored_and_never_refitted(tmp_path, bo
     store.close()
 
 
-def test_init_stored_starts_from_the_datasets_smpl(tmp_path, fitter, body_model):
+def test_init_stored_starts_from_the_datasets_smpl(tmp_path, fitter, body_model, fitcache):
     # noisy keypoints: SMPLify calls a fit that starts exactly at a zero-loss optimum diverged
-    data = read_spin_npz(make_spin_dataset(body_model, tmp_path / "noisy.npz", 4, seed=5, noise_px=2.0))
+    data = read_spin_npz(fitcache.make_spin_dataset(body_model, tmp_path / "noisy.npz", 4, seed=5, noise_px=2.0))
     mean = build_fits(new_store(tmp_path / "a", body_model), data, "noisy", fitter, progress=False)
     stored = build_fits(
         new_store(tmp_path / "b", body_model), data, "noisy", fitter, init="stored", progress=False
@@ -118,10 +117,10 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
-def test_build_killed_mid_run_keeps_committed_batches_and_resumes(tmp_path, body_model):
-    dataset = make_spin_dataset(body_model, tmp_path / "crash.npz", 60, seed=4)
+def test_build_killed_mid_run_keeps_committed_batches_and_resumes(tmp_path, body_model, fitcache):
+    dataset = fitcache.make_spin_dataset(body_model, tmp_path / "crash.npz", 60, seed=4)
     cache = tmp_path / "cache"
-    config = write_fast_config(tmp_path / "fit.yaml", 5, 5)
+    config = fitcache.write_fast_config(tmp_path / "fit.yaml", 5, 5)
 
     def command(batch_size: int) -> list[str]:
         return [
@@ -129,9 +128,9 @@ def test_build_killed_mid_run_keeps_committed_batches_and_resumes(tmp_path, body
             "--cache", str(cache), "--batch-size", str(batch_size), "--quiet", "--config", str(config),
         ]  # fmt: skip
 
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(fitcache.REPO_ROOT), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
-        command(2), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command(2), cwd=fitcache.REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         _wait_for(lambda: (cache / "data.mdb").is_file(), 60, "the store to be created")
@@ -163,7 +162,7 @@ def test_build_killed_mid_run_keeps_committed_batches_and_resumes(tmp_path, body
     after_kill.close()
 
     # the rerun may batch differently: the config hash, not the batch size, says what is done
-    result = subprocess.run(command(32), cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command(32), cwd=fitcache.REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{done} already fitted" in result.stdout and f"{60 - done} fitted in" in result.stdout
     final = FitStore.open(cache).get_many("crash", np.arange(60))
@@ -174,16 +173,16 @@ def test_build_killed_mid_run_keeps_committed_batches_and_resumes(tmp_path, body
 
 
 @pytest.mark.slow
-def test_torchrun_ranks_build_disjoint_shards_into_one_store(tmp_path, tiny_dataset):
+def test_torchrun_ranks_build_disjoint_shards_into_one_store(tmp_path, tiny_dataset, fitcache):
     # torchrun is torch.distributed.run, part of torch (a hard dependency): run it as a module
     cache = tmp_path / "cache"
-    config = write_fast_config(tmp_path / "fit.yaml", 2, 2)
+    config = fitcache.write_fast_config(tmp_path / "fit.yaml", 2, 2)
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "spin_diff.cli.cache", "build",
         "--dataset", str(tiny_dataset), "--cache", str(cache), "--quiet", "--config", str(config),
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(fitcache.REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=fitcache.REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     for rank in (0, 1):
         assert f"tiny (rank {rank} of 2): 8 examples; 0 already fitted" in result.stdout
@@ -214,13 +213,13 @@ def test_cached_fits_do_not_depend_on_batch_size_or_shard(tmp_path, tiny_dataset
             np.testing.assert_allclose(getattr(runs[label], field), getattr(runs["one"], field), atol=1e-5, rtol=1e-5)
 
 
-def test_build_with_another_number_of_shape_coefficients(tmp_path, tiny_dataset):
+def test_build_with_another_number_of_shape_coefficients(tmp_path, tiny_dataset, fitcache):
     from spin_diff.body.model import load_body_model
     from spin_diff.fitting.smplify import SMPLify
 
     model = load_body_model(num_betas=6)
     store = new_store(tmp_path / "cache", model)
-    report = build_fits(store, read_spin_npz(tiny_dataset), "tiny", SMPLify(model, fast_fitting_config()),
+    report = build_fits(store, read_spin_npz(tiny_dataset), "tiny", SMPLify(model, fitcache.fast_fitting_config()),
                         limit=4, progress=False)  # fmt: skip
     assert (report.written, report.failed) == (4, 0)
     fits = store.get_many("tiny", np.arange(4))

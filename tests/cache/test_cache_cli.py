@@ -5,15 +5,14 @@ from __future__ import annotations
 import lmdb
 import numpy as np
 import pytest
-from fitcache_helpers import write_fast_config
 
 from spin_diff.cache.store import FitStore
 from spin_diff.cli.cache import main
 
 
 @pytest.fixture(scope="module")
-def fast_config(tmp_path_factory):
-    return write_fast_config(tmp_path_factory.mktemp("config") / "fit.yaml")
+def fast_config(tmp_path_factory, fitcache):
+    return fitcache.write_fast_config(tmp_path_factory.mktemp("config") / "fit.yaml")
 
 
 def test_build_stats_export_import_merge(tmp_path, tiny_dataset, fast_config, capsys):

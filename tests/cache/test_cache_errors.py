@@ -12,7 +12,6 @@ import textwrap
 import lmdb
 import numpy as np
 import pytest
-from fitcache_helpers import REPO_ROOT, fit_batch
 
 from spin_diff.cache.header import HEADER_KEY
 from spin_diff.cache.records import encode_key
@@ -34,10 +33,10 @@ def test_corrupt_lmdb_is_refused_and_left_as_it_is(tmp_path):
     assert folder_bytes(path) == before
 
 
-def test_truncated_store_is_refused(tmp_path):
+def test_truncated_store_is_refused(tmp_path, fitcache):
     path = tmp_path / "cache"
     store = FitStore.open_or_create(path, "body-a")
-    store.update_if_better(fit_batch("d", np.arange(100), 1.0))
+    store.update_if_better(fitcache.fit_batch("d", np.arange(100), 1.0))
     store.close()
     data = path / "data.mdb"
     data.write_bytes(data.read_bytes()[:100])
@@ -59,10 +58,10 @@ def test_foreign_lmdb_is_refused_and_left_as_it_is(tmp_path):
     assert folder_bytes(path) == before
 
 
-def test_store_of_another_version_or_body_model_says_so(tmp_path):
+def test_store_of_another_version_or_body_model_says_so(tmp_path, fitcache):
     path = tmp_path / "cache"
     store = FitStore.open_or_create(path, "body-a", "SMPL_NEUTRAL.pkl from SPIN's data")
-    store.update_if_better(fit_batch("d", [0, 1], 1.0))
+    store.update_if_better(fitcache.fit_batch("d", [0, 1], 1.0))
     store.close()
     with pytest.raises(BodyModelMismatchError, match="another body model: SMPL_NEUTRAL.pkl from SPIN's data"):
         FitStore.open_or_create(path, "body-b", "bundled free body model")
@@ -83,10 +82,10 @@ def test_store_of_another_version_or_body_model_says_so(tmp_path):
     env.close()
 
 
-def test_record_of_another_layout_is_an_error_not_a_guess(tmp_path):
+def test_record_of_another_layout_is_an_error_not_a_guess(tmp_path, fitcache):
     path = tmp_path / "cache"
     store = FitStore.open_or_create(path, "body-a")
-    store.update_if_better(fit_batch("d", [0, 1], 5.0))
+    store.update_if_better(fitcache.fit_batch("d", [0, 1], 5.0))
     store.close()
     env = lmdb.open(str(path))
     with env.begin(write=True) as txn:
@@ -98,13 +97,13 @@ def test_record_of_another_layout_is_an_error_not_a_guess(tmp_path):
     with pytest.raises(StoreFormatError, match="layout version"):
         store.get_many("d", [0, 1])
     with pytest.raises(StoreFormatError, match="corrupt or of another version"):
-        store.update_if_better(fit_batch("d", [0, 1], 1.0))
+        store.update_if_better(fitcache.fit_batch("d", [0, 1], 1.0))
     assert store.get_many("d", [0]).score[0] == 5.0  # the batch was not written, not even row 0
     store.close()
 
 
 @pytest.mark.slow
-def test_full_disk_is_an_error_that_loses_nothing_committed(tmp_path):
+def test_full_disk_is_an_error_that_loses_nothing_committed(tmp_path, fitcache):
     """A writer whose file may not grow past 1 MiB (as on a full disk) gets StoreWriteError;
     every batch it committed before is intact and the store opens."""
     path = tmp_path / "cache"
@@ -130,7 +129,7 @@ def test_full_disk_is_an_error_that_loses_nothing_committed(tmp_path):
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        [sys.executable, "-c", script], cwd=fitcache.REPO_ROOT, env={**os.environ, "PYTHONPATH": str(fitcache.REPO_ROOT)},
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert "COMMITTED" in result.stdout, result.stdout + result.stderr

@@ -12,15 +12,16 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from fitcache_helpers import REPO_ROOT, fit_batch, make_spin_dataset, write_fast_config
 
 from spin_diff.cache.repair import read_pages, salvage_store, verify_store
 from spin_diff.cache.store import FitStore, StoreCorruptedError
 
 N = 1500  # records: about 200 leaf pages
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def spin_diff(*args, timeout=300):
@@ -32,14 +33,14 @@ def spin_diff(*args, timeout=300):
 
 
 @pytest.fixture
-def intact(tmp_path):
+def intact(tmp_path, fitcache):
     """A real store: N records, half of them later improved (so freed pages hold old copies)."""
     path = tmp_path / "intact"
     store = FitStore.open_or_create(path, "body-a", "test body")
     index = np.arange(N)
-    store.update_if_better(fit_batch("lsp", index, 10.0 + index / N))
-    store.update_if_better(fit_batch("lsp", index[::2], 1.0 + index[::2] / N))
-    store.update_if_better(fit_batch("coco", np.arange(40), 3.0))
+    store.update_if_better(fitcache.fit_batch("lsp", index, 10.0 + index / N))
+    store.update_if_better(fitcache.fit_batch("lsp", index[::2], 1.0 + index[::2] / N))
+    store.update_if_better(fitcache.fit_batch("coco", np.arange(40), 3.0))
     store.register_config(7, {"kind": "test"})
     store.close()
     return path
@@ -108,14 +109,14 @@ def test_salvage_copies_every_record_that_still_reads(tmp_path, intact):
 
 
 @pytest.mark.slow
-def test_an_empty_data_file_gets_one_answer_from_every_command(tmp_path, body_model):
+def test_an_empty_data_file_gets_one_answer_from_every_command(tmp_path, body_model, fitcache):
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "data.mdb").write_bytes(b"")
     old = time.time() - 60
     os.utime(cache / "data.mdb", (old, old))
-    dataset = make_spin_dataset(body_model, tmp_path / "d.npz", 2)
-    config = write_fast_config(tmp_path / "fast.yaml")
+    dataset = fitcache.make_spin_dataset(body_model, tmp_path / "d.npz", 2)
+    config = fitcache.write_fast_config(tmp_path / "fast.yaml")
     commands = [
         ["cache", "stats", cache],
         ["cache", "export", cache, "--out", tmp_path / "x.npz"],
@@ -133,16 +134,16 @@ def test_an_empty_data_file_gets_one_answer_from_every_command(tmp_path, body_mo
         salvage_store(cache, tmp_path / "rescued")
 
 
-def test_a_writer_does_not_close_the_store_under_a_reader_in_the_same_process(tmp_path):
+def test_a_writer_does_not_close_the_store_under_a_reader_in_the_same_process(tmp_path, fitcache):
     path = tmp_path / "cache"
     first_writer = FitStore.open_or_create(path, "body-a")
-    first_writer.update_if_better(fit_batch("d", np.arange(50), 5.0))
+    first_writer.update_if_better(fitcache.fit_batch("d", np.arange(50), 5.0))
     first_writer.close()
     reader = FitStore.open(path, readonly=True)  # the reader opens the environment first
     chunks = reader.scan(chunk=10)
     first = next(chunks)
     writer = FitStore.open_or_create(path, "body-a")
-    writer.update_if_better(fit_batch("d", np.arange(50, 60), 4.0))
+    writer.update_if_better(fitcache.fit_batch("d", np.arange(50, 60), 4.0))
     rest = list(chunks)  # the reader's snapshot goes on
     assert len(first[1]) + sum(len(c[1]) for c in rest) == 50
     assert reader.count("d") == 60

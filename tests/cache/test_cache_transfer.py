@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fitcache_helpers import fast_fitting_config, fit_batch
 
-from spin_diff.data.spin_npz import dataset_keypoints
 from spin_diff.cache.builder import score_fits
 from spin_diff.cache.records import FitBatch
 from spin_diff.cache.stats import cache_stats, format_stats
 from spin_diff.cache.store import BodyModelMismatchError, FitStore
 from spin_diff.cache.transfer import export_npz, import_npz, import_spin_fits, merge_stores, read_spin_fits
-from spin_diff.data.spin_npz import read_spin_npz
+from spin_diff.data.spin_npz import dataset_keypoints, read_spin_npz
 
 FIELDS = (
     "found", "pose", "betas", "transl", "has_transl", "score", "residuals",
@@ -68,18 +66,18 @@ def test_export_then_import_reproduces_every_record(tmp_path):
     copy.close()
 
 
-def test_import_refuses_an_export_of_another_body_model(tmp_path):
+def test_import_refuses_an_export_of_another_body_model(tmp_path, fitcache):
     varied_store(tmp_path / "a").close()
     export_npz(FitStore.open(tmp_path / "a"), tmp_path / "fits.npz")
     other = FitStore.open_or_create(tmp_path / "other", "body-b")
-    other.update_if_better(fit_batch("lsp", [0], 1.0))
+    other.update_if_better(fitcache.fit_batch("lsp", [0], 1.0))
     other.close()
     with pytest.raises(BodyModelMismatchError):
         import_npz(tmp_path / "fits.npz", tmp_path / "other")
     assert FitStore.open(tmp_path / "other").count() == 1
 
 
-def test_spin_static_fits_import_matches_the_file(tmp_path, tiny_dataset, body_model):
+def test_spin_static_fits_import_matches_the_file(tmp_path, tiny_dataset, body_model, fitcache):
     from spin_diff.fitting.smplify import SMPLify
 
     data = read_spin_npz(tiny_dataset)
@@ -93,7 +91,7 @@ def test_spin_static_fits_import_matches_the_file(tmp_path, tiny_dataset, body_m
 
     # without the dataset: unscored, fill empty examples only
     store = FitStore.open_or_create(tmp_path / "cache", "body-a")
-    store.update_if_better(fit_batch("tiny", [0], 3.0))
+    store.update_if_better(fitcache.fit_batch("tiny", [0], 3.0))
     report = import_spin_fits(store, loaded, "tiny", 42)
     assert (report.written, report.kept, report.rejected) == (14, 1, 1)
     stored = store.get_many("tiny", np.arange(16))
@@ -105,7 +103,7 @@ def test_spin_static_fits_import_matches_the_file(tmp_path, tiny_dataset, body_m
     store.close()
 
     # with the dataset: scored as SPIN scores a stored fit
-    fitter = SMPLify(body_model, fast_fitting_config())
+    fitter = SMPLify(body_model, fitcache.fast_fitting_config())
     keypoints = dataset_keypoints(data, 224)
     store = FitStore.open_or_create(tmp_path / "scored", "body-a")
     report = import_spin_fits(store, loaded, "tiny", 42, keypoints=keypoints, fitter=fitter)
@@ -124,12 +122,12 @@ def test_spin_static_fits_import_matches_the_file(tmp_path, tiny_dataset, body_m
         read_spin_fits(bad)
 
 
-def test_merge_keeps_the_better_record_and_protects_ground_truth(tmp_path):
+def test_merge_keeps_the_better_record_and_protects_ground_truth(tmp_path, fitcache):
     a = FitStore.open_or_create(tmp_path / "node0", "body-a")
     b = FitStore.open_or_create(tmp_path / "node1", "body-a")
-    a.update_if_better(fit_batch("d", [0, 1, 2, 3], [5.0, 9.0, 7.0, 1.0]))
-    a.update_if_better(fit_batch("d", [4], 80.0, source="ground-truth"))
-    b.update_if_better(fit_batch("d", [0, 1, 2, 4, 5], [6.0, 8.0, 7.0, 0.1, 2.0], value=[10, 11, 12, 13, 14]))
+    a.update_if_better(fitcache.fit_batch("d", [0, 1, 2, 3], [5.0, 9.0, 7.0, 1.0]))
+    a.update_if_better(fitcache.fit_batch("d", [4], 80.0, source="ground-truth"))
+    b.update_if_better(fitcache.fit_batch("d", [0, 1, 2, 4, 5], [6.0, 8.0, 7.0, 0.1, 2.0], value=[10, 11, 12, 13, 14]))
     a.register_config(3, {"kind": "fit"})
     a.close()
     b.close()

@@ -7,7 +7,6 @@ import pickle
 
 import numpy as np
 import pytest
-from fitcache_helpers import fit_batch
 from fitcache_workers import read_scores
 
 from spin_diff.cache.records import RECORD_SIZE, FitBatch, Source, decode_key, encode_key, encode_keys
@@ -21,13 +20,13 @@ def store(tmp_path):
     store.close()
 
 
-def test_keys_sort_by_dataset_then_index_and_scan_by_dataset(store):
+def test_keys_sort_by_dataset_then_index_and_scan_by_dataset(store, fitcache):
     assert encode_key("lsp", 12) == b"lsp/0000000012"
     assert decode_key(b"lsp/0000000012") == ("lsp", 12)
     keys = encode_keys(["b", "a", "a-x", "a"], np.array([1, 10, 0, 9]))
     assert sorted(keys) == [b"a-x/0000000000", b"a/0000000009", b"a/0000000010", b"b/0000000001"]
     for name in ("a", "a-x", "a.b", "a0", "ab", "b"):
-        store.update_if_better(fit_batch(name, [0, 2, 1], 5.0))
+        store.update_if_better(fitcache.fit_batch(name, [0, 2, 1], 5.0))
     assert store.datasets() == ["a", "a-x", "a.b", "a0", "ab", "b"]
     assert store.count("a") == 3 and store.count() == 18
     chunks = list(store.scan("a", chunk=2))
@@ -74,9 +73,9 @@ def test_records_read_back_exactly(store):
     assert store.get_many("t", [0, 1]).found.all()
 
 
-def test_update_if_better_replaces_only_strictly_better_finite_fits(store):
-    assert store.update_if_better(fit_batch("d", [0, 1, 2, 3], 10.0)).written.all()
-    result = store.update_if_better(fit_batch("d", [0, 1, 2, 3], [9.0, 10.0, 11.0, 9.99], value=[1, 2, 3, 4]))
+def test_update_if_better_replaces_only_strictly_better_finite_fits(store, fitcache):
+    assert store.update_if_better(fitcache.fit_batch("d", [0, 1, 2, 3], 10.0)).written.all()
+    result = store.update_if_better(fitcache.fit_batch("d", [0, 1, 2, 3], [9.0, 10.0, 11.0, 9.99], value=[1, 2, 3, 4]))
     assert result.written.tolist() == [True, False, False, True]
     assert result.improved.tolist() == [True, False, False, True]
     assert result.previous_score.tolist() == [10.0, 10.0, 10.0, 10.0]
@@ -84,11 +83,11 @@ def test_update_if_better_replaces_only_strictly_better_finite_fits(store):
     np.testing.assert_allclose(fits.score, [9.0, 10.0, 10.0, 9.99], rtol=1e-6)
     assert fits.pose[:, 0].tolist() == [1.0, 10.0, 10.0, 4.0]  # ties and worse fits kept the old record
 
-    nan_score = fit_batch("d", [0, 4], [np.nan, np.nan], value=7.0)
-    inf_score = fit_batch("d", [0, 5], [np.inf, np.inf], value=7.0)
-    nan_pose = fit_batch("d", [0, 6], 0.5)
+    nan_score = fitcache.fit_batch("d", [0, 4], [np.nan, np.nan], value=7.0)
+    inf_score = fitcache.fit_batch("d", [0, 5], [np.inf, np.inf], value=7.0)
+    nan_pose = fitcache.fit_batch("d", [0, 6], 0.5)
     nan_pose.pose[:, 3] = np.nan
-    inf_betas = fit_batch("d", [0, 7], 0.5)
+    inf_betas = fitcache.fit_batch("d", [0, 7], 0.5)
     inf_betas.betas[:, 0] = np.inf
     for bad in (nan_score, inf_score, nan_pose, inf_betas):
         result = store.update_if_better(bad)
@@ -98,63 +97,63 @@ def test_update_if_better_replaces_only_strictly_better_finite_fits(store):
     assert fits.score[0] == np.float32(9.0)
 
 
-def test_ground_truth_is_never_replaced_by_a_fit(store):
-    gt = fit_batch("d", [0, 1], [50.0, np.inf], source="ground-truth", value=3.0)  # GT may be unscored
+def test_ground_truth_is_never_replaced_by_a_fit(store, fitcache):
+    gt = fitcache.fit_batch("d", [0, 1], [50.0, np.inf], source="ground-truth", value=3.0)  # GT may be unscored
     assert store.update_if_better(gt).written.all()
-    result = store.update_if_better(fit_batch("d", [0, 1], 0.0, source="in-loop"))
+    result = store.update_if_better(fitcache.fit_batch("d", [0, 1], 0.0, source="in-loop"))
     assert result.protected.all() and not result.written.any()
     assert store.get_many("d", [0, 1]).source_labels() == ["ground-truth", "ground-truth"]
     # ground truth replaces a fit, however good the fit's score
-    store.update_if_better(fit_batch("d", [2], 0.0))
-    assert store.update_if_better(fit_batch("d", [2], 99.0, source="ground-truth")).written.all()
+    store.update_if_better(fitcache.fit_batch("d", [2], 0.0))
+    assert store.update_if_better(fitcache.fit_batch("d", [2], 99.0, source="ground-truth")).written.all()
     assert store.get_many("d", [2]).source_labels() == ["ground-truth"]
 
 
-def test_repeated_examples_in_one_batch_meet_in_order(store):
-    batch = fit_batch(["d", "e", "d", "d"], [5, 5, 5, 5], [3.0, 1.0, 2.0, 2.0], value=[1, 2, 3, 4])
+def test_repeated_examples_in_one_batch_meet_in_order(store, fitcache):
+    batch = fitcache.fit_batch(["d", "e", "d", "d"], [5, 5, 5, 5], [3.0, 1.0, 2.0, 2.0], value=[1, 2, 3, 4])
     result = store.update_if_better(batch)
     assert result.written.tolist() == [True, True, True, False]
     assert store.get_many(["d", "e"], [5, 5]).pose[:, 0].tolist() == [3.0, 2.0]
 
 
-def test_insert_missing_only_fills_empty_slots(store):
-    store.update_if_better(fit_batch("d", [0], 5.0))
-    written = store.insert_missing(fit_batch("d", [0, 1], np.inf, source="static", value=8.0))
+def test_insert_missing_only_fills_empty_slots(store, fitcache):
+    store.update_if_better(fitcache.fit_batch("d", [0], 5.0))
+    written = store.insert_missing(fitcache.fit_batch("d", [0, 1], np.inf, source="static", value=8.0))
     assert written.tolist() == [False, True]
     fits = store.get_many("d", [0, 1])
     assert fits.pose[:, 0].tolist() == [5.0, 8.0] and fits.score[1] == np.inf
     # any scored fit beats an unscored one
-    assert store.update_if_better(fit_batch("d", [1], 1e6)).written.all()
+    assert store.update_if_better(fitcache.fit_batch("d", [1], 1e6)).written.all()
 
 
-def test_store_grows_its_map_on_its_own(tmp_path):
+def test_store_grows_its_map_on_its_own(tmp_path, fitcache):
     store = FitStore.open_or_create(tmp_path / "small", "body-a", map_size=1 << 20)
     start = store.info()["map_size"]
     for begin in range(0, 12000, 3000):
-        store.update_if_better(fit_batch("d", np.arange(begin, begin + 3000), 1.0))
+        store.update_if_better(fitcache.fit_batch("d", np.arange(begin, begin + 3000), 1.0))
     assert store.info()["map_size"] > start
     assert store.count("d") == 12000 and store.get_many("d", np.arange(12000)).found.all()
     assert store.info()["used_bytes"] > 12000 * RECORD_SIZE
     store.close()
 
 
-def test_readers_cannot_write_and_headers_say_what_they_hold(store, tmp_path):
-    store.update_if_better(fit_batch("d", [0], 1.0))
+def test_readers_cannot_write_and_headers_say_what_they_hold(store, tmp_path, fitcache):
+    store.update_if_better(fitcache.fit_batch("d", [0], 1.0))
     reader = FitStore.open(store.path, readonly=True)
     assert reader.header["body_model_sha256"] == "body-a" and reader.header["body_model"] == "test body"
     with pytest.raises(FitStoreError, match="read-only"):
-        reader.update_if_better(fit_batch("d", [1], 1.0))
+        reader.update_if_better(fitcache.fit_batch("d", [1], 1.0))
     assert reader.get_many("d", [0]).found.all()
     with pytest.raises(FileNotFoundError, match="no fit cache"):
         FitStore.open(tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_store_reopens_in_each_process(store, method):
+def test_store_reopens_in_each_process(store, method, fitcache):
     """The environment is never shared across fork: children (forked after the parent used
     the store, or spawned with the pickled store) open their own and read; the parent
     goes on reading and writing afterwards."""
-    store.update_if_better(fit_batch("d", np.arange(4), [1.0, 2.0, 3.0, 4.0]))
+    store.update_if_better(fitcache.fit_batch("d", np.arange(4), [1.0, 2.0, 3.0, 4.0]))
     assert store.get_many("d", [0]).found.all()  # the parent has it open
     clone = pickle.loads(pickle.dumps(store))
     assert clone.path == store.path and clone.get_many("d", [1]).score[0] == 2.0
@@ -168,5 +167,5 @@ def test_store_reopens_in_each_process(store, method):
         child.join(timeout=60)
         assert child.exitcode == 0
     assert results == [[1.0, 2.0, 3.0, 4.0]] * 2
-    assert store.update_if_better(fit_batch("d", [0], 0.5)).written.all()
+    assert store.update_if_better(fitcache.fit_batch("d", [0], 0.5)).written.all()
     assert store.get_many("d", [0]).score[0] == 0.5

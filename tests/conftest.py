@@ -30,6 +30,14 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--device {name!r} is not a torch device: use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise pytest.UsageError(f"--device {name}: torch {torch.__version__} sees no CUDA device here")
+    config.addinivalue_line("markers", "device: takes the device fixture (set here); -m device --device cuda runs them")
+
+
+def pytest_collection_modifyitems(config, items):
+    # By fixture, not by path: the device tests are found wherever they move to
+    for item in items:
+        if "device" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.device)
 
 
 @pytest.fixture(scope="session")

@@ -79,8 +79,14 @@ class SuiteSize:
 
 
 SIZES = {
-    "full": SuiteSize((64, 512, 4096), None, 64, 128, 2, 8, 4, 2, None, False),
-    "quick": SuiteSize((3, 8), 2, 2, 4, 1, 2, 2, 1, 5, True),
+    "full": SuiteSize(
+        fit_batches=(64, 512, 4096), fit_iterations=None, train_batch=64, train_images=128, train_repeats=2,
+        loader_workers=8, loader_epochs=4, train_priors=2, train_fit_iterations=None, demo_quick=False,
+    ),
+    "quick": SuiteSize(
+        fit_batches=(3, 8), fit_iterations=2, train_batch=2, train_images=4, train_repeats=1,
+        loader_workers=2, loader_epochs=2, train_priors=1, train_fit_iterations=5, demo_quick=True,
+    ),
 }
 FIT_MODES = ("eager", "torch.compile", "CUDA graphs")
 TRAIN_MODELS = ("resnet50", "keypoints")
@@ -202,7 +208,8 @@ def compiled_joints(mode: str, device: torch.device, quick: bool):
         if device.type != "cuda":
             raise Skipped("CUDA graphs need a CUDA device")
         return torch.compile(SMPLify._joints, mode="reduce-overhead", dynamic=True)
-    # On a cpu --quick only checks that the function traces (inductor's C++ build takes minutes).
+    # On a cpu --quick only checks that the function traces (inductor's C++ build can take
+    # minutes on a small cpu).
     # Dynamic shapes: one compile serves every batch.
     backend = "eager" if quick and device.type == "cpu" else "inductor"
     return torch.compile(SMPLify._joints, backend=backend, dynamic=True)
@@ -265,10 +272,14 @@ def fit_throughput(device: torch.device, size: SuiteSize, quick: bool, budget: B
 
 
 def training_step(device: torch.device, size: SuiteSize, budget: Budget, deadline: float, workdir: Path):
-    amp = device.type == "cuda"
-    if amp and hasattr(torch, "set_autocast_dtype"):
-        # the loop's torch.autocast takes the device's default dtype: bf16 needs no loss scaling
-        torch.set_autocast_dtype("cuda", torch.bfloat16)
+    amp = "off (cpu)"
+    if device.type == "cuda":
+        # The loop's torch.autocast takes the device's default dtype (float16 unless set)
+        if hasattr(torch, "set_autocast_dtype"):
+            torch.set_autocast_dtype("cuda", torch.bfloat16)
+            amp = "bf16 autocast"
+        else:
+            amp = f"float16 autocast (torch {torch.__version__} cannot set bf16 as the default)"
     body = load_body_model(device=device)
     data_dir = workdir / "train_data"
     npz = ensure_data(data_dir, size.train_images)
@@ -279,7 +290,7 @@ def training_step(device: torch.device, size: SuiteSize, budget: Budget, deadlin
     lines = [
         "## 3. Training step",
         "",
-        f"batch {size.train_batch}, AMP {'bf16 autocast' if amp else 'off (cpu)'}, "
+        f"batch {size.train_batch}, AMP {amp}, "
         f"mean of {size.train_repeats} step(s) after a warm-up step (benchmarks/train_step.py: the store "
         f"holds a fit for every example), in-loop fits of {iterations or 100} Adam iterations per stage. "
         "Milliseconds; data: one batch read in this process; store_io: supervision choice, canonical "

@@ -131,6 +131,13 @@ def peak_mib(device: torch.device) -> str:
     return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} (RSS)"  # Linux: KiB
 
 
+def child_env() -> dict[str, str]:
+    """This environment with the repository importable: a machine may hold spin_diff uninstalled
+    (a GPU image with the dependencies as wheels on PYTHONPATH and the checkout beside them)."""
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
 def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
 
@@ -164,7 +171,7 @@ def device_tests(device: torch.device, budget: Budget) -> list[str]:
                    "--device", str(device), f"--junitxml={report}", "tests"]  # fmt: skip
         start = time.perf_counter()
         try:
-            done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
+            done = subprocess.run(command, cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True,
                                   timeout=max(30.0, min(240.0, budget.left() - 240.0)))  # fmt: skip
         except subprocess.TimeoutExpired as err:
             return lines + [f"failed: pytest timed out after {err.timeout:.0f} s", ""]
@@ -362,7 +369,8 @@ def demo(device: torch.device, size: SuiteSize, budget: Budget, workdir: Path) -
         return lines + [f"skipped: {budget.left():.0f} s of --budget-s left", ""]
     start = time.perf_counter()
     try:
-        done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, cwd=workdir, env=child_env(), capture_output=True, text=True,
+                              timeout=timeout)  # fmt: skip
     except subprocess.TimeoutExpired:
         return lines + [f"failed: timed out after {timeout:.0f} s", ""]
     seconds = time.perf_counter() - start

@@ -16,11 +16,10 @@ from spin_diff.cache.builder import build_fits, dataset_keypoints, fit_config_ha
 from spin_diff.cache.provenance import body_model_hash
 from spin_diff.cache.store import BodyModelMismatchError, FitStore
 from spin_diff.data.spin_npz import read_spin_npz
+from spin_diff.fitting.smplify import SMPLify
 
 @pytest.fixture(scope="module")
 def fitter(body_model):
-    from spin_diff.fitting.smplify import SMPLify
-
     return SMPLify(body_model, fast_fitting_config())
 
 
@@ -30,8 +29,6 @@ def new_store(path, body_model) -> FitStore:
 
 def test_build_fits_every_example_then_resumes_without_redoing(tmp_path, tiny_dataset, body_model, device,
                                                               device_body_model):  # fmt: skip
-    from spin_diff.fitting.smplify import SMPLify
-
     fitter = SMPLify(device_body_model, fast_fitting_config())
     data = read_spin_npz(tiny_dataset)
     store = new_store(tmp_path / "cache", body_model)

@@ -99,6 +99,7 @@ def one_step(run: Run, data: TrainingData, request, store: FitStore, timer: Time
 
 def bench(model_name: str, mode: str, args, body, npz: Path, images: Path, workdir: Path) -> dict[str, float]:
     overrides = MODELS[model_name] + [f"data.batch_size={args.batch}", f"device={args.device}"]
+    overrides += getattr(args, "overrides", [])  # e.g. shorter fits (benchmarks/gpu_suite.py --quick)
     if mode == "off":
         overrides.append("fitting.in_loop=false")
     else:

@@ -234,7 +234,9 @@ class PosePool:
         each keeps its own tilt (bending, lying); its heading is dropped."""
         poses = np.asarray(poses, dtype=np.float64)
         if poses.ndim != 2 or poses.shape[1] != 72 or len(poses) == 0:
-            raise BadInputError(f"poses: expected a non-empty (N, 72) axis-angle array, got shape {poses.shape}")
+            raise BadInputError(
+                f"poses: expected a non-empty (N, 72) axis-angle array, got shape {poses.shape}"
+            )
         if not np.isfinite(poses).all():
             raise BadInputError("poses: contains NaN or infinite values; drop those rows first")
         flip = axis_angle_to_matrix(torch.tensor([np.pi, 0.0, 0.0], dtype=torch.float64))  # y-up -> camera
@@ -266,7 +268,11 @@ def _sampler_poses(index: np.ndarray, seed: int, postures) -> PosePool:
     )
 
 
-def _draw_poses(spec: PeoplePreset, pool: PosePool | None, seed: int, index: np.ndarray, postures) -> PosePool:
+def _draw_poses(
+    spec: PeoplePreset, pool: PosePool | None, seed: int, index: np.ndarray, postures
+) -> PosePool:
+    """The poses of people ``index``: the pool's (keyed picks or one keyed permutation) or
+    fresh pose-sampler chunks."""
     if pool is None:
         return _sampler_poses(index, seed, postures)
     if spec.pool_draw == "with_replacement":
@@ -291,7 +297,9 @@ def _rotation(axis: int, degrees: np.ndarray) -> np.ndarray:
     return axis_angle_to_matrix(torch.as_tensor(vector, dtype=torch.float64)).numpy()
 
 
-def global_orient(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray, base_orient: np.ndarray | None = None) -> np.ndarray:
+def global_orient(
+    yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray, base_orient: np.ndarray | None = None
+) -> np.ndarray:
     """``R = R_x(180) R_y(yaw) B R_x(pitch) R_z(roll)`` as ``(N, 3)`` axis-angle.
 
     Args:
@@ -301,7 +309,8 @@ def global_orient(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray, base_ori
     yaw = np.asarray(yaw, dtype=np.float64)
     base = np.eye(3) if base_orient is None else axis_angle_to_matrix(
         torch.as_tensor(np.asarray(base_orient), dtype=torch.float64)).numpy()  # fmt: skip
-    rotation = _rotation(0, np.full(yaw.shape, 180.0)) @ _rotation(1, yaw) @ base @ _rotation(0, pitch) @ _rotation(2, roll)
+    upright = _rotation(0, np.full(yaw.shape, 180.0))  # SMPL's y-up body in the y-down camera frame
+    rotation = upright @ _rotation(1, yaw) @ base @ _rotation(0, pitch) @ _rotation(2, roll)
     return matrix_to_axis_angle(torch.as_tensor(rotation)).numpy()
 
 
@@ -321,7 +330,8 @@ def sample_global_orient(
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Orientations as :func:`draw_people` draws them, from any generator ``rng``:
     ``(num, 3)`` axis-angle and ``(num,)`` yaw in degrees."""
-    spec = replace(PRESETS["regressor"], yaw_range=tuple(yaw_range), back_view_prob=back_view_prob, tilt_std=tilt_std)
+    spec = replace(PRESETS["regressor"], yaw_range=tuple(yaw_range), back_view_prob=back_view_prob,
+                   tilt_std=tilt_std)  # fmt: skip
     base = np.zeros((num, 3)) if base_orient is None else np.asarray(base_orient, dtype=np.float64)
     return _draw_orientation(spec, base, rng)
 

@@ -33,7 +33,9 @@ from spin_diff.training.config import LossConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KeypointBatch", "KeypointTrainConfig", "SyntheticKeypoints", "keypoint_losses", "train_keypoint_regressor"]
+__all__ = [
+    "KeypointBatch", "KeypointTrainConfig", "SyntheticKeypoints", "keypoint_losses", "train_keypoint_regressor",
+]  # fmt: skip
 
 
 @dataclass
@@ -69,7 +71,10 @@ class SyntheticKeypoints:
         self.body = body
         self.seed = seed
         self.preset = preset("regressor", **overrides)
-        self.pool = PosePool.from_poses(poses) if poses is not None else PosePool.from_sampler(pool_size, seed, postures)
+        if poses is not None:
+            self.pool = PosePool.from_poses(poses)
+        else:
+            self.pool = PosePool.from_sampler(pool_size, seed, postures)
         self.drawn = 0  # people handed out so far: the next batch starts here
 
     def sample(self, num: int, start: int | None = None) -> KeypointBatch:

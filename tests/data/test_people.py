@@ -91,10 +91,21 @@ def test_framing_matches_the_table(drawn):
     spec, batch = drawn
     transl = batch.transl.double().numpy()
     if spec.framing == "crop":
+        boxed = batch.boxed
+        assert boxed.mean() == pytest.approx(spec.box_share, abs=0.03)
         low, high = spec.depth_range
-        assert transl[:, 2].min() >= low and transl[:, 2].max() <= high
-        assert transl[:, 2].std() == pytest.approx((high - low) / np.sqrt(12), rel=0.05)
-        assert transl[:, :2].std() == pytest.approx(spec.lateral_std, rel=0.05)
+        depth = transl[~boxed, 2]
+        assert depth.min() >= low and depth.max() <= high
+        assert depth.std() == pytest.approx((high - low) / np.sqrt(12), rel=0.05)
+        assert transl[~boxed, :2].std() == pytest.approx(spec.lateral_std, rel=0.05)
+        if boxed.any():  # detector-box crops: the keypoints' box fills crop / 1.2, near the centre
+            pixels = batch.clean[boxed][..., :2].double().numpy()
+            crop = min(spec.image_size)
+            fill = (pixels.max(1) - pixels.min(1)).max(-1) / (crop / 1.2)
+            assert fill.min() > 0.97 * spec.box_fill[0] and fill.max() < 1.03 * spec.box_fill[1]
+            centre = (pixels.max(1) + pixels.min(1)) / 2 - crop / 2
+            assert np.abs(centre).max() < 1.1 * spec.box_offset * crop
+            assert np.abs(centre).max() > 0.8 * spec.box_offset * crop
     else:
         pixels = batch.clean[..., :2].double().numpy()
         side = (pixels.max(1) - pixels.min(1)).max(-1) * 1.2 / min(spec.image_size)
@@ -133,15 +144,18 @@ def test_the_table_is_the_docstring_table():
             assert cells[6] == f"+-{spec.shape_clip:g}", name
         if spec.framing == "crop":
             assert f"depth {spec.depth_range[0]:g}-{spec.depth_range[1]:g} m, {spec.lateral_std:g} m" in row, name
+        if spec.framing == "crop":
+            assert float(cells[-4]) == spec.box_share, name
         if spec.openpose_only_prob or spec.gt_only_prob:
             assert [float(c) for c in cells[-2:]] == [spec.openpose_only_prob, spec.gt_only_prob], name
     assert "fill 0.5-0.9, place 0.6" in re.search(r"^photo .*$", people.__doc__, re.MULTILINE).group(0)
 
 
-def test_regressor_and_fitting_presets_share_one_framing():
+def test_the_regressor_trains_on_the_fitting_framing_and_on_box_crops():
     regressor, fitting = PRESETS["regressor"], PRESETS["fitting"]
     for field in ("camera", "image_size", "focal_length", "framing", "depth_range", "lateral_std"):
         assert getattr(regressor, field) == getattr(fitting, field), field
+    assert fitting.box_share == 0 and 0 < regressor.box_share < 1
 
 
 def test_a_person_does_not_depend_on_its_batch(body_model):

@@ -67,8 +67,8 @@ since it must start fits on real photos too; the fitting problems stay the bench
 
 **Batch independence.** Person ``i`` of seed ``s`` is a function of ``(s, i)`` and the preset
 only: every random number of person ``i`` comes from a counter-based draw keyed by
-``(s, stream, i)`` (:class:`KeyedDraws`; the keyed per-example noise of
-:mod:`spin_diff.diffusion.keyed_noise`, in numpy), the pose sampler is drawn in fixed chunks
+``(s, stream, i)`` (:class:`KeyedDraws`: the SplitMix64 hash of the keyed per-example
+noise of :mod:`spin_diff.diffusion.keyed_noise`, as a numpy generator), the pose sampler is drawn in fixed chunks
 of :data:`SAMPLER_CHUNK` keyed by ``(s, chunk)``, and a pool drawn without replacement is
 read through one permutation keyed by ``s``. So ``draw_people(..., count=8)`` is the first 8
 people of ``count=64``, and ``start`` continues a stream (the training batches). Only float
@@ -87,6 +87,7 @@ import torch
 from spin_diff.body.joints import KEYPOINT_FLIP_PERM, NUM_JOINTS, NUM_OPENPOSE_JOINTS
 from spin_diff.body.model import pose_to_rotmat
 from spin_diff.data.corruption import CorruptionConfig, corrupt_keypoints
+from spin_diff.diffusion.keyed_noise import mix64
 from spin_diff.diffusion.representation import facing_yaw, yaw_matrix
 from spin_diff.errors import BadInputError
 from spin_diff.geometry.cameras import CROP_SIZE, FOCAL_LENGTH
@@ -173,15 +174,14 @@ def preset(name: str, **overrides) -> PeoplePreset:
 # Keyed random numbers: row b of every draw depends only on (seed, stream, index[b])
 
 _U64 = np.uint64
-_GOLDEN, _M1, _M2 = _U64(0x9E3779B97F4A7C15), _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+_GOLDEN = _U64(0x9E3779B97F4A7C15)  # SplitMix64's increment: spaces the counters of one row
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser of every uint64 element (as :func:`~spin_diff.diffusion.keyed_noise.mix64`)."""
-    z = np.asarray(x, dtype=_U64) + _GOLDEN  # uint64 arrays wrap modulo 2^64
-    z = (z ^ (z >> _U64(30))) * _M1
-    z = (z ^ (z >> _U64(27))) * _M2
-    return z ^ (z >> _U64(31))
+    """SplitMix64 of every uint64 element: the project's one hash,
+    :func:`~spin_diff.diffusion.keyed_noise.mix64`, on the same 64-bit words."""
+    words = torch.from_numpy(np.ascontiguousarray(np.asarray(x, dtype=_U64)).view(np.int64))
+    return mix64(words).numpy().view(_U64)
 
 
 class KeyedDraws:

@@ -55,11 +55,21 @@ exactly as they are (root at 40-55 m, 0.1 m off axis), the other half as the det
 crops of ``spin-diff fit`` and the rendered sets (``box`` above), the framing it was first
 trained on alone. Why: the regressor is measured on, and starts the benchmark fits of, the
 fitting problems, and the training study found that adapting to their framing gained a
-regressor most of its 10 mm, i.e. the mismatch cost accuracy. Trained on the fitting framing
-alone, the regressor's start did improve there (PA-MPJPE 80.4 -> 64.9 mm on
-``tests/fitting/test_bundled_regressor.py``'s sampler people, 65.3 -> 62.3 on the CMU test
-clips) but lost as much on box crops (63.4 -> 81.7 mm on ``benchmarks/bundled_regressor.py``'s
-rendered people): the framing it starts fits of photos on. So it trains on both. The rest
+regressor most of its 10 mm, i.e. the mismatch cost accuracy. But ``spin-diff fit`` starts
+fits of photos on detector-box crops. Measured (start alone, PA-MPJPE mm, 2026-12-02, same
+people for every checkpoint; ``benchmarks/regressor_starts.py`` and
+``benchmarks/bundled_regressor.py``):
+
+====================================  ===============  ===========  ==================
+regressor trained on                  fitting sampler  fitting CMU  rendered box crops
+====================================  ===============  ===========  ==================
+box crops only (the first regressor)  80.4             65.3         63.7
+the fitting framing only              64.9             62.3         79.1
+both, half each (bundled)             59.2             60.3         69.3
+====================================  ===============  ===========  ==================
+
+So it trains on both: far better on the fitting problems, 5.6 mm worse on box crops than a
+box-only specialist (after ``spin-diff fit``'s default fit: 65.7 vs 63.3). The rest
 differs on purpose: the regressor sees a wider spread than any one benchmark (yaw to 70
 degrees and people turned away, tilts, wider shapes, OpenPose-only input and detector noise),
 since it must start fits on real photos too; the fitting problems stay the benchmarks' set
@@ -68,11 +78,12 @@ since it must start fits on real photos too; the fitting problems stay the bench
 **Batch independence.** Person ``i`` of seed ``s`` is a function of ``(s, i)`` and the preset
 only: every random number of person ``i`` comes from a counter-based draw keyed by
 ``(s, stream, i)`` (:class:`KeyedDraws`: the SplitMix64 hash of the keyed per-example
-noise of :mod:`spin_diff.diffusion.keyed_noise`, as a numpy generator), the pose sampler is drawn in fixed chunks
-of :data:`SAMPLER_CHUNK` keyed by ``(s, chunk)``, and a pool drawn without replacement is
-read through one permutation keyed by ``s``. So ``draw_people(..., count=8)`` is the first 8
-people of ``count=64``, and ``start`` continues a stream (the training batches). Only float
-rounding of the batched body forward may differ (~1e-7 m).
+noise of :mod:`spin_diff.diffusion.keyed_noise`, as a numpy generator), the pose sampler is
+drawn in fixed chunks of :data:`SAMPLER_CHUNK` keyed by ``(s, chunk)``, and a pool drawn
+without replacement is read through one permutation keyed by ``s``. So
+``draw_people(..., count=8)`` is the first 8 people of ``count=64``, and ``start`` continues a
+stream (the training batches). Only float rounding of the batched body forward may differ
+(~1e-7 m).
 """
 
 from __future__ import annotations

@@ -63,14 +63,17 @@ import cv2
 import numpy as np
 import torch
 import yaml
+from tqdm import tqdm
 
 from spin_diff.body.joints import KEYPOINT_FLIP_PERM, NUM_JOINTS, NUM_OPENPOSE_JOINTS
+from spin_diff.body.model import load_body_model
 from spin_diff.data.corruption import CorruptionConfig, corrupt_keypoints
 from spin_diff.data.openpose import write_openpose_json
 from spin_diff.data.people import PeoplePreset, draw_bodies, frame_person, preset
 from spin_diff.data.spin_npz import write_spin_npz
 from spin_diff.errors import BadInputError
 from spin_diff.geometry.cameras import CROP_SIZE, FOCAL_LENGTH
+from spin_diff.render import render_mesh
 
 log = logging.getLogger(__name__)
 
@@ -326,8 +329,6 @@ def _render_person(
     supersample: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Composite an anti-aliased render over ``background``; returns float image and coverage."""
-    from spin_diff.render import render_mesh
-
     height, width = background.shape[:2]
     k = supersample
     result = render_mesh(
@@ -380,12 +381,8 @@ def generate_dataset(
     Returns:
         Path of the written ``<out_dir>/<config.name>.npz``.
     """
-    from tqdm import tqdm
-
     config.validate()
     if body_model is None:
-        from spin_diff.body.model import load_body_model
-
         body_model = load_body_model()
     out_dir = Path(out_dir)
     num = config.num_images
@@ -517,6 +514,8 @@ def generate_dataset(
 
 
 def _write_manifest(path: Path, config: SynthConfig, body_model) -> None:
+    # Here, not at the top: spin_diff.config imports the fitting layer, above data (its
+    # generic YAML half is moving to spin_diff.utils).
     from spin_diff.config import config_to_dict
 
     info = body_model.info() if hasattr(body_model, "info") else {}

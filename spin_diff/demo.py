@@ -7,7 +7,7 @@
    set with ground truth, and a few photos to fit;
 2. the regressor start: the bundled keypoint regressor (``--init regressor``), or, where its
    file is missing, a small keypoint regressor trained here for a short while on
-   synthetic keypoints (:func:`spin_diff.models.train_keypoints.train_keypoint_regressor`);
+   synthetic keypoints (:func:`spin_diff.training.train_keypoints.train_keypoint_regressor`);
 3. the fit cache built offline from that regressor (:func:`spin_diff.cache.builder.build_fits`);
 4. SPIN's loop for a short run (:func:`spin_diff.training.run.train`): in-loop fits, the
    store's scores only ever falling, validation on the held-out set;
@@ -183,7 +183,7 @@ def start_regressor(body, config, size: DemoSize, out: Path, progress: bool):
     ``out/start/keypoint_regressor.pt``). Returns (checkpoint path, label, seconds, history)."""
     from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR, resolve_init
     from spin_diff.models.checkpoints import save_regressor
-    from spin_diff.models.train_keypoints import KeypointTrainConfig, train_keypoint_regressor
+    from spin_diff.training.train_keypoints import KeypointTrainConfig, train_keypoint_regressor
 
     try:
         resolve_init("regressor", body, images_available=False, device=config.device)

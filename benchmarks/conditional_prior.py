@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/conditional_prior.py [--regressor-steps 800] [-
      [--pairs 20000] [--n 48] [--threads 1]
 
 1. Train a keypoint regressor on synthetic keypoints
-   (:func:`spin_diff.models.train_keypoints.train_keypoint_regressor`).
+   (:func:`spin_diff.training.train_keypoints.train_keypoint_regressor`).
 2. Draw ``--pairs`` synthetic people (pose-sampler poses, synth's orientations, detector-like
    keypoints; another seed than the regressor's) and compute the regressor's features of
    each one's keypoints (:func:`spin_diff.fitting.conditioning.regressor_features`).
@@ -28,7 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 try:
@@ -37,15 +36,19 @@ except ImportError:  # run from a checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spin_diff.body.model import load_body_model
 from spin_diff.data.synth import SynthConfig, generate_dataset
-from spin_diff.fitting.conditioning import conditioning_record, regressor_features
 from spin_diff.diffusion.config import DenoiserConfig, DiffusionModelConfig, DiffusionTrainConfig
 from spin_diff.diffusion.training import train_diffusion_prior
 from spin_diff.evaluation.protocols import load_eval_set
 from spin_diff.evaluation.run import evaluate, format_table
+from spin_diff.fitting.conditioning import conditioning_record, regressor_features
 from spin_diff.fitting.config import FittingConfig
 from spin_diff.models.checkpoints import save_regressor
 from spin_diff.models.config import HeadConfig, KeypointEncoderConfig, RegressorConfig
-from spin_diff.models.train_keypoints import KeypointTrainConfig, SyntheticKeypoints, train_keypoint_regressor
+from spin_diff.training.train_keypoints import (
+    KeypointTrainConfig,
+    SyntheticKeypoints,
+    train_keypoint_regressor,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = Path(folder)
         checkpoint = save_regressor(regressor, folder / "regressor.pt", body)
         tic = time.perf_counter()
-        people = SyntheticKeypoints(body, seed=11, pool_size=4096).sample(args.pairs, np.random.default_rng(12))
+        people = SyntheticKeypoints(body, seed=11, pool_size=4096).sample(args.pairs)
         features = regressor_features(regressor, people.keypoints)
         poses = people.pose.double().numpy()
         print(f"pairs: {args.pairs} synthetic people and their features in {time.perf_counter() - tic:.0f} s")

@@ -4,7 +4,7 @@ the mean pose and the regressor, alone and refined, on a rendered synthetic set.
 Run: .venv/bin/python benchmarks/keypoint_regressor.py [--steps 1500] [--n 48] [--threads 1]
 
 1. Train a keypoint regressor (MLP 512 wide, 2 blocks, SPIN's head) with
-   :func:`spin_diff.models.train_keypoints.train_keypoint_regressor`: fresh batches of 64
+   :func:`spin_diff.training.train_keypoints.train_keypoint_regressor`: fresh batches of 64
    synthetic people per step (pose-sampler poses, detector-like corruption).
 2. Render a synthetic set with ``spin-diff synth``'s generator (another seed, detector-like
    keypoints) and evaluate, from the mean pose and from the regressor, the rows: alone,
@@ -35,7 +35,7 @@ from spin_diff.evaluation.protocols import load_eval_set
 from spin_diff.evaluation.run import evaluate, format_table
 from spin_diff.fitting.config import FittingConfig
 from spin_diff.models.config import HeadConfig, KeypointEncoderConfig, RegressorConfig
-from spin_diff.models.train_keypoints import KeypointTrainConfig, train_keypoint_regressor
+from spin_diff.training.train_keypoints import KeypointTrainConfig, train_keypoint_regressor
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,18 +28,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spin_diff.body.model import load_body_model  # noqa: E402
 from spin_diff.body.files import body_model_hash
+from spin_diff.body.model import load_body_model  # noqa: E402
 from spin_diff.cache.store import FitStore  # noqa: E402
-from spin_diff.utils.configs import load_config
-from spin_diff.training.datasets import SpinDataset, TrainingData
-from spin_diff.training.sampler import EpochBatchSampler
 from spin_diff.fitting.smplify import SMPLify  # noqa: E402
 from spin_diff.models.hmr import build_regressor  # noqa: E402
 from spin_diff.training import loop  # noqa: E402
 from spin_diff.training.config import TrainConfig, effective_fitting_config, scoring_config  # noqa: E402
+from spin_diff.training.datasets import SpinDataset, TrainingData
 from spin_diff.training.fit_updates import unpack_updates  # noqa: E402
 from spin_diff.training.run import Run  # noqa: E402
+from spin_diff.training.sampler import EpochBatchSampler
+from spin_diff.utils.configs import load_config
 
 MODELS = {
     "keypoints": ["model.input=keypoints"],
@@ -99,6 +99,7 @@ def one_step(run: Run, data: TrainingData, request, store: FitStore, timer: Time
 
 def bench(model_name: str, mode: str, args, body, npz: Path, images: Path, workdir: Path) -> dict[str, float]:
     overrides = MODELS[model_name] + [f"data.batch_size={args.batch}", f"device={args.device}"]
+    overrides += getattr(args, "overrides", [])  # e.g. shorter fits (benchmarks/gpu_suite.py --quick)
     if mode == "off":
         overrides.append("fitting.in_loop=false")
     else:

@@ -1,11 +1,12 @@
 """Train the bundled keypoint regressor, the default start (``--init regressor``) of fitting.
 
 A narrow keypoint-input regressor (MLP encoder and IEF head of width 384, a few MB) trained by
-:func:`spin_diff.models.train_keypoints.train_keypoint_regressor` on fresh synthetic people
+:func:`spin_diff.training.train_keypoints.train_keypoint_regressor` on fresh synthetic people
 whose poses come from the same mix the bundled priors use (``build_free_priors.training_pose_mix``:
 the real CMU training split ``spin_diff/data/poses/cmu_train.npz`` with each pose's own tilt,
-plus a share of pose-sampler poses where mocap is thin), seen by SPIN's crop camera with
-detector-like keypoint corruption. Writes ``spin_diff/models/assets/keypoint_regressor.pt``
+plus a share of pose-sampler poses where mocap is thin), drawn by the one people generator's
+``"regressor"`` preset (:mod:`spin_diff.data.people`: SPIN's crop camera; half the people
+framed as the fitting problems are, half as detector-box crops; detector-like corruption). Writes ``spin_diff/models/assets/keypoint_regressor.pt``
 (its training config, pose-data provenance and loss history stored inside) and
 ``spin_diff/models/assets/PROVENANCE.md``. One torch thread, about 6 minutes on one CPU core.
 
@@ -58,12 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     import torch
-
     from build_free_priors import training_pose_mix
+
     from spin_diff.body.model import load_body_model
-    from spin_diff.utils.configs import config_to_dict
     from spin_diff.models.checkpoints import save_regressor
-    from spin_diff.models.train_keypoints import KeypointTrainConfig, SyntheticKeypoints, train_keypoint_regressor
+    from spin_diff.training.train_keypoints import (
+        KeypointTrainConfig,
+        SyntheticKeypoints,
+        train_keypoint_regressor,
+    )
+    from spin_diff.utils.configs import config_to_dict
 
     torch.set_num_threads(args.threads)
     if args.sampler_share < 1 and not args.real.is_file():
@@ -99,9 +104,9 @@ IEF head, width {WIDTH}) for the bundled free body model (CC0 MakeHuman).
 
 Written by `scripts/train_bundled_keypoint_regressor.py` on {datetime.date.today().isoformat()}
 (argv: `{json.dumps(recipe["argv"])}`), with
-`spin_diff.models.train_keypoints.train_keypoint_regressor`: {train["steps"]} steps of
+`spin_diff.training.train_keypoints.train_keypoint_regressor`: {train["steps"]} steps of
 {train["batch_size"]} fresh synthetic people (Adam, lr {train["lr"]}, gradient norm clipped at
-{train["grad_clip"]}, seed {train["seed"]}, SPIN's loss weights), keypoints projected by SPIN's crop camera and degraded by the
+{train["grad_clip"]}, seed {train["seed"]}, SPIN's loss `spin_diff.training.losses.spin_loss`), keypoints projected by SPIN's crop camera and degraded by the
 `{recipe["corruption"]}` corruption preset (jitter, dropped and swapped joints, outliers);
 40% of people carry only the 25 OpenPose keypoints. Final loss {history[-1]["loss"]:.4f}
 after {history[-1]["seconds"]:.0f} s on one torch thread. The full config and loss history are
@@ -115,7 +120,11 @@ stored in the checkpoint (`recipe`, `history`).
   random heading, plus {mix["sampler_poses"]} poses of `spin_diff.priors.pose_sampler` (our own
   procedural sampler). The CMU validation and test clips were not used.
   CMU Graphics Lab Motion Capture Database, http://mocap.cs.cmu.edu/ : "{CMU_CITATION}"
-- Shapes, orientations, framing: drawn as `spin_diff.models.train_keypoints.SyntheticKeypoints` draws them.
+- Shapes, orientations, framing, corruption: the `"regressor"` preset of `spin_diff.data.people`
+  (its table: yaw within 70 degrees, 10% turned away, 6-degree tilts, betas N(0, 1) clipped at 3,
+  half the people at a root depth of 40-55 m and 0.1 m off axis as the fitting problems, half
+  framed as detector-box crops (keypoint box 0.8-1.05 of 224 / 1.2, centre within 5%), 40%
+  OpenPose-only, 10% GT-only).
 - No file of SMPL, SMPLify, SPIN, AMASS or any other non-commercial source went into it.
 """
     path.write_text(text)

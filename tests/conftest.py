@@ -13,6 +13,48 @@ import torch
 torch.set_num_threads(1)
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--device",
+        default="cpu",
+        help="torch device the device tests run on (cpu, cuda, cuda:N); on another device than the "
+        "cpu they also compute a CPU reference and compare within the tolerance each states",
+    )
+
+
+def pytest_configure(config):
+    name = config.getoption("--device")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise pytest.UsageError(f"--device {name!r} is not a torch device: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError(f"--device {name}: torch {torch.__version__} sees no CUDA device here")
+    config.addinivalue_line("markers", "device: takes the device fixture (set here); -m device --device cuda runs them")
+
+
+def pytest_collection_modifyitems(config, items):
+    # By fixture, not by path: the device tests are found wherever they move to
+    for item in items:
+        if "device" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.device)
+
+
+@pytest.fixture(scope="session")
+def device(request) -> torch.device:
+    """The device of ``--device`` (default cpu). Tests that take it run there; where it is not
+    the cpu they compare their results against the same computation on the cpu."""
+    return torch.device(request.config.getoption("--device"))
+
+
+@pytest.fixture(scope="session")
+def device_body_model(device):
+    """The bundled body model on ``device``."""
+    from spin_diff.body.model import load_body_model
+
+    return load_body_model(device=device)
+
+
 @pytest.fixture(scope="session")
 def other_body_folder(tmp_path_factory) -> Path:
     """A copy of the bundled model folder with a slightly larger template and other mean

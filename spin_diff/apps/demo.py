@@ -7,7 +7,7 @@
    set with ground truth, and a few photos to fit;
 2. the regressor start: the bundled keypoint regressor (``--init regressor``), or, where its
    file is missing, a small keypoint regressor trained here for a short while on
-   synthetic keypoints (:func:`spin_diff.models.train_keypoints.train_keypoint_regressor`);
+   synthetic keypoints (:func:`spin_diff.training.train_keypoints.train_keypoint_regressor`);
 3. the fit cache built offline from that regressor (:func:`spin_diff.cache.builder.build_fits`);
 4. SPIN's loop for a short run (:func:`spin_diff.training.run.train`): in-loop fits, the
    store's scores only ever falling, validation on the held-out set;
@@ -50,13 +50,13 @@ from spin_diff.evaluation.run import evaluate, format_table, write_results
 from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR, resolve_init
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.models.checkpoints import load_regressor, save_regressor
-from spin_diff.models.train_keypoints import KeypointTrainConfig, train_keypoint_regressor
 from spin_diff.recipes import RECIPE_DIR
 from spin_diff.render import part_colors, save_png
 from spin_diff.render.plots import Series, line_chart
 from spin_diff.render.views import image_grid, render_views
 from spin_diff.training.config import effective_fitting_config
 from spin_diff.training.run import train
+from spin_diff.training.train_keypoints import KeypointTrainConfig, train_keypoint_regressor
 from spin_diff.training.validation import validate
 from spin_diff.utils.configs import save_config
 from spin_diff.utils.jsonio import write_json

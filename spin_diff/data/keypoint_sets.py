@@ -1,6 +1,7 @@
 """Synthetic fitting problems without images: sampled bodies seen by SPIN's crop camera.
 
-Each problem is a ground-truth body (pose incl. orientation, shape, camera translation), its
+The people come from the one generator, :mod:`spin_diff.data.people` (its ``"fitting"`` and
+``"photo"`` presets). Each problem is a ground-truth body (pose incl. orientation, shape, camera translation), its
 projected 49 keypoints in the 224 crop, optionally degraded like a detector, and starts for
 a fitter: the mean pose, or the truth perturbed the way a regressor's estimate is wrong.
 Tests and benchmarks use these; ``spin-diff synth`` renders full images instead.
@@ -15,8 +16,11 @@ import torch
 
 from spin_diff.body import joints as J
 from spin_diff.body.model import BodyModel
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH
+from spin_diff.data.corruption import CorruptionConfig
+from spin_diff.data.people import PosePool, draw_people, preset
+from spin_diff.data.spin_npz import write_spin_npz
 from spin_diff.errors import BadInputError
-from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 
@@ -31,8 +35,8 @@ class KeypointProblems:
     clean_keypoints: torch.Tensor  # (B, 49, 3) before corruption
     postures: list[str]
     joints: torch.Tensor | None = None  # (B, 49, 3) true joints in the crop camera's frame (translation applied)
-    crop_size: int = 224  # the crop camera: principal point at the crop centre ...
-    focal_length: float = 5000.0  # ... this focal length in crop pixels ...
+    crop_size: int = int(CROP_SIZE)  # the crop camera: principal point at the crop centre ...
+    focal_length: float = FOCAL_LENGTH  # ... this focal length in crop pixels ...
     shift_px: tuple[float, float] = (0.0, 0.0)  # ... and every keypoint moved by this after projection
 
 
@@ -43,56 +47,29 @@ def make_problems(
     corruption=None,
     max_yaw_degrees: float = 45.0,
     shift_px: tuple[float, float] = (0.0, 0.0),
-    crop_size: int = 224,
-    focal_length: float = 5000.0,
+    crop_size: int = CROP_SIZE,
+    focal_length: float = FOCAL_LENGTH,
     poses: np.ndarray | None = None,
 ) -> KeypointProblems:
-    """Sample ``count`` problems; ``corruption`` is a CorruptionConfig (None: clean).
+    """``count`` people of the ``"fitting"`` preset of :mod:`spin_diff.data.people`;
+    ``corruption`` is a CorruptionConfig (None: clean).
 
     ``shift_px`` moves the person in the crop (e.g. partly out of it, for border occlusion).
     ``poses`` (N, 72), whole poses in a y-up world (e.g. real mocap, :mod:`spin_diff.data.real_poses`),
     replaces the pose sampler: ``count`` of them are drawn without replacement, and each keeps its
     own tilt (bending, lying) while turned to face the camera within ``max_yaw_degrees``.
+    Problem ``i`` of ``seed`` does not depend on ``count``.
     """
-    from spin_diff.data.corruption import corrupt_keypoints
-    from spin_diff.priors.pose_sampler import sample_poses
-
-    rng = np.random.default_rng(seed)
-    device, dtype = model.fast.joint_template.device, model.fast.joint_template.dtype
-    flip = axis_angle_to_matrix(torch.tensor([np.pi, 0.0, 0.0], dtype=dtype))  # y-up world -> camera
-    if poses is None:
-        body_pose, postures = sample_poses(count, rng)
-        world = torch.eye(3, dtype=dtype).expand(count, 3, 3)
-    else:
-        from spin_diff.geometry.rotations import facing_yaw, yaw_matrix
-
-        if count > len(poses):
-            raise BadInputError(f"asked for {count} problems from {len(poses)} poses: pass fewer, or more poses")
-        chosen = np.sort(rng.choice(len(poses), count, replace=False))
-        body_pose, postures = np.asarray(poses[chosen, 3:]), ["real"] * count
-        world = axis_angle_to_matrix(torch.tensor(np.asarray(poses[chosen, :3]), dtype=dtype))
-        facing = flip @ world
-        world = flip.T @ yaw_matrix(-facing_yaw(facing)) @ facing  # facing the camera, tilt kept
-    yaw = np.deg2rad(rng.uniform(-max_yaw_degrees, max_yaw_degrees, count))
-    orient = axis_angle_to_matrix(torch.tensor(np.c_[np.zeros(count), yaw, np.zeros(count)], dtype=dtype)) @ flip @ world
-    pose = torch.cat([matrix_to_axis_angle(orient), torch.tensor(body_pose, dtype=dtype)], 1).to(device)
-    betas = torch.tensor(rng.normal(0.0, 0.8, (count, 10)), dtype=dtype, device=device)
-    depth = rng.uniform(40.0, 55.0, count)
-    transl = torch.tensor(np.c_[rng.normal(0, 0.1, (count, 2)), depth], dtype=dtype, device=device)
-    with torch.no_grad():
-        joints = model.joints(pose, betas).joints
-    center = torch.full((count, 2), crop_size / 2.0, dtype=dtype, device=device)
-    pixels = perspective_projection(joints, transl, focal_length, center) + torch.tensor(shift_px, dtype=dtype, device=device)
-    clean = torch.cat([pixels, torch.ones(count, J.NUM_KEYPOINTS, 1, dtype=dtype, device=device)], -1)
-    keypoints = clean
-    if corruption is not None:
-        result = corrupt_keypoints(
-            clean.cpu().numpy(), np.full((count, 2), crop_size / 2.0), np.full(count, float(crop_size)),
-            corruption, rng, J.KEYPOINT_FLIP_PERM, image_size=np.array([crop_size, crop_size]),
-        )  # fmt: skip
-        keypoints = torch.tensor(result.keypoints, dtype=dtype, device=device)
-    return KeypointProblems(pose, betas, transl, keypoints, clean, list(postures), joints + transl[:, None],
-                            crop_size, focal_length, tuple(float(v) for v in shift_px))  # fmt: skip
+    spec = preset("fitting", yaw_range=(-max_yaw_degrees, max_yaw_degrees), image_size=(crop_size, crop_size),
+                  focal_length=float(focal_length))  # fmt: skip
+    if poses is not None and count > len(poses):
+        raise BadInputError(f"asked for {count} problems from {len(poses)} poses: pass fewer, or more poses")
+    pool = PosePool.from_poses(poses) if poses is not None else None
+    people = draw_people(model, spec, count, seed, pool=pool, corruption=corruption or CorruptionConfig(),
+                         shift_px=shift_px)  # fmt: skip
+    return KeypointProblems(people.pose, people.betas, people.transl, people.keypoints, people.clean,
+                            people.postures, people.joints + people.transl[:, None], crop_size, float(focal_length),
+                            tuple(float(v) for v in shift_px))  # fmt: skip
 
 
 def perturbed_start(
@@ -145,55 +122,26 @@ def make_photo_problems(
     back_view_prob: float = 0.1,
     tilt_std: float = 6.0,
 ) -> PhotoProblems:
-    """Sample people placed in a ``image_size`` photo taken with focal ``focal_length``
-    (None: the image diagonal, about a 53-degree field of view, as CLIFF assumes).
+    """``count`` people of the ``"photo"`` preset of :mod:`spin_diff.data.people`: placed in a
+    ``image_size`` photo taken with focal ``focal_length`` (None: the image diagonal, about a
+    53-degree field of view, as CLIFF assumes).
 
-    Bodies stand balanced (the synthetic set's lean), turn by ``yaw_range`` (turned away with
+    Bodies stand balanced (the pose sampler's lean), turn by ``yaw_range`` (turned away with
     ``back_view_prob``), tilt by ``tilt_std`` degrees; each person's keypoint box spans
     ``box_fraction`` of the image's shorter side, placed off centre by up to ``placement``
     of the free room. ``corruption`` is a CorruptionConfig applied in image pixels (None:
     clean).
     """
-    from spin_diff.constants import NUM_OPENPOSE_JOINTS
-    from spin_diff.data.corruption import corrupt_keypoints
-    from spin_diff.data.synth import _sample_body_poses, frame_person, sample_global_orient
-
-    rng = np.random.default_rng([seed, 11])
-    width, height = image_size
-    focal = float(np.hypot(width, height)) if focal_length is None else float(focal_length)
-    device, dtype = model.fast.joint_template.device, model.fast.joint_template.dtype
-    body_pose, postures, lean = _sample_body_poses(count, rng, None)
-    orient, _ = sample_global_orient(count, rng, yaw_range, back_view_prob, tilt_std, base_orient=lean)
-    betas = np.clip(rng.normal(0.0, 0.8, (count, 10)), -2.4, 2.4)
-    pose = torch.tensor(np.concatenate([orient, body_pose], 1), dtype=dtype, device=device)
-    betas_t = torch.tensor(betas, dtype=dtype, device=device)
-    with torch.no_grad():
-        joints = model.joints(pose, betas_t).joints.double().cpu().numpy()
-    principal = np.array([width / 2.0, height / 2.0])
-    sides = rng.uniform(box_fraction[0], box_fraction[1], count) * min(width, height) / 1.2
-    offsets = rng.uniform(-1.0, 1.0, (count, 2)) * placement
-    transl = np.zeros((count, 3))
-    for i in range(count):  # a few bodies, once: numpy's iterative framing per body
-        room = np.array([width, height]) / 2.0 - 0.6 * sides[i]
-        target = principal + offsets[i] * np.maximum(room, 0.0)
-        transl[i] = frame_person(joints[i], focal, principal, target, sides[i])
-    camera_joints = joints + transl[:, None]
-    pixels = focal * camera_joints[..., :2] / camera_joints[..., 2:3] + principal
-    clean = np.concatenate([pixels, np.ones((count, J.NUM_KEYPOINTS, 1))], -1)
-    clean[:, NUM_OPENPOSE_JOINTS:, 2] = 0.0  # a detector gives only the OpenPose block
-    keypoints = clean
-    if corruption is not None:
-        low, high = pixels.min(1), pixels.max(1)
-        result = corrupt_keypoints(
-            clean, (low + high) / 2.0, 1.2 * (high - low).max(-1), corruption, rng, J.KEYPOINT_FLIP_PERM,
-            image_size=np.array([width, height], dtype=np.float64),
-        )  # fmt: skip
-        keypoints = result.keypoints
-    as_tensor = lambda a: torch.tensor(np.asarray(a), dtype=dtype, device=device)  # noqa: E731
+    spec = preset("photo", image_size=tuple(image_size), focal_length=focal_length, fill_range=tuple(box_fraction),
+                  placement=placement, yaw_range=tuple(yaw_range), back_view_prob=back_view_prob, tilt_std=tilt_std)  # fmt: skip
+    people = draw_people(model, spec, count, seed, corruption=corruption or CorruptionConfig())
+    clean = people.clean.clone()
+    clean[:, J.NUM_OPENPOSE_JOINTS :, 2] = 0.0  # a detector gives only the OpenPose block
     return PhotoProblems(
-        pose=pose, betas=betas_t, transl=as_tensor(transl), joints=as_tensor(camera_joints),
-        keypoints=as_tensor(keypoints), clean_keypoints=as_tensor(clean),
-        focal_length=as_tensor(np.full(count, focal)), image_size=(width, height), postures=list(postures),
+        pose=people.pose, betas=people.betas, transl=people.transl, joints=people.joints + people.transl[:, None],
+        keypoints=people.keypoints, clean_keypoints=clean,
+        focal_length=torch.full((count,), people.focal_length, dtype=people.pose.dtype, device=people.pose.device),
+        image_size=people.image_size, postures=list(people.postures),
     )  # fmt: skip
 
 
@@ -201,21 +149,19 @@ def write_keypoint_dataset(problems: KeypointProblems, path, with_ground_truth: 
     """Write ``problems`` as a SPIN-format npz without images, the crop being the whole frame.
 
     The box is the crop itself (centre ``crop_size / 2``, scale ``crop_size / 200``), so
-    :func:`spin_diff.data.spin_npz.dataset_keypoints` gives back the problems' keypoints.
+    :func:`spin_diff.cache.builder.dataset_keypoints` gives back the problems' keypoints.
     ``openpose``/``part`` hold the clean projections, ``openpose_detected``/``part_detected``
     the (possibly corrupted) keypoints training and fitting read, as ``spin-diff synth`` does.
     ``with_ground_truth=False`` leaves out the 3D truth (``pose``, ``shape``, ``S``,
     ``has_smpl``, ``transl``): a 2D-only set like SPIN's in-the-wild data. Returns the written path.
     """
-    from spin_diff.data.spin_npz import write_spin_npz
-
-    if any(problems.shift_px) or (problems.crop_size, problems.focal_length) != (224, 5000.0):
+    if any(problems.shift_px) or (problems.crop_size, problems.focal_length) != (CROP_SIZE, FOCAL_LENGTH):
         raise BadInputError(
             f"problems seen by a {problems.crop_size} px crop, focal {problems.focal_length}, shifted by "
             f"{problems.shift_px} px: a SPIN npz implies SPIN's crop camera (224 px, focal 5000, no shift), "
             "so their truth would not project onto their keypoints; write problems made with it"
         )
-    crop_size, focal_length = 224, 5000.0
+    crop_size, focal_length = CROP_SIZE, FOCAL_LENGTH
     count = problems.pose.shape[0]
     clean = problems.clean_keypoints.detach().cpu().double().numpy()
     detected = problems.keypoints.detach().cpu().double().numpy()

@@ -1,7 +1,8 @@
 """Synthetic SPIN-format datasets: rendered people with exact ground truth.
 
-:func:`generate_dataset` samples bodies (poses from :mod:`spin_diff.priors.pose_sampler`,
-shapes, orientations), places them in front of a pinhole camera, renders them over
+:func:`generate_dataset` samples bodies with the one people generator (poses from
+:mod:`spin_diff.priors.pose_sampler`, shapes, orientations: the ``"rendered"`` preset of
+:mod:`spin_diff.data.people`, overridden by the config), places them in front of a pinhole camera, renders them over
 procedural backgrounds and writes, under ``out_dir``::
 
     images/000000.jpg                 the rendered image
@@ -62,28 +63,33 @@ import cv2
 import numpy as np
 import torch
 import yaml
+from tqdm import tqdm
 
 from spin_diff.body.joints import KEYPOINT_FLIP_PERM
+from spin_diff.body.model import load_body_model
 from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH, NUM_KEYPOINTS, NUM_OPENPOSE_JOINTS
 from spin_diff.data.corruption import CorruptionConfig, corrupt_keypoints
 from spin_diff.data.openpose import write_openpose_json
+from spin_diff.data.people import PeoplePreset, draw_bodies, frame_person, preset
 from spin_diff.data.spin_npz import write_spin_npz
 from spin_diff.errors import BadInputError
+from spin_diff.render import render_mesh
+from spin_diff.utils.configs import config_to_dict
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "SynthConfig",
     "generate_dataset",
-    "sample_global_orient",
-    "frame_person",
+    "people_preset",
     "procedural_background",
     "image_rng",
     "clothing_colors",
 ]
 
-# Independent random streams: changing how one purpose draws never shifts another.
-_STREAM_POSE, _STREAM_SCENE, _STREAM_IMAGE, _STREAM_CORRUPTION = 0, 1, 2, 3
+# Independent random streams: changing how one purpose draws never shifts another (the
+# bodies are drawn by spin_diff.data.people from its own keyed streams).
+_STREAM_SCENE, _STREAM_IMAGE, _STREAM_CORRUPTION = 1, 2, 3
 _FORWARD_CHUNK = 32  # bodies per forward pass; fixed, so equal configs give equal floats
 
 OPENPOSE_FLIP_PERM = tuple(KEYPOINT_FLIP_PERM[:NUM_OPENPOSE_JOINTS])
@@ -160,126 +166,6 @@ def image_rng(seed: int, index: int) -> np.random.Generator:
 
 # ----------------------------------------------------------------------------------------
 # Bodies and cameras
-
-
-def _rotation_x(angle: np.ndarray) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    one, zero = np.ones_like(c), np.zeros_like(c)
-    return np.stack([one, zero, zero, zero, c, -s, zero, s, c], -1).reshape(angle.shape + (3, 3))
-
-
-def _rotation_y(angle: np.ndarray) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    one, zero = np.ones_like(c), np.zeros_like(c)
-    return np.stack([c, zero, s, zero, one, zero, -s, zero, c], -1).reshape(angle.shape + (3, 3))
-
-
-def _rotation_z(angle: np.ndarray) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    one, zero = np.ones_like(c), np.zeros_like(c)
-    return np.stack([c, -s, zero, s, c, zero, zero, zero, one], -1).reshape(angle.shape + (3, 3))
-
-
-def _matrix_to_axis_angle(matrix: np.ndarray) -> np.ndarray:
-    from spin_diff.geometry.rotations import matrix_to_axis_angle
-
-    return matrix_to_axis_angle(torch.as_tensor(matrix, dtype=torch.float64)).numpy()
-
-
-def sample_global_orient(
-    num: int,
-    rng: np.random.Generator,
-    yaw_range: tuple[float, float] = (-70.0, 70.0),
-    back_view_prob: float = 0.1,
-    tilt_std: float = 6.0,
-    base_orient: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Global orientations of bodies mostly facing the camera.
-
-    ``R = R_x(180) R_y(yaw) B R_x(pitch) R_z(roll)``: the canonical SMPL body (y up, facing
-    +z) is rolled and pitched (``N(0, tilt_std)`` clipped at 3 std), given the base
-    orientation ``B`` (e.g. the lean that balances a pose over its feet; identity when
-    None), turned about the vertical axis by ``yaw ~ U(yaw_range)`` (plus 180 with
-    ``back_view_prob``), then turned upright and towards the camera of the y-down,
-    z-forward camera frame.
-
-    Args:
-        base_orient: optional ``(num, 3)`` axis-angle ``B``.
-
-    Returns:
-        ``(num, 3)`` axis-angle and ``(num,)`` yaw in degrees, wrapped to [-180, 180).
-    """
-    yaw = rng.uniform(yaw_range[0], yaw_range[1], num)
-    yaw = yaw + 180.0 * (rng.random(num) < back_view_prob)
-    yaw = (yaw + 180.0) % 360.0 - 180.0
-    tilt = np.clip(rng.standard_normal((num, 2)), -3.0, 3.0) * tilt_std
-    flip = _rotation_x(np.full(num, np.pi))
-    base = np.eye(3)
-    if base_orient is not None:
-        from spin_diff.geometry.rotations import axis_angle_to_matrix
-
-        base = axis_angle_to_matrix(torch.as_tensor(np.asarray(base_orient), dtype=torch.float64)).numpy()
-    rotation = (
-        flip
-        @ _rotation_y(np.deg2rad(yaw))
-        @ base
-        @ _rotation_x(np.deg2rad(tilt[:, 0]))
-        @ _rotation_z(np.deg2rad(tilt[:, 1]))
-    )
-    return _matrix_to_axis_angle(rotation), yaw
-
-
-def frame_person(
-    points: np.ndarray,
-    focal_length: float,
-    camera_center: np.ndarray,
-    target_center: np.ndarray,
-    target_size: float,
-    tolerance: float = 1e-6,
-    max_iterations: int = 100,
-) -> np.ndarray:
-    """Translation placing points so their projected box has a given centre and larger side.
-
-    Args:
-        points: ``(V, 3)`` body points in the camera orientation (no translation), metres.
-        focal_length: pixels.
-        camera_center: ``(2,)`` principal point.
-        target_center: ``(2,)`` wanted centre of the projected bounding box.
-        target_size: wanted larger side of the projected bounding box, pixels.
-        tolerance: pixels.
-
-    Returns:
-        ``(3,)`` translation ``t`` (``points + t`` in the camera frame).
-    """
-    points = np.asarray(points, dtype=np.float64)
-    target_center = np.asarray(target_center, dtype=np.float64)
-    camera_center = np.asarray(camera_center, dtype=np.float64)
-    middle = 0.5 * (points.min(0) + points.max(0))
-    extent = float(np.ptp(points[:, :2], axis=0).max())
-    # Start with the box centre's depth giving the wanted size, aimed at the target.
-    depth = focal_length * extent / target_size - middle[2]
-    depth = max(depth, float(-points[:, 2].min()) + 1e-2)
-    lateral = (target_center - camera_center) * (depth + middle[2]) / focal_length - middle[:2]
-    for _ in range(max_iterations):
-        camera = points + np.array([lateral[0], lateral[1], depth])
-        pixels = focal_length * camera[:, :2] / camera[:, 2:3] + camera_center
-        low, high = pixels.min(0), pixels.max(0)
-        size = float((high - low).max())
-        center_error = 0.5 * (low + high) - target_center
-        if abs(size - target_size) < tolerance and np.all(np.abs(center_error) < tolerance):
-            break
-        typical = depth + middle[2]
-        # Re-aim (pixels move by f / Z per metre), then move along the line of sight so the
-        # size scales as 1 / Z while the aim is kept.
-        lateral = lateral - center_error * typical / focal_length
-        factor = size / target_size
-        new_depth = max(typical * factor - middle[2], float(-points[:, 2].min()) + 1e-2)
-        factor = (new_depth + middle[2]) / typical
-        lateral = (lateral + middle[:2]) * factor - middle[:2]
-        depth = new_depth
-    else:
-        log.warning("frame_person did not converge to %.1e px", tolerance)
-    return np.array([lateral[0], lateral[1], depth])
 
 
 def _project(points: np.ndarray, focal: np.ndarray, center: np.ndarray) -> np.ndarray:
@@ -444,8 +330,6 @@ def _render_person(
     supersample: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Composite an anti-aliased render over ``background``; returns float image and coverage."""
-    from spin_diff.render import render_mesh
-
     height, width = background.shape[:2]
     k = supersample
     result = render_mesh(
@@ -471,21 +355,14 @@ def _render_person(
 # The dataset
 
 
-def _sample_body_poses(
-    num: int, rng: np.random.Generator, postures
-) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Body poses ``(num, 69)``, their posture names, and the lean ``(num, 3)`` that stands
-    each one balanced (sitting people lean back a little)."""
-    from spin_diff.priors import pose_sampler
-
-    poses, names = pose_sampler.sample_poses(num, rng, list(postures) if postures is not None else None)
-    poses = np.asarray(poses, dtype=np.float64)
-    if poses.shape != (num, 69):
-        raise BadInputError(f"pose sampler returned shape {poses.shape}, expected ({num}, 69)")
-    lean = np.zeros((num, 3))
-    if hasattr(pose_sampler, "upright_global_orient"):
-        lean = np.asarray(pose_sampler.upright_global_orient(poses, names), dtype=np.float64)
-    return poses, list(names), lean
+def people_preset(config: SynthConfig) -> PeoplePreset:
+    """The ``"rendered"`` preset of :mod:`spin_diff.data.people` with this set's body draws."""
+    return preset(
+        "rendered", image_size=tuple(int(v) for v in config.image_size), yaw_range=tuple(config.yaw_range),
+        back_view_prob=config.back_view_prob, tilt_std=config.tilt_std, shape_std=config.shape_std,
+        shape_clip=config.shape_clip, fill_range=tuple(config.box_fraction), placement=config.placement,
+        corruption="none",
+    )  # fmt: skip
 
 
 def generate_dataset(
@@ -505,27 +382,17 @@ def generate_dataset(
     Returns:
         Path of the written ``<out_dir>/<config.name>.npz``.
     """
-    from tqdm import tqdm
-
     config.validate()
     if body_model is None:
-        from spin_diff.body.model import load_body_model
-
         body_model = load_body_model()
     out_dir = Path(out_dir)
     num = config.num_images
     width, height = (int(s) for s in config.image_size)
 
-    # Bodies.
-    body_pose, postures, lean = _sample_body_poses(
-        num, np.random.default_rng([config.seed, _STREAM_POSE]), config.postures
-    )
+    # Bodies: the one people generator (pose, orientation, shape); the scene frames their meshes.
+    bodies = draw_bodies(people_preset(config), num, config.seed, body_model.num_betas, postures=config.postures)
+    pose, betas, postures = bodies.pose, bodies.betas, bodies.postures
     scene = np.random.default_rng([config.seed, _STREAM_SCENE])
-    global_orient, _ = sample_global_orient(
-        num, scene, config.yaw_range, config.back_view_prob, config.tilt_std, base_orient=lean
-    )
-    betas = scene.standard_normal((num, body_model.num_betas)) * config.shape_std
-    betas = np.clip(betas, -config.shape_clip, config.shape_clip)
     box_fraction = scene.uniform(config.box_fraction[0], config.box_fraction[1], num)
     placement = scene.uniform(-1.0, 1.0, (num, 2)) * config.placement
     light = np.stack(
@@ -533,7 +400,6 @@ def generate_dataset(
     )
     ambient = scene.uniform(config.ambient[0], config.ambient[1], num)
 
-    pose = np.concatenate([global_orient, body_pose], axis=1)
     image_size = np.tile(np.array([width, height], dtype=np.float64), (num, 1))
     principal = image_size / 2.0
     box_side = box_fraction * min(width, height)
@@ -649,8 +515,6 @@ def generate_dataset(
 
 
 def _write_manifest(path: Path, config: SynthConfig, body_model) -> None:
-    from spin_diff.utils.configs import config_to_dict
-
     info = body_model.info() if hasattr(body_model, "info") else {}
     manifest = {
         "synth": config_to_dict(config),

@@ -11,19 +11,17 @@ import pytest
 import torch
 
 from spin_diff.body.model import load_body_model
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH
 from spin_diff.data.corruption import CorruptionConfig
 from spin_diff.data.openpose import read_openpose_json
 from spin_diff.data.spin_npz import SPIN_KEYS, SYNTH_KEYS, keypoints_49, read_spin_npz
-from spin_diff.data.synth import (
-    SynthConfig,
-    frame_person,
-    generate_dataset,
-    image_rng,
-    procedural_background,
-    sample_global_orient,
+from spin_diff.data.synth import SynthConfig, generate_dataset, image_rng, procedural_background
+from spin_diff.geometry.cameras import (
+    full_to_crop_translation,
+    image_keypoints_to_crop,
+    perspective_projection,
+    weak_perspective_to_translation,
 )
-from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH
-from spin_diff.geometry.cameras import full_to_crop_translation, image_keypoints_to_crop, perspective_projection, weak_perspective_to_translation
 from spin_diff.render import render_mesh
 
 TINY = SynthConfig(num_images=4, seed=7, image_size=(128, 128))
@@ -160,8 +158,11 @@ def test_rendered_person_matches_the_recorded_camera(tiny_set, body_model):
     for i in range(TINY.num_images):
         mask = _silhouette(data, body_model, i)
         saved = cv2.imread(str(out / "masks" / f"{i:06d}.png"), cv2.IMREAD_GRAYSCALE) > 127
-        iou = (mask & saved).sum() / (mask | saved).sum()
-        assert iou > 0.95, (i, iou)
+        # The anti-aliased mask and a native render may disagree only along the outline (on a
+        # thin person in this 128 px image that alone costs a few IoU points).
+        outline = mask & ~(cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+        assert (mask ^ saved).sum() < 0.3 * outline.sum(), i
+        assert (mask & saved).sum() / (mask | saved).sum() > 0.9, i
         # The GT joints that lie inside the body project onto its silhouette.
         grown = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         for key in ("part", "openpose"):
@@ -231,30 +232,6 @@ def test_realistic_focal_places_people_off_centre(body_model, tmp_path):
     np.testing.assert_allclose(data["center"], 0.5 * (bbox[:, :2] + bbox[:, 2:]))
     np.testing.assert_allclose(200 * data["scale"], 1.2 * (bbox[:, 2:] - bbox[:, :2]).max(1))
     assert np.all(data["transl"][:, 2] < 10)  # a normal camera distance, metres
-
-
-def test_frame_person_hits_size_and_centre():
-    rng = np.random.default_rng(0)
-    points = rng.normal(scale=[0.3, 0.8, 0.2], size=(500, 3))
-    t = frame_person(points, 600.0, np.array([160.0, 120.0]), np.array([100.0, 90.0]), 150.0)
-    camera = points + t
-    pixels = 600.0 * camera[:, :2] / camera[:, 2:3] + [160.0, 120.0]
-    low, high = pixels.min(0), pixels.max(0)
-    assert abs((high - low).max() - 150.0) < 1e-5
-    np.testing.assert_allclose(0.5 * (low + high), [100.0, 90.0], atol=1e-5)
-
-
-def test_global_orient_faces_the_camera():
-    from spin_diff.geometry.rotations import axis_angle_to_matrix
-
-    orient, yaw = sample_global_orient(500, np.random.default_rng(0), (-30.0, 30.0), back_view_prob=0.0, tilt_std=0.0)
-    rotation = axis_angle_to_matrix(torch.as_tensor(orient)).numpy()
-    forward = rotation[:, :, 2]  # where the body's front (+z) points in the camera frame
-    up = rotation[:, :, 1]
-    assert np.all(forward[:, 2] < -np.cos(np.deg2rad(30.0)) + 1e-9)  # towards the camera
-    np.testing.assert_allclose(up[:, 1], -1.0, atol=1e-12)  # upright: body up is image up
-    np.testing.assert_allclose(np.rad2deg(np.arctan2(forward[:, 0], -forward[:, 2])), yaw, atol=1e-9)
-    assert np.abs(yaw).max() <= 30.0 and np.abs(yaw).min() < 2.0
 
 
 def test_backgrounds_are_varied_and_deterministic():

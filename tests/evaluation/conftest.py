@@ -15,7 +15,7 @@ from spin_diff.evaluation.protocols import GT_PELVIS, J24_TO_J17, mesh_joints
 
 def sample_bodies(num: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Poses (num, 72) from the pose sampler, facing the camera, and betas (num, 10)."""
-    from spin_diff.data.synth import sample_global_orient
+    from spin_diff.data.people import sample_global_orient
     from spin_diff.priors.pose_sampler import sample_poses
 
     rng = np.random.default_rng(seed)

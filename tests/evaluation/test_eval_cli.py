@@ -80,8 +80,9 @@ def synth_set(tmp_path_factory):
     return out
 
 
-def test_mean_pose_errors_match_an_independent_computation(body_model, synth_set, tmp_path):
-    """Errors of --init mean on a synthetic set, recomputed with numpy and scipy from smplx's meshes."""
+def test_mean_pose_errors_match_an_independent_computation(body_model, synth_set, tmp_path, device):
+    """Errors of --init mean on a synthetic set, recomputed with numpy and scipy from smplx's meshes
+    (on the cpu, in float64: the reference of ``--device cuda`` too)."""
     from scipy.spatial.transform import Rotation
 
     out = tmp_path / "eval"
@@ -96,6 +97,8 @@ def test_mean_pose_errors_match_an_independent_computation(body_model, synth_set
                 "--out",
                 str(out),
                 "--quiet",
+                "--device",
+                str(device),
             ]
         )
         == 0

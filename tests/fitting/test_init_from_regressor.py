@@ -30,7 +30,7 @@ def body_model():
 def trained(body_model, tmp_path_factory):
     """A tiny keypoint regressor, 300 Adam steps of 64 synthetic people (~10 s on one core)."""
     from spin_diff.models.checkpoints import save_regressor
-    from spin_diff.models.train_keypoints import KeypointTrainConfig, train_keypoint_regressor
+    from spin_diff.training.train_keypoints import KeypointTrainConfig, train_keypoint_regressor
 
     model_config = RegressorConfig(
         input="keypoints",
@@ -59,7 +59,7 @@ def test_training_lowers_the_loss(trained):
 
 def test_regressor_start_beats_the_mean_pose_on_held_out_people(body_model, trained):
     from spin_diff.evaluation.metrics import joint_errors
-    from spin_diff.models.train_keypoints import SyntheticKeypoints
+    from spin_diff.training.train_keypoints import SyntheticKeypoints
 
     model, _, _ = trained
     held_out = SyntheticKeypoints(body_model, seed=1234, pool_size=256).sample(

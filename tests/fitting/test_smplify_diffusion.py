@@ -81,15 +81,23 @@ def test_a_nan_sample_fails_alone(model, method):
         assert torch.allclose(getattr(result, key)[[0, 2]], getattr(clean, key)[[0, 2]], atol=1e-4), key
 
 
-def test_guided_refinement_explains_the_keypoints_better_than_its_start(model):
+def test_guided_refinement_explains_the_keypoints_better_than_its_start(model, device, device_body_model):
     start, betas, transl, keypoints = bodies(model, seed=1)
     config = FittingConfig(method="guided")
     config.diffusion.guided.loops = 4
-    result = SMPLify(model, config).fit(keypoints, start, betas, transl + torch.tensor([0.0, 0.0, 3.0]))
+    far = transl + torch.tensor([0.0, 0.0, 3.0])
+    result = SMPLify(device_body_model, config).fit(keypoints, start, betas, far)
     assert result.success.all()
     assert (result.score < 0.5 * result.initial_score).all(), (result.score, result.initial_score)
     assert set(result.stage_losses) == {"camera", "guided"}
     assert (result.iterations > 100).all()  # the camera stage's 100 plus the guided steps
+    if device.type != "cpu":
+        # The bound allowed (not yet measured on a GPU): the sampler's noise is keyed, so the
+        # device and the cpu run the same steps; float32 differences that grow through 4
+        # denoising loops should stay under 1% of the score and 1e-2 rad of pose
+        on_cpu = SMPLify(model, config).fit(keypoints, start, betas, far)
+        torch.testing.assert_close(result.score.cpu(), on_cpu.score, rtol=1e-2, atol=1e-3)
+        torch.testing.assert_close(result.pose.cpu(), on_cpu.pose, atol=1e-2, rtol=0)
 
 
 def test_bad_prior_checkpoints_are_clear_errors(model, tmp_path):

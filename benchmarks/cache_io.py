@@ -1,6 +1,6 @@
 """Fit-cache I/O: batched random reads and update-if-better writes on a store of 1M records.
 
-Targets (issue 5): reads never the bottleneck of a training step, >= 50,000 records/s from
+Targets: reads never the bottleneck of a training step, >= 50,000 records/s from
 one process; writes >= 20,000 records/s. Measured here:
 
 * fill: the store is filled with ``--records`` offline fits through ``update_if_better``

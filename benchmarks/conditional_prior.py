@@ -1,5 +1,5 @@
 """Does conditioning the diffusion prior on the regressor's features help refinement? A small
-same-budget comparison (issue 13's row (f) in miniature, not the study).
+same-budget comparison (the training study's feature-conditioned row in miniature, not the study).
 
 Run: .venv/bin/python benchmarks/conditional_prior.py [--regressor-steps 800] [--prior-steps 1500]
      [--pairs 20000] [--n 48] [--threads 1]

@@ -1,4 +1,4 @@
-"""The figures no one has measured on a GPU (issue 25), in one command and one file.
+"""The figures no one has measured on a GPU, in one command and one file.
 
 Sections, in order:
 

@@ -1,6 +1,6 @@
 """SPIN's evaluation protocols: which ground truth, which joints, which root, which metrics.
 
-As SPIN's ``eval.py`` (REFERENCE.md "Evaluation"):
+As SPIN's ``eval.py`` (docs/conventions.md#evaluation-protocols):
 
 * predicted joints are the body model's H36M-regressed joints (``J_regressor_h36m``), 14 LSP
   joints (``H36M_TO_J14``; 17 for MPI-INF-3DHP, ``H36M_TO_J17``), centred on the H36M pelvis

@@ -71,7 +71,7 @@ class StageConfig:
 
 
 def spin_stages(iterations: int = 100) -> list[StageConfig]:
-    """SPIN's in-the-loop SMPLify: camera stage then body stage (REFERENCE.md)."""
+    """SPIN's in-the-loop SMPLify: camera stage then body stage (docs/conventions.md#smplifys-stages-and-prior-weights)."""
     return [
         StageConfig(
             name="camera",

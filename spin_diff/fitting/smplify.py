@@ -1,6 +1,6 @@
 """Batched SMPLify: fit SMPL pose, shape, orientation and camera to 2D keypoints in stages.
 
-The default configuration is SPIN's in-the-loop recipe (REFERENCE.md); stages, terms,
+The default configuration is SPIN's in-the-loop recipe (docs/conventions.md#smplifys-stages-and-prior-weights); stages, terms,
 weights and the optimiser come from :class:`FittingConfig`. Inside the loop only joints are
 computed (``BodyModel.joints``, the joints-only path), never meshes. Preparing a batch and
 assembling its result are shared with the other fitting methods

@@ -4,7 +4,7 @@ Sections: ``body`` (which body model), ``model`` (the regressor: input kind, bac
 ``data`` (batch, workers, mixing ratios, augmentation), ``fitting`` (SMPLify in the loop:
 on/off, which prior, stages and iterations), ``loss`` (SPIN's weights), ``optim`` (Adam,
 schedule, clipping, AMP) and the run's length, checkpoint and logging intervals. Every value
-has SPIN's default where SPIN has one (REFERENCE.md).
+has SPIN's default where SPIN has one (docs/conventions.md#spins-training-loss).
 """
 
 from __future__ import annotations

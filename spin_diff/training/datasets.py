@@ -1,6 +1,6 @@
 """Training data: SPIN's npz datasets (with their image folders), cropped and augmented.
 
-:class:`SpinDataset` is one npz file (SPIN's keys, REFERENCE.md) and, for image models, the
+:class:`SpinDataset` is one npz file (SPIN's keys, docs/conventions.md#spins-data-files) and, for image models, the
 folder its ``imgname`` paths are relative to. :class:`TrainingData` mixes several and turns
 a :class:`~spin_diff.training.sampler.BatchRequest` (which examples, which augmentation) into a
 batch of tensors in one call, ``__getitems__``, inside a DataLoader worker:

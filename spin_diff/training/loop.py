@@ -1,6 +1,6 @@
 """One SPIN training step, with the fit store and (optionally) the diffusion prior in the loop.
 
-:func:`train_step` is SPIN's sequence (REFERENCE.md) on a batch from
+:func:`train_step` is SPIN's sequence (docs/conventions.md#which-fit-supervises) on a batch from
 :class:`~spin_diff.training.datasets.TrainingData`, batched throughout, with no host
 synchronisation except the fit updates' copy to the store writer (done on a background
 thread after a CUDA event) and what the caller logs:

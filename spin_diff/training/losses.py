@@ -1,4 +1,4 @@
-"""SPIN's training losses, as pure functions of tensors (REFERENCE.md).
+"""SPIN's training losses, as pure functions of tensors (docs/conventions.md#spins-training-loss).
 
 Every loss takes a per-row mask of the examples it may see (finite predictions; examples with
 3D joints; supervised fits). Masked rows contribute exactly nothing, forward or backward, and

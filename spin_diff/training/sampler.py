@@ -25,7 +25,7 @@ __all__ = ["AugmentationConfig", "BatchRequest", "EpochBatchSampler", "draw_epoc
 
 @dataclass
 class AugmentationConfig:
-    """SPIN's augmentation (REFERENCE.md). Angles in degrees."""
+    """SPIN's augmentation (docs/conventions.md#augmentation-and-the-canonical-frame). Angles in degrees."""
 
     enabled: bool = True
     flip_prob: float = 0.5

@@ -1,4 +1,4 @@
-"""Which fit supervises which example (SPIN's rules, REFERENCE.md), batched.
+"""Which fit supervises which example (SPIN's rules, docs/conventions.md#which-fit-supervises), batched.
 
 Per example, in the training view:
 

@@ -50,7 +50,7 @@ SPIN_JOINT_NAMES = [
 ]  # fmt: skip
 SPIN_H36M_TO_J17 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10, 0, 7, 9]
 
-# SMPLify's angle prior (REFERENCE.md): indices into the 69 body-pose numbers and their signs;
+# SMPLify's angle prior (docs/conventions.md#smplifys-stages-and-prior-weights): indices into the 69 body-pose numbers and their signs;
 # the prior is exp(sign * theta)^2, so it is small for sign * theta < 0.
 ANGLE_PRIOR_INDICES = [52, 55, 9, 12]  # left elbow y, right elbow y, left knee x, right knee x
 ANGLE_PRIOR_SIGNS = [1.0, -1.0, -1.0, -1.0]

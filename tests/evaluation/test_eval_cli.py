@@ -1,4 +1,4 @@
-"""`spin-diff eval` end to end (acceptance items 3 and 6 of issue 8)."""
+"""`spin-diff eval` end to end."""
 
 from __future__ import annotations
 

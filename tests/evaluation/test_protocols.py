@@ -1,5 +1,5 @@
 """SPIN's evaluation protocols: metrics against independent implementations, and SPIN's
-evaluation files read as they are (acceptance item 3 of issue 8)."""
+evaluation files read as they are."""
 
 from __future__ import annotations
 

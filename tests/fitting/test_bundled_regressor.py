@@ -41,7 +41,7 @@ def test_bundled_regressor_is_small_and_a_keypoint_regressor(regressor):
 
 @pytest.mark.parametrize("source", ["sampler", "cmu_test"])
 def test_bundled_regressor_start_beats_the_mean_pose_by_30_percent(model, regressor, source):
-    """Issue 13: the bundled start beats the mean-pose start by >= 30% PA-MPJPE."""
+    """The bundled start beats the mean-pose start by >= 30% PA-MPJPE."""
     problems = _problems(model, source)
     start = regressor_start(regressor, problems.keypoints.float(), model.num_betas)
     count = problems.pose.shape[0]
@@ -62,7 +62,7 @@ def test_default_start_is_the_bundled_regressor_for_its_body_model_only(model, o
 
 
 def test_default_fit_on_synthetic_people_beats_the_mean_pose_start(model, tmp_path):
-    """Issue 13 acceptance: ``spin-diff fit`` with its defaults (the bundled regressor, the
+    """``spin-diff fit`` with its defaults (the bundled regressor, the
     from_regressor recipe) on freshly synthesised people beats the mean-pose start by >= 30%."""
     import contextlib
     import io

@@ -1,5 +1,5 @@
 """The cold-start recipe against SPIN's in-loop recipe, from the mean pose, on synthetic people
-seen by a photo-like full-image camera with detector-like keypoints (issue 11, acceptance 1);
+seen by a photo-like full-image camera with detector-like keypoints;
 the recipes' files; the torso metrics against known answers."""
 
 import itertools

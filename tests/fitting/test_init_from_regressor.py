@@ -1,4 +1,4 @@
-"""Fits started from a regressor (acceptance item 4 of issue 8): a small keypoint regressor is
+"""Fits started from a regressor: a small keypoint regressor is
 trained here on synthetic keypoints, beats the mean pose on held-out synthetic people, and
 starts `spin-diff fit --init CKPT` and `spin-diff cache build --init CKPT` end to end."""
 

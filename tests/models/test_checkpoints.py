@@ -1,5 +1,4 @@
-"""Reading SPIN's and our regressor checkpoints, and the errors for everything else
-(acceptance items 2 and 6 of issue 8)."""
+"""Reading SPIN's and our regressor checkpoints, and the errors for everything else."""
 
 from __future__ import annotations
 

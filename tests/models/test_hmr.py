@@ -1,4 +1,4 @@
-"""SPIN's HMR head and the regressors built on it (acceptance item 1 of issue 8)."""
+"""SPIN's HMR head and the regressors built on it."""
 
 from __future__ import annotations
 

@@ -269,7 +269,8 @@ def collect(args, out: Path) -> dict:
 
 
 def spread(values) -> str:
-    values = np.asarray([v for v in values if np.isfinite(v)], dtype=np.float64)
+    # summary.json writes a missing figure (NaN) as null
+    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
     if values.size == 0:
         return "-"
     if values.size == 1:

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from spin_diff.diffusion.config import DenoiserConfig, DiffusionModelConfig
+
 # The tests run many small tensor operations; on a 2-core machine shared with other work,
 # torch's intra-op threads mostly wait on each other (measured: 10x slower fast-joints steps
 # with 2 threads under load than with 1). One thread keeps the suite fast and steady.
@@ -88,3 +90,39 @@ def other_body_model(other_body_folder):
     from spin_diff.body.model import load_body_model
 
     return load_body_model(other_body_folder)
+
+
+@pytest.fixture(scope="session")
+def body_model():
+    from spin_diff.body.model import load_body_model
+
+    return load_body_model()
+
+
+# A tiny diffusion prior for tests of the prior and of the fitting terms that use it.
+TINY_DENOISER = DenoiserConfig(width=64, hidden=128, blocks=2, time_dim=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    return DiffusionModelConfig(denoiser=TINY_DENOISER)
+
+
+@pytest.fixture(scope="session")
+def tiny_prior(tiny_config):
+    """An untrained tiny prior with non-trivial weights (deterministic)."""
+    from spin_diff.diffusion.model import DiffusionPrior
+
+    torch.manual_seed(0)
+    prior = DiffusionPrior(tiny_config)
+    with torch.no_grad():  # the zero-initialised modulation would make t irrelevant
+        for block in prior.denoiser.blocks:
+            block.modulation[1].weight.normal_(0.0, 0.05)
+    return prior.eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="session")
+def bundled_prior():
+    from spin_diff.diffusion.model import load_diffusion_prior
+
+    return load_diffusion_prior()

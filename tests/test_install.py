@@ -46,7 +46,8 @@ def test_a_regular_install_runs_fit_demo_and_train_from_another_folder(tmp_path)
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    _run(pip + [TORCH_SPEC], tmp_path)
+    index = os.environ.get("TORCH_INDEX_URL")  # as scripts/setup.sh: keeps a CUDA wheel off a CPU machine
+    _run(pip + [TORCH_SPEC] + (["--index-url", index] if index else []), tmp_path)
     _run(pip + [str(source)], tmp_path)
     shutil.rmtree(source)  # nothing may be read from the source tree after the install
     spin_diff = str(venv / "bin" / "spin-diff")

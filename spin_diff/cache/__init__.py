@@ -13,8 +13,8 @@
 * :mod:`spin_diff.cache.stats`: counts, score histograms, coverage.
 * :mod:`spin_diff.cache.errors`: the errors (all ``ValueError``, reported as bad input).
 
-Importing this package loads numpy and lmdb only; the modules that need torch
-(``builder``) load on first use, so DataLoader workers that only read stay light.
+Importing this package loads numpy and lmdb only (``builder``, which needs torch, is imported
+by name), so DataLoader workers that only read stay light.
 """
 
 from spin_diff.cache.records import FitBatch, Source, StoredFits, decode_key, encode_key
@@ -41,17 +41,4 @@ __all__ = [
     "BodyModelMismatchError",
     "StoreWriteError",
     "UpdateResult",
-    "build_fits",
 ]
-
-_LAZY = {
-    "build_fits": "spin_diff.cache.builder",
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'spin_diff.cache' has no attribute {name!r}")

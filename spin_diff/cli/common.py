@@ -21,7 +21,7 @@ from spin_diff.utils.configs import load_config
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """--config, --set, --body-model, --device."""
     parser.add_argument(
-        "--config", help="YAML config file, or the name of a recipe shipped with spin_diff (e.g. train_spin)"
+        "--config", help="YAML config file, or the name of a recipe shipped with spin_diff (spin_diff/recipes/)"
     )
     parser.add_argument(
         "--set",

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import torch
 
-from spin_diff.apps.demo import demo_config_path
-from spin_diff.apps.demo import run_demo as demo
+from spin_diff.apps import demo as demo_app
 from spin_diff.cli.common import add_config_arguments, resolve_config
 from spin_diff.errors import BadInputError
 from spin_diff.training.config import TrainConfig
@@ -35,9 +34,9 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise BadInputError("--threads must be at least 1")
     torch.set_num_threads(args.threads)
-    args.config = demo_config_path(args.config)
+    args.config = demo_app.demo_config_path(args.config)
     config = resolve_config(args, TrainConfig)
-    demo(args.out, config, size="quick" if args.quick else "full", progress=not args.quiet)
+    demo_app.run_demo(args.out, config, size="quick" if args.quick else "full", progress=not args.quiet)
     # every step ran; photo fits the quality check did not accept are printed and flagged in
     # their params.json, as spin-diff fit does, and are part of what the demo shows
     return 0

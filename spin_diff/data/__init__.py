@@ -1,8 +1,13 @@
-"""Datasets: SPIN's npz format, OpenPose JSON, detector-like keypoint corruption, synthetic sets.
+"""Data in and out: SPIN's npz format, OpenPose JSON, motion capture, synthetic people.
 
 * :mod:`spin_diff.data.spin_npz`: read/write/validate SPIN's dataset files.
 * :mod:`spin_diff.data.openpose`: OpenPose BODY_25 JSON files and the 49-joint layout.
 * :mod:`spin_diff.data.corruption`: degrade clean keypoints the way 2D detectors do.
+* :mod:`spin_diff.data.people`: the one generator of synthetic people (named presets: the
+  regressor's training stream, the fitting problems, the photo camera, rendered sets).
+* :mod:`spin_diff.data.keypoint_sets`: fitting problems and keypoint-only SPIN datasets drawn by it.
+* :mod:`spin_diff.data.real_poses`: the bundled CMU validation and test pose sets.
+* :mod:`spin_diff.data.mocap`: ASF/AMC and BVH motion capture, retargeted to the body model.
 * :mod:`spin_diff.data.synth`: render synthetic SPIN-format datasets with exact ground truth.
 * :mod:`spin_diff.data.crops`: SPIN's 224 px person crops, ImageNet-normalised, for image regressors.
 """

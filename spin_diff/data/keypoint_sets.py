@@ -16,7 +16,7 @@ import torch
 
 from spin_diff.body import joints as J
 from spin_diff.body.model import BodyModel
-from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH, NUM_POSE
 from spin_diff.data.corruption import CorruptionConfig
 from spin_diff.data.people import PosePool, draw_people, preset
 from spin_diff.data.spin_npz import write_spin_npz
@@ -80,10 +80,10 @@ def perturbed_start(
     gen = torch.Generator().manual_seed(seed)
     pose, betas, transl = problems.pose, problems.betas, problems.transl
     noise = torch.randn(pose.shape, generator=gen, dtype=pose.dtype).to(pose.device)
-    scale = torch.full((72,), pose_sigma, dtype=pose.dtype, device=pose.device)
+    scale = torch.full((NUM_POSE,), pose_sigma, dtype=pose.dtype, device=pose.device)
     scale[:3] = orient_sigma
     rotations = axis_angle_to_matrix((noise * scale).view(-1, 24, 3)) @ axis_angle_to_matrix(pose.view(-1, 24, 3))
-    start_pose = matrix_to_axis_angle(rotations).reshape(-1, 72)
+    start_pose = matrix_to_axis_angle(rotations).reshape(-1, NUM_POSE)
     start_betas = betas + betas_sigma * torch.randn(betas.shape, generator=gen, dtype=betas.dtype).to(betas.device)
     depth_error = 1.0 + 0.1 * torch.randn(transl.shape[0], generator=gen, dtype=transl.dtype).to(transl.device)
     start_transl = transl * torch.stack([torch.ones_like(depth_error), torch.ones_like(depth_error), depth_error], 1)

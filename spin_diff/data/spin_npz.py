@@ -37,6 +37,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
+from spin_diff.constants import NUM_GT_JOINTS, NUM_OPENPOSE_JOINTS
 from spin_diff.errors import BadInputError
 from spin_diff.geometry.cameras import image_keypoints_to_crop
 
@@ -277,7 +278,7 @@ def keypoints_49(data: Mapping[str, np.ndarray], detected: bool = False) -> np.n
     suffix = "_detected" if detected else ""
     blocks = []
     rows = None
-    for key, joints in (("openpose" + suffix, 25), ("part" + suffix, 24)):
+    for key, joints in (("openpose" + suffix, NUM_OPENPOSE_JOINTS), ("part" + suffix, NUM_GT_JOINTS)):
         if key in data:
             blocks.append(np.asarray(data[key], dtype=np.float64))
             rows = blocks[-1].shape[0]
@@ -286,7 +287,7 @@ def keypoints_49(data: Mapping[str, np.ndarray], detected: bool = False) -> np.n
     if rows is None:
         which = "openpose_detected/part_detected" if detected else "openpose/part"
         raise SpinDataError(f"dataset has no 2D keypoints ({which}); present: {sorted(data)}")
-    sizes = (25, 24)
+    sizes = (NUM_OPENPOSE_JOINTS, NUM_GT_JOINTS)
     return np.concatenate(
         [b if b is not None else np.zeros((rows, n, 3)) for b, n in zip(blocks, sizes)], axis=1
     )

@@ -12,40 +12,6 @@ distillation, :mod:`spin_diff.fitting.diffusion_term`) and ScoreHMR's guided ref
   :func:`load_diffusion_prior`.
 - :mod:`~spin_diff.diffusion.training`: :func:`train_diffusion_prior`.
 - :mod:`~spin_diff.diffusion.samples`: sampled poses rendered as a grid.
-- :mod:`~spin_diff.diffusion.conditioning`: a prior conditioned on a regressor's features
-  (training pairs, the checkpoint's record of the regressor, the checks fitting makes).
-
-Names are imported lazily, so ``spin_diff.fitting.config`` can use the config classes
-without loading torch modules.
+- :mod:`~spin_diff.diffusion.conditioning`: how a conditioned prior takes its condition
+  (the regressor-feature side, training pairs and checks, is :mod:`spin_diff.fitting.conditioning`).
 """
-
-from __future__ import annotations
-
-import importlib
-
-_EXPORTS = {
-    "DenoiserConfig": "config",
-    "DiffusionModelConfig": "config",
-    "DiffusionTrainConfig": "config",
-    "DiffusionFitConfig": "config",
-    "GuidedConfig": "config",
-    "DiffusionPrior": "model",
-    "DiffusionPriorError": "model",
-    "BUNDLED_DIFFUSION_PRIOR": "model",
-    "load_diffusion_prior": "model",
-    "train_diffusion_prior": "training",
-    "read_training_poses": "training",
-    "sample_poses": "samples",
-    "render_pose_grid": "samples",
-    "ConditioningError": "conditioning",
-    "check_regressor": "conditioning",
-    "feature_training_pairs": "conditioning",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"spin_diff.diffusion.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'spin_diff.diffusion' has no attribute {name!r}")

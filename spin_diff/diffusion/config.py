@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from spin_diff.constants import NUM_SMPL_JOINTS
 
-POSE_DIM = NUM_SMPL_JOINTS * 6  # 144: the SPIN 6D layout per joint
 
 # How the prior sees the global orientation (see spin_diff/diffusion/representation.py):
 #   camera:    the orientation as the camera sees it (ScoreHMR), yaw included;

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from spin_diff.constants import NUM_BETAS
-from spin_diff.diffusion.config import POSE_DIM, DenoiserConfig, DiffusionModelConfig
+from spin_diff.constants import NUM_BETAS, NUM_POSE_6D
+from spin_diff.diffusion.config import DenoiserConfig, DiffusionModelConfig
 from spin_diff.diffusion.denoiser import Denoiser
 from spin_diff.diffusion.representation import decode_pose, encode_pose, project_to_rotations
 from spin_diff.diffusion.schedule import cosine_alpha_bars, ddim_move, ddim_timesteps, predict_eps, predict_x0
@@ -38,7 +38,7 @@ class DiffusionPriorError(BadInputError):
 
 
 def data_dim(config: DiffusionModelConfig) -> int:
-    return POSE_DIM + (NUM_BETAS if config.use_betas else 0)
+    return NUM_POSE_6D + (NUM_BETAS if config.use_betas else 0)
 
 
 class DiffusionPrior(nn.Module):
@@ -213,7 +213,7 @@ def load_diffusion_prior(
     if stored != expected or actual != expected:
         raise DiffusionPriorError(
             f"{path} models {actual if actual > 0 else stored} numbers per pose, but this version's pose prior "
-            f"needs {expected} ({POSE_DIM} = 24 joints x 6D{' + 10 betas' if config.use_betas else ''}); "
+            f"needs {expected} ({NUM_POSE_6D} = 24 joints x 6D{' + 10 betas' if config.use_betas else ''}); "
             "it was trained for another pose size. Retrain with 'spin-diff prior train'."
         )
     prior = DiffusionPrior(config)

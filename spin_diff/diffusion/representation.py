@@ -33,8 +33,8 @@ import math
 
 import torch
 
-from spin_diff.constants import NUM_SMPL_JOINTS
-from spin_diff.diffusion.config import POSE_DIM, OrientationMode
+from spin_diff.constants import NUM_POSE_6D, NUM_SMPL_JOINTS
+from spin_diff.diffusion.config import OrientationMode
 from spin_diff.geometry.rotations import axis_angle_to_matrix, facing_yaw, matrix_to_rot6d, rot6d_to_matrix, yaw_matrix
 
 # The upright, camera-facing orientation R_x(pi).
@@ -73,7 +73,7 @@ def encode_pose(
     elif orientation != "camera":
         raise ValueError(f"unknown orientation mode {orientation!r}; choose camera, canonical or none")
     slots = torch.cat([matrix_to_rot6d(orient)[:, None], matrix_to_rot6d(rotmats[:, 1:])], 1)
-    x = slots.reshape(batch, POSE_DIM)
+    x = slots.reshape(batch, NUM_POSE_6D)
     if betas is not None:
         x = torch.cat([x, betas / betas_scale], 1)
     return x, yaw
@@ -96,20 +96,20 @@ def decode_pose(
         rotmats (B, 24, 3, 3) and betas (B, 10) or None.
     """
     batch = x.shape[0]
-    rotmats = rot6d_to_matrix(x[:, :POSE_DIM].reshape(batch, NUM_SMPL_JOINTS, 6))
+    rotmats = rot6d_to_matrix(x[:, :NUM_POSE_6D].reshape(batch, NUM_SMPL_JOINTS, 6))
     if orientation == "canonical" and yaw is not None:
         rotmats = torch.cat([(yaw_matrix(yaw) @ rotmats[:, 0])[:, None], rotmats[:, 1:]], 1)
     elif orientation == "none" and orient is not None:
         rotmats = torch.cat([orient[:, None], rotmats[:, 1:]], 1)
-    betas = x[:, POSE_DIM:] * betas_scale if x.shape[1] > POSE_DIM else None
+    betas = x[:, NUM_POSE_6D:] * betas_scale if x.shape[1] > NUM_POSE_6D else None
     return rotmats, betas
 
 
 def project_to_rotations(x: torch.Tensor) -> torch.Tensor:
     """Re-orthonormalise every 6D slot of x (B, 144 [+ 10]); betas pass through."""
     batch = x.shape[0]
-    pose = matrix_to_rot6d(rot6d_to_matrix(x[:, :POSE_DIM].reshape(batch, NUM_SMPL_JOINTS, 6))).reshape(batch, POSE_DIM)
-    return torch.cat([pose, x[:, POSE_DIM:]], 1)
+    pose = matrix_to_rot6d(rot6d_to_matrix(x[:, :NUM_POSE_6D].reshape(batch, NUM_SMPL_JOINTS, 6))).reshape(batch, NUM_POSE_6D)
+    return torch.cat([pose, x[:, NUM_POSE_6D:]], 1)
 
 
 def camera_orientations(

@@ -41,7 +41,7 @@ from spin_diff.diffusion.schedule import q_sample
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 from spin_diff.priors.pose_files import read_smpl_poses
-from spin_diff.utils.checkpoints import save_checkpoint
+from spin_diff.utils.checkpoints import check_version, save_checkpoint
 from spin_diff.utils.configs import save_config
 
 log = logging.getLogger(__name__)
@@ -157,9 +157,14 @@ def train_diffusion_prior(
     if resume:
         if not last.is_file():
             raise MissingInputError(f"--resume: no checkpoint at {last}")
-        state = torch.load(last, map_location="cpu", weights_only=True)
-        if state.get("format") != TRAINING_FORMAT:
+        try:  # tensors only, as the prior's own reader: these files are ours, never SPIN's
+            state = torch.load(last, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
+            raise DiffusionPriorError(f"cannot read {last} as a training checkpoint ({type(err).__name__}: {err}); "
+                                      "start again without --resume or into another --out") from err  # fmt: skip
+        if not isinstance(state, dict) or state.get("format") != TRAINING_FORMAT:
             raise DiffusionPriorError(f"{last} is not a spin_diff training checkpoint")
+        check_version(state, last, CHECKPOINT_VERSION, DiffusionPriorError)
         if _config_from_dict(state["train_config"]["model"]) != config.model:
             raise DiffusionPriorError(
                 f"{last} was trained with another model config; resume with the same --config/--set "

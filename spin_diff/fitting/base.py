@@ -35,6 +35,7 @@ from typing import Protocol
 
 import torch
 
+from spin_diff.constants import NUM_POSE, NUM_SMPL_JOINTS
 from spin_diff.body import joints as J
 from spin_diff.body.model import BodyModel, pose_to_rotmat
 from spin_diff.diffusion.conditioning import prepare_condition
@@ -291,7 +292,7 @@ class FittingMethod:
         init_rot = pose_to_rotmat(init_pose.detach().to(device, dtype), "init_pose")
         if init_rot.shape[0] != batch or init_betas.shape[0] != batch:
             raise ValueError("keypoints, init_pose and init_betas must have the same batch size")
-        init_aa = canonical_axis_angle(matrix_to_axis_angle(init_rot)).reshape(batch, 72)
+        init_aa = canonical_axis_angle(matrix_to_axis_angle(init_rot)).reshape(batch, NUM_POSE)
         init_betas = self._full_betas(init_betas.detach().to(device, dtype)).clone()
         return keypoints, init_rot, init_aa, init_betas
 
@@ -424,7 +425,7 @@ class FittingMethod:
         return camera_center.to(self.device, self.dtype), focal
 
     def _joints(self, global_orient, body_pose, betas) -> torch.Tensor:
-        axis_angle = torch.cat([global_orient, body_pose], dim=1).view(-1, 24, 3)
+        axis_angle = torch.cat([global_orient, body_pose], dim=1).view(-1, NUM_SMPL_JOINTS, 3)
         return self.body.joints(axis_angle_to_matrix(axis_angle), betas).joints
 
     def starting_camera(self, joints, keypoints, confidence, center, focal) -> torch.Tensor:

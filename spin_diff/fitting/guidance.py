@@ -27,6 +27,7 @@ from typing import Callable
 
 import torch
 
+from spin_diff.constants import NUM_POSE, NUM_SMPL_JOINTS
 from spin_diff.body.model import BodyModel
 from spin_diff.diffusion.config import GuidedConfig
 from spin_diff.diffusion.model import DiffusionPrior
@@ -185,7 +186,7 @@ class GuidedRefinement(FittingMethod):
         """Guided refinement of a batch of parameters (global_orient (B, 3), body_pose (B, 69),
         betas, transl (B, 3)) against ``data`` (see :class:`FitProblem`). Returns (params,
         steps (B,), start loss (B,), end loss (B,))."""
-        aa = torch.cat([params["global_orient"], params["body_pose"]], 1).view(-1, 24, 3)
+        aa = torch.cat([params["global_orient"], params["body_pose"]], 1).view(-1, NUM_SMPL_JOINTS, 3)
         result = guided_refinement(
             self.prior,
             lambda rotmats, betas: self.body.joints(rotmats, betas).joints,
@@ -194,7 +195,7 @@ class GuidedRefinement(FittingMethod):
             settings=self.config.diffusion.guided, sigma=self.config.sigma, active=valid,
             cond=data.get("condition"),
         )  # fmt: skip
-        pose = matrix_to_axis_angle(result.rotmats).reshape(-1, 72).to(self.dtype)
+        pose = matrix_to_axis_angle(result.rotmats).reshape(-1, NUM_POSE).to(self.dtype)
         refined = {
             "global_orient": pose[:, :3],
             "body_pose": pose[:, 3:],

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spin_diff.constants import NUM_POSE, NUM_SMPL_JOINTS
 from spin_diff.body.measures import torso_lean
 from spin_diff.body.model import BodyModel
 from spin_diff.data.crops import load_crops
@@ -198,8 +199,8 @@ def fit_keypoints(
         crop_focal.to(**to),
     )
     init_pose, init_betas = init_pose.to(**to), init_betas.to(**to)
-    if init_pose.shape[-1] == 72:
-        init_pose = axis_angle_to_matrix(init_pose.reshape(batch, 24, 3))
+    if init_pose.shape[-1] == NUM_POSE:
+        init_pose = axis_angle_to_matrix(init_pose.reshape(batch, NUM_SMPL_JOINTS, 3))
     if init_transl is not None:
         init_transl = init_transl.float().cpu()
         if camera == "full":  # the regressor's crop camera seen by the photo's camera

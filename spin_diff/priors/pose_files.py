@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spin_diff.constants import NUM_POSE
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.priors.pose_sampler import upright_global_orient
 
@@ -26,7 +27,7 @@ __all__ = ["read_body_poses", "read_smpl_poses"]
 
 log = logging.getLogger(__name__)
 
-BODY_POSE_DIM = 69
+BODY_POSE_DIM = NUM_POSE - 3  # 69: the pose without the global orientation
 
 
 def read_body_poses(path: str | Path, *, drop_non_finite: bool = False) -> np.ndarray:
@@ -46,8 +47,9 @@ def read_smpl_poses(path: str | Path, sampler_orientation: bool = False, *, drop
     (:func:`spin_diff.priors.pose_sampler.upright_global_orient`).
 
     Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: unreadable file, no pose key, wrong shapes.
+        MissingInputError: no file at ``path``.
+        BadInputError: unreadable file, no pose key, wrong shapes, non-numeric poses, or
+            rows with NaN/inf when ``drop_non_finite`` is False.
     """
     path = Path(path)
     if not path.is_file():
@@ -64,13 +66,13 @@ def read_smpl_poses(path: str | Path, sampler_orientation: bool = False, *, drop
         keys = list(data.files)
         if "poses" in keys:
             poses, source = data["poses"], "poses (AMASS layout)"
-            if poses.ndim != 2 or poses.shape[1] < 72:
+            if poses.ndim != 2 or poses.shape[1] < NUM_POSE:
                 raise BadInputError(
                     f"{path}: 'poses' must be (N, >= 72) SMPL axis-angle, got shape {poses.shape}"
                 )
         elif "pose" in keys:
             poses, source = data["pose"], "pose"
-            if poses.ndim != 2 or poses.shape[1] != 72:
+            if poses.ndim != 2 or poses.shape[1] != NUM_POSE:
                 raise BadInputError(f"{path}: 'pose' must be (N, 72) SMPL axis-angle, got shape {poses.shape}")
             if "has_smpl" in keys:  # a SPIN dataset file
                 has_smpl = np.asarray(data["has_smpl"]).reshape(-1)
@@ -88,7 +90,7 @@ def read_smpl_poses(path: str | Path, sampler_orientation: bool = False, *, drop
                 f"(N, >= 72; AMASS); found {keys}"
             )
     try:
-        poses = np.asarray(poses[:, :72], dtype=np.float64)
+        poses = np.asarray(poses[:, :NUM_POSE], dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise BadInputError(f"{path}: {source} is not numeric ({err})") from err
     finite = np.isfinite(poses).all(axis=1)

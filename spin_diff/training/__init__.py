@@ -12,18 +12,3 @@
 - :mod:`spin_diff.training.checkpointing`, :mod:`~spin_diff.training.distributed`,
   :mod:`~spin_diff.training.logs`, :mod:`~spin_diff.training.validation`, :mod:`~spin_diff.training.config`.
 """
-
-__all__ = ["TrainConfig", "TrainReport", "train"]
-
-
-def __getattr__(name: str):
-    # Lazy, so that light modules (spin_diff.training.config) import without the whole loop.
-    if name == "TrainConfig":
-        from spin_diff.training.config import TrainConfig
-
-        return TrainConfig
-    if name in ("TrainReport", "train"):
-        from spin_diff.training import run
-
-        return getattr(run, name)
-    raise AttributeError(f"module 'spin_diff.training' has no attribute {name!r}")

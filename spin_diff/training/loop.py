@@ -127,7 +127,7 @@ def regress(run, batch) -> Prediction:
     return Prediction(rotmat, betas, cam, transl, joints, keypoints_2d, finite, out.features.float())
 
 
-def example_seeds(batch, names: list[str]) -> torch.Tensor:
+def batch_seeds(batch, names: list[str]) -> torch.Tensor:
     """(B,) int64 per-example seeds of the fits' stochastic terms, from the dataset name and
     example index only (the seeds ``spin-diff cache build`` gives the same example), so an
     example's fit never depends on its batch-mates."""
@@ -138,7 +138,7 @@ def example_seeds(batch, names: list[str]) -> torch.Tensor:
 def fit_from_prediction(fitter: SMPLify, prediction: Prediction, batch, names: list[str] = ()) -> FitResult:
     """SMPLify from the detached prediction (rotation matrices, betas, camera), float32.
 
-    Each example's stochastic terms get its own seed (:func:`example_seeds`). Rows with a non-finite prediction are
+    Each example's stochastic terms get its own seed (:func:`batch_seeds`). Rows with a non-finite prediction are
     fitted from the placeholder :func:`regress` put there, and their result is never used. A conditional diffusion
     prior gets the network's features of each example (detached; an unconditional one ignores them).
     """
@@ -146,7 +146,7 @@ def fit_from_prediction(fitter: SMPLify, prediction: Prediction, batch, names: l
     conditioning = {} if features is None else {"condition": features.detach()}
     return fitter.fit(
         batch["keypoints"], prediction.rotmat.detach(), prediction.betas.detach(), prediction.transl.detach(),
-        sample_seeds=example_seeds(batch, list(names)), **conditioning,
+        sample_seeds=batch_seeds(batch, list(names)), **conditioning,
     )  # fmt: skip
 
 

@@ -2,8 +2,8 @@
 ``format``/``version`` envelope every spin_diff checkpoint (regressor, diffusion prior) carries.
 
 A checkpoint is a dict with ``format`` (what it holds, e.g. ``"spin_diff.regressor"``) and
-``version`` (an integer, raised when the layout changes); :func:`check_format` refuses a file
-of another format or of a newer version than this spin_diff reads, and :func:`save_checkpoint`
+``version`` (an integer, raised when the layout changes); each reader checks the format it
+expects and :func:`check_version` refuses a file of a newer version than this spin_diff reads, and :func:`save_checkpoint`
 writes atomically (a crash leaves the previous file).
 """
 

@@ -55,13 +55,6 @@ def box_keys(num: int) -> dict:
 
 
 @pytest.fixture(scope="session")
-def body_model():
-    from spin_diff.body.model import load_body_model
-
-    return load_body_model()
-
-
-@pytest.fixture(scope="session")
 def eval_files():
     """SPIN's evaluation files, written here with their exact keys, from bodies of the bundled
     model so that their ground truth is known: ``sample_bodies``, ``s_from_bodies``,

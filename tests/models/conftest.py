@@ -22,13 +22,6 @@ def tiny_keypoint_config() -> RegressorConfig:
     )
 
 
-@pytest.fixture(scope="session")
-def body_model():
-    from spin_diff.body.model import load_body_model
-
-    return load_body_model()
-
-
 @pytest.fixture
 def tiny_image_regressor(body_model):
     import torch

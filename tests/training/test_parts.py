@@ -7,7 +7,7 @@ import torch
 
 from spin_diff.training import losses as L
 from spin_diff.training.fit_updates import pack_updates, unpack_updates
-from spin_diff.training.loop import example_seeds, fit_from_prediction
+from spin_diff.training.loop import batch_seeds, fit_from_prediction
 from spin_diff.training.supervision import choose_supervision
 
 
@@ -53,7 +53,7 @@ def test_losses_ignore_masked_rows_and_match_a_direct_computation():
 def test_fit_seeds_are_per_example_and_reach_smplify():
     batch_a = {"dataset": torch.tensor([0, 1, 0]), "index": torch.tensor([5, 5, 7])}
     batch_b = {"dataset": torch.tensor([0, 0]), "index": torch.tensor([7, 5])}
-    seeds_a, seeds_b = example_seeds(batch_a, ["lsp", "mpii"]), example_seeds(batch_b, ["lsp", "mpii"])
+    seeds_a, seeds_b = batch_seeds(batch_a, ["lsp", "mpii"]), batch_seeds(batch_b, ["lsp", "mpii"])
     assert len(set(seeds_a.tolist())) == 3  # dataset and index both matter
     assert seeds_a[2] == seeds_b[0] and seeds_a[0] == seeds_b[1]  # batch-mates do not
 

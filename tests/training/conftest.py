@@ -1,5 +1,0 @@
-"""Fixtures of the training tests."""
-
-from __future__ import annotations
-
-import pytest

@@ -30,16 +30,17 @@ The presets, one row each (:data:`PRESETS`; :func:`preset` returns one, with ove
 =========  ======  =======  ====  ====  ==============  =======================  ====  =====  =======  =======
 preset     camera  yaw deg  back  tilt  betas           framing                  box   corr.  OP-only  GT-only
 =========  ======  =======  ====  ====  ==============  =======================  ====  =====  =======  =======
-regressor  crop    -70..70  0.10  6     N(0,1) +-3      depth 40-55 m, 0.1 m     0.5   det.   0.40     0.10
-fitting    crop    -45..45  0     0     N(0,0.8)        depth 40-55 m, 0.1 m     0     none   0        0
+regressor  crop    -70..70  0.10  6     N(0,1) +-3      box 0.8-1.05, +-5%       1     det.   0.40     0.10
+fitting    crop    -45..45  0     0     N(0,0.8)        box 0.8-1.05, +-5%       1     none   0        0
 photo      photo   -70..70  0.10  6     N(0,0.8) +-2.4  fill 0.5-0.9, place 0.6  -     none   1        0
 rendered   synth   -70..70  0.10  6     N(0,1) +-3      mesh 0.6-0.95            -     det.   -        -
 =========  ======  =======  ====  ====  ==============  =======================  ====  =====  =======  =======
 
-back: share turned away; tilt: pitch and roll std, degrees; depth: root depth and lateral std
-(``"crop"`` framing); box: share of the ``"crop"``-framed people framed instead as a
-detector-box crop (keypoint box's larger side 0.8-1.05 of 224 / 1.2, centre within +-5% of
-the crop, as ``spin-diff fit`` crops photos); fill: box side over the shorter image side,
+back: share turned away; tilt: pitch and roll std, degrees; framing ``box``: the
+``"crop"``-framed person as a detector-box crop (keypoint box's larger side 0.8-1.05 of 224 / 1.2,
+centre within +-5% of the crop, as ``spin-diff fit`` crops photos); box: the share framed so,
+the rest (none in these presets) at a root depth of ``depth_range`` (40-55 m) and
+``lateral_std`` (0.1 m) off the axis; fill: box side over the shorter image side,
 place: centre offset (``"fill"`` framing); corr.: corruption preset (``det.``: ``"detector"``;
 callers such as the benchmarks pass their own); OP-only / GT-only: shares with only that
 block detected.
@@ -153,12 +154,12 @@ _CROP = dict(camera="crop", image_size=(int(CROP_SIZE), int(CROP_SIZE)), focal_l
 PRESETS: dict[str, PeoplePreset] = {
     "regressor": PeoplePreset(
         "regressor", **_CROP, yaw_range=(-70.0, 70.0), back_view_prob=0.1, tilt_std=6.0, shape_std=1.0,
-        shape_clip=3.0, box_share=0.5, corruption="detector", openpose_only_prob=0.4, gt_only_prob=0.1,
+        shape_clip=3.0, box_share=1.0, corruption="detector", openpose_only_prob=0.4, gt_only_prob=0.1,
         pool_draw="with_replacement",
     ),
     "fitting": PeoplePreset(
         "fitting", **_CROP, yaw_range=(-45.0, 45.0), back_view_prob=0.0, tilt_std=0.0, shape_std=0.8,
-        shape_clip=None, corruption="none",
+        shape_clip=None, box_share=1.0, corruption="none",
     ),
     "photo": PeoplePreset(
         "photo", camera="photo", image_size=(1280, 960), focal_length=None, yaw_range=(-70.0, 70.0),

@@ -50,27 +50,34 @@ scaled by 1.2 x each person's keypoint box. ``rendered`` holds the body draws of
 :class:`spin_diff.data.synth.SynthConfig`'s defaults (its framing frames the rendered mesh
 in :mod:`spin_diff.data.synth`); a set's config overrides them.
 
-**One framing for the regressor and the fitting problems, plus the crops it starts.** The
-regressor's preset contains the fitting problems' framing: half its people are framed
-exactly as they are (root at 40-55 m, 0.1 m off axis), the other half as the detector-box
-crops of ``spin-diff fit`` and the rendered sets (``box`` above), the framing it was first
-trained on alone. Why: the regressor is measured on, and starts the benchmark fits of, the
-fitting problems, and the training study found that adapting to their framing gained a
-regressor most of its 10 mm, i.e. the mismatch cost accuracy. But ``spin-diff fit`` starts
-fits of photos on detector-box crops. Measured (start alone, PA-MPJPE mm, 2026-12-02, same
-people for every checkpoint; ``benchmarks/regressor_starts.py`` and
-``benchmarks/bundled_regressor.py``):
+**One framing everywhere: detector-box crops.** The ``regressor`` and ``fitting`` presets frame
+every person as a detector-box crop (``box`` 1 above): the framing users feed the regressor,
+since ``spin-diff fit`` crops every photo person by its keypoint box (side x 1.2, SPIN's
+convention), as SPIN's datasets do. Decided 2026-12-02, after a regressor trained half on this
+framing and half on a depth framing (root at 40-55 m, 0.1 m off axis: the fitting problems'
+framing until then) was measured better on those depth-framed problems but 5.6 mm worse on
+rendered box crops (69.3 vs 63.7 mm PA-MPJPE start) and worse on both real photos of
+``docs/fitting.md``: it was measured on a framing nobody uses it on. Now the regressor is
+trained on the framing it is measured on and used on. Measured (start alone, PA-MPJPE mm,
+2026-12-02; box-framed fitting problems, 64 people each, detector keypoints; the bundled
+checkpoint chosen on the CMU validation clips, reported on the test clips;
+``benchmarks/regressor_starts.py --poses sampler,val,test`` and
+``benchmarks/bundled_regressor.py``, 24 rendered people):
 
-====================================  ===============  ===========  ==================
-regressor trained on                  fitting sampler  fitting CMU  rendered box crops
-====================================  ===============  ===========  ==================
-box crops only (the first regressor)  80.4             65.3         63.7
-the fitting framing only              64.9             62.3         79.1
-both, half each (bundled)             59.2             60.3         69.3
-====================================  ===============  ===========  ==================
+=======================================  =======  =======  ========  ==================
+regressor trained on                     sampler  CMU val  CMU test  rendered box crops
+=======================================  =======  =======  ========  ==================
+box crops only, old generator (first)    56.1     57.5     58.0      63.7
+the depth framing only                   73.2     60.4     63.1      79.1
+half each (bundled before)               58.2     56.9     58.7      69.3
+box crops only (bundled)                 56.7     55.7     58.3      62.5
+=======================================  =======  =======  ========  ==================
 
-So it trains on both: far better on the fitting problems, 5.6 mm worse on box crops than a
-box-only specialist (after ``spin-diff fit``'s default fit: 65.7 vs 63.3). The rest
+The box-only retraining is 1.2 mm better than the half-and-half one on the validation clips, so
+it is bundled; on the test clips it is 0.4 mm better, on rendered box crops 6.8 mm (after
+``spin-diff fit``'s default fit: 60.4 vs 65.7). It is no better than the first regressor on the
+box-framed fitting problems (58.3 vs 58.0 on the test clips). ``box_share`` below 1 still
+gives the depth framing to a caller that asks for it. The rest
 differs on purpose: the regressor sees a wider spread than any one benchmark (yaw to 70
 degrees and people turned away, tilts, wider shapes, OpenPose-only input and detector noise),
 since it must start fits on real photos too; the fitting problems stay the benchmarks' set

@@ -76,7 +76,11 @@ box crops only (bundled)                 56.7     55.7     58.3      62.5
 The box-only retraining is 1.2 mm better than the half-and-half one on the validation clips, so
 it is bundled; on the test clips it is 0.4 mm better, on rendered box crops 6.8 mm (after
 ``spin-diff fit``'s default fit: 60.4 vs 65.7). It is no better than the first regressor on the
-box-framed fitting problems (58.3 vs 58.0 on the test clips). ``box_share`` below 1 still
+box-framed fitting problems (58.3 vs 58.0 on the test clips), and on 48-person test rows with
+the legs shifted out of the crop (``benchmarks/fit_accuracy.py``'s border row) it starts far
+worse than the half-and-half one (189.4 vs 133.9), having never seen a person off the crop
+centre. Real photos (``spin-diff fit``'s default): the walker 7.79 -> 6.39 px, the lunge
+11.55 -> 11.79 px, still flagged. ``box_share`` below 1 still
 gives the depth framing to a caller that asks for it. The rest
 differs on purpose: the regressor sees a wider spread than any one benchmark (yaw to 70
 degrees and people turned away, tilts, wider shapes, OpenPose-only input and detector noise),

@@ -3,8 +3,10 @@
 The problems of ``tests/fitting/test_bundled_regressor.py`` (64 pose-sampler people, seed
 90210, and 64 people of the held-out CMU test clips, seed 90211; the ``"fitting"`` preset of
 :mod:`spin_diff.data.people`, detector-like keypoints), each checkpoint's start scored against
-the truth (mm, 14 LSP joints), beside the mean pose. Compares regressors trained on other
-people distributions, e.g. the bundled one against an earlier one from git:
+the truth (mm, 14 LSP joints), beside the mean pose. ``--poses`` picks the sets: ``sampler``,
+``test`` (the default pair) and ``val`` (64 people of the CMU validation clips, seed 90212: to
+choose between checkpoints without looking at the test clips). Compares regressors trained on
+other people distributions, e.g. the bundled one against an earlier one from git:
 
     git show adb439e:spin_diff/models/assets/keypoint_regressor.pt > /tmp/depth_only.pt
     python benchmarks/regressor_starts.py bundled=spin_diff/models/assets/keypoint_regressor.pt \\
@@ -33,15 +35,24 @@ from spin_diff.models.checkpoints import load_regressor
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoints", nargs="+", help="LABEL=PATH of keypoint regressor checkpoints")
+    parser.add_argument("--poses", default="sampler,test",
+                        help="comma-separated problem sets: sampler, test (CMU test clips), val (CMU validation clips)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     body = load_body_model()
     corruption = CorruptionConfig.preset("detector")
-    problems = {
-        "sampler": make_problems(body, 64, seed=90_210, corruption=corruption),
-        "cmu_test": make_problems(body, 64, seed=90_211, corruption=corruption, poses=load_real_poses("test")),
+    makers = {
+        "sampler": lambda: make_problems(body, 64, seed=90_210, corruption=corruption),
+        "cmu_test": lambda: make_problems(body, 64, seed=90_211, corruption=corruption, poses=load_real_poses("test")),
+        "cmu_val": lambda: make_problems(body, 64, seed=90_212, corruption=corruption, poses=load_real_poses("val")),
     }
+    names = {"sampler": "sampler", "test": "cmu_test", "val": "cmu_val"}
+    chosen = [name.strip() for name in args.poses.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in names]
+    if unknown or not chosen:
+        parser.error(f"--poses {args.poses!r}: choose from {sorted(names)}")
+    problems = {names[name]: makers[names[name]]() for name in chosen}
     print(f"start alone, PA-MPJPE mean (mm), 64 people each, detector keypoints; {args.threads} torch thread(s)")
     print(f"| start | {' | '.join(problems)} |")
     print(f"| --- |{' --- |' * len(problems)}")

@@ -5,8 +5,9 @@ A narrow keypoint-input regressor (MLP encoder and IEF head of width 384, a few 
 whose poses come from the same mix the bundled priors use (``build_free_priors.training_pose_mix``:
 the real CMU training split ``spin_diff/data/poses/cmu_train.npz`` with each pose's own tilt,
 plus a share of pose-sampler poses where mocap is thin), drawn by the one people generator's
-``"regressor"`` preset (:mod:`spin_diff.data.people`: SPIN's crop camera; half the people
-framed as the fitting problems are, half as detector-box crops; detector-like corruption). Writes ``spin_diff/models/assets/keypoint_regressor.pt``
+``"regressor"`` preset (:mod:`spin_diff.data.people`: SPIN's crop camera; every person framed
+as a detector-box crop, as the fitting problems and ``spin-diff fit``'s photo crops are;
+detector-like corruption). Writes ``spin_diff/models/assets/keypoint_regressor.pt``
 (its training config, pose-data provenance and loss history stored inside) and
 ``spin_diff/models/assets/PROVENANCE.md``. One torch thread, about 6 minutes on one CPU core.
 
@@ -122,8 +123,8 @@ stored in the checkpoint (`recipe`, `history`).
   CMU Graphics Lab Motion Capture Database, http://mocap.cs.cmu.edu/ : "{CMU_CITATION}"
 - Shapes, orientations, framing, corruption: the `"regressor"` preset of `spin_diff.data.people`
   (its table: yaw within 70 degrees, 10% turned away, 6-degree tilts, betas N(0, 1) clipped at 3,
-  half the people at a root depth of 40-55 m and 0.1 m off axis as the fitting problems, half
-  framed as detector-box crops (keypoint box 0.8-1.05 of 224 / 1.2, centre within 5%), 40%
+  every person framed as a detector-box crop, as `spin-diff fit` crops photos and as the fitting
+  problems are framed (keypoint box 0.8-1.05 of 224 / 1.2, centre within 5%), 40%
   OpenPose-only, 10% GT-only).
 - No file of SMPL, SMPLify, SPIN, AMASS or any other non-commercial source went into it.
 """

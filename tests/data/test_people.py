@@ -105,11 +105,12 @@ def test_framing_matches_the_table(drawn):
     if spec.framing == "crop":
         boxed = batch.boxed
         assert boxed.mean() == pytest.approx(spec.box_share, abs=0.03)
-        low, high = spec.depth_range
-        depth = transl[~boxed, 2]
-        assert depth.min() >= low and depth.max() <= high
-        assert depth.std() == pytest.approx((high - low) / np.sqrt(12), rel=0.05)
-        assert transl[~boxed, :2].std() == pytest.approx(spec.lateral_std, rel=0.05)
+        if (~boxed).any():  # depth framing (none of the presets' people now; a caller may ask for it)
+            low, high = spec.depth_range
+            depth = transl[~boxed, 2]
+            assert depth.min() >= low and depth.max() <= high
+            assert depth.std() == pytest.approx((high - low) / np.sqrt(12), rel=0.05)
+            assert transl[~boxed, :2].std() == pytest.approx(spec.lateral_std, rel=0.05)
         if boxed.any():  # detector-box crops: the keypoints' box fills crop / 1.2, near the centre
             pixels = batch.clean[boxed][..., :2].double().numpy()
             crop = min(spec.image_size)
@@ -155,19 +156,23 @@ def test_the_table_is_the_docstring_table():
         if spec.shape_clip is not None:
             assert cells[6] == f"+-{spec.shape_clip:g}", name
         if spec.framing == "crop":
-            assert f"depth {spec.depth_range[0]:g}-{spec.depth_range[1]:g} m, {spec.lateral_std:g} m" in row, name
-        if spec.framing == "crop":
+            if spec.box_share > 0:
+                box = f"box {spec.box_fill[0]:g}-{spec.box_fill[1]:g}, +-{100 * spec.box_offset:g}%"
+                assert box in row, name
+            if spec.box_share < 1:
+                assert f"depth {spec.depth_range[0]:g}-{spec.depth_range[1]:g} m, {spec.lateral_std:g} m" in row, name
             assert float(cells[-4]) == spec.box_share, name
         if spec.openpose_only_prob or spec.gt_only_prob:
             assert [float(c) for c in cells[-2:]] == [spec.openpose_only_prob, spec.gt_only_prob], name
     assert "fill 0.5-0.9, place 0.6" in re.search(r"^photo .*$", people.__doc__, re.MULTILINE).group(0)
 
 
-def test_the_regressor_trains_on_the_fitting_framing_and_on_box_crops():
+def test_the_regressor_and_the_fitting_problems_are_framed_as_detector_box_crops():
+    # One framing everywhere, the one users feed: spin-diff fit's detector-box crops.
     regressor, fitting = PRESETS["regressor"], PRESETS["fitting"]
-    for field in ("camera", "image_size", "focal_length", "framing", "depth_range", "lateral_std"):
+    for field in ("camera", "image_size", "focal_length", "framing", "box_share", "box_fill", "box_offset"):
         assert getattr(regressor, field) == getattr(fitting, field), field
-    assert fitting.box_share == 0 and 0 < regressor.box_share < 1
+    assert fitting.box_share == 1.0
 
 
 def test_a_person_does_not_depend_on_its_batch(body_model):

@@ -17,14 +17,6 @@ def model():
     return load_body_model()
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_guided_refinement_alone_refines_the_start_it_is_given(model, turned_problems):
     """Without SMPLify's camera stage, from a start whose camera is known: the keypoints are
     explained better, betas are held, and a failed sample keeps its start."""

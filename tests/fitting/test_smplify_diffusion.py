@@ -25,14 +25,6 @@ def model():
     return load_body_model()
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def bodies(model, names=("walk", "arms_up", "apose"), seed=0):
     gen = torch.Generator().manual_seed(seed)
     pose = torch.tensor(np.stack([named_pose(n) for n in names]), dtype=torch.float32)

@@ -389,6 +389,9 @@ def draw_bodies(
     pool: PosePool | None = None, postures: Sequence[str] | None = None,
 ) -> Bodies:  # fmt: skip
     """Steps 1-3 of the module docstring for people ``start .. start + count`` of ``seed``."""
+    if seed < 0 or start < 0 or count < 0:  # numpy's seeded generators take no negative words
+        raise BadInputError(f"people are drawn for seed >= 0, start >= 0 and count >= 0; got seed {seed}, "
+                            f"start {start}, count {count}")  # fmt: skip
     index = np.arange(start, start + count)
     poses = _draw_poses(spec, pool, seed, index, postures)
     orient, yaw = _draw_orientation(spec, poses.base_orient, KeyedDraws(seed, _ORIENT, index))

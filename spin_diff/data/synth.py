@@ -127,6 +127,8 @@ class SynthConfig:
         width, height = self.image_size
         if self.num_images < 1:
             raise BadInputError(f"synth.num_images must be >= 1, got {self.num_images}")
+        if self.seed < 0:
+            raise BadInputError(f"synth.seed must be >= 0, got {self.seed}")
         if width < 16 or height < 16:
             raise BadInputError(f"synth.image_size must be at least 16x16 pixels, got {self.image_size}")
         low, high = self.box_fraction

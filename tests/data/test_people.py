@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from spin_diff.body.model import load_body_model
+from spin_diff.cli.main import main
 from spin_diff.constants import NUM_OPENPOSE_JOINTS
 from spin_diff.data import keypoint_sets, people
 from spin_diff.data.corruption import CorruptionConfig
@@ -27,6 +28,7 @@ from spin_diff.data.people import (
 from spin_diff.data.real_poses import load_real_poses
 from spin_diff.data.spin_npz import read_spin_npz
 from spin_diff.data.synth import SynthConfig, generate_dataset, people_preset
+from spin_diff.errors import BadInputError
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 from spin_diff.training import train_keypoints
 from spin_diff.training.train_keypoints import (
@@ -284,3 +286,12 @@ def test_global_orient_faces_the_camera():
 def test_unknown_preset_names_the_choices():
     with pytest.raises(ValueError, match="regressor"):
         preset("nope")
+
+
+def test_a_negative_seed_gets_one_line_naming_it(body_model, tmp_path, capsys):
+    with pytest.raises(BadInputError, match="seed -1"):
+        draw_people(body_model, "fitting", 2, seed=-1)
+    assert main(["synth", "--out", str(tmp_path / "s"), "--n", "1", "--seed", "-1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "synth.seed must be >= 0" in err
+    assert not (tmp_path / "s").exists()

@@ -244,7 +244,15 @@ def write_person(
         transl_crop = weak_perspective_to_translation(cam_crop, cfg.focal_length, cfg.crop_size)
     lean = {k: float(v[0]) for k, v in torso_lean(fit.joints_full[i : i + 1]).items()}
     success, failure = bool(quality.success[i]), quality.failure[i]
+    if mesh_frame == "fit":
+        mesh_frame = fit.camera
+    offset = {"crop": transl_crop[0].numpy(), "full": transl_full[0].numpy(), "body": np.zeros(3, np.float32)}[mesh_frame]
     params = {
+        # smplx's names: smplx.SMPL(global_orient=, body_pose=, betas=, transl=) gives mesh.obj
+        "global_orient": pose[0, :3].cpu().numpy(),
+        "body_pose": pose[0, 3:].cpu().numpy(),
+        "transl": np.asarray(offset, np.float32),
+        "transl_frame": mesh_frame,
         "pose": pose[0].cpu().numpy(),
         "betas": betas[0].cpu().numpy(),
         "camera": fit.camera,
@@ -275,6 +283,9 @@ def write_person(
     as_json["torso_lean_deg"] = lean
     as_json.update(extra or {})
     as_json["notes"] = {
+        "global_orient": "smplx naming: with body_pose, betas and transl, smplx.SMPL gives mesh.obj's vertices",
+        "transl": "translation of mesh.obj's frame (transl_frame: crop, full or body)",
+        "pose": "global_orient and body_pose as one 72-vector (SPIN's layout)",
         "transl_crop": "crop camera (focal_length_crop, principal point at the crop centre)",
         "transl_full": "full-image camera (focal_length_full, principal point at the image centre)",
         "joints3d_full": "the 49 SPIN joints (joint_names) in the full-image camera frame, metres",
@@ -286,9 +297,6 @@ def write_person(
         "camera": "the camera the fit was made in (crop: SPIN's; full: the photo's)",
     }
     write_json(folder / "params.json", as_json)
-    if mesh_frame == "fit":
-        mesh_frame = fit.camera
-    offset = {"crop": transl_crop[0].numpy(), "full": transl_full[0].numpy(), "body": np.zeros(3)}[mesh_frame]
     write_obj(folder / "mesh.obj", vertices + offset, model.faces)
 
     image = cv2.cvtColor(cv2.imread(str(person.image_path)), cv2.COLOR_BGR2RGB)

@@ -24,8 +24,8 @@ def synth_set(tmp_path_factory):
 def test_synth_then_fit_writes_every_output(synth_set, tmp_path, capsys):
     import torch
 
-    from spin_diff.body.model import load_body_model
     from spin_diff.body.measures import torso_lean
+    from spin_diff.body.model import load_body_model
     from spin_diff.geometry.rotations import matrix_to_axis_angle
 
     body = load_body_model()
@@ -130,3 +130,32 @@ def test_a_person_gets_the_same_fit_alone_or_with_others(synth_set, tmp_path):
     # stays below 1e-4; keyed noise is what keeps it there (0.08 rad apart without it)
     for key in ("pose", "betas", "transl_crop"):
         np.testing.assert_allclose(a[key], b[key], atol=1e-4, err_msg=key)
+
+
+@pytest.mark.parametrize("frame", ["fit", "crop", "body"])
+def test_params_in_smplx_names_reproduce_mesh_obj_through_smplx(synth_set, tmp_path, frame):
+    """``params.npz``'s global_orient, body_pose, betas and transl fed to smplx.SMPL give the
+    vertices of ``mesh.obj`` (written to 6 decimals), whatever frame the mesh was written in."""
+    import contextlib
+    import io
+
+    import smplx
+    import torch
+
+    from spin_diff.body.files import BUNDLED_MODEL_DIR
+
+    image = sorted((synth_set / "images").iterdir())[0]
+    out = tmp_path / frame
+    assert main(["fit", str(image), "--keypoints", str(synth_set / "keypoints"), "--out", str(out),
+                 "--mesh-frame", frame, *FAST]) == 0  # fmt: skip
+    folder = next(out.glob("*/person_00"))
+    params = np.load(folder / "params.npz")
+    assert str(params["transl_frame"]) == ("full" if frame == "fit" else frame)  # cold start: the photo's camera
+    with contextlib.redirect_stdout(io.StringIO()):  # smplx prints about the shape coefficients
+        smpl = smplx.SMPL(model_path=str(BUNDLED_MODEL_DIR / "smpl" / "SMPL_NEUTRAL.pkl"), num_betas=10)
+    as_tensor = {k: torch.as_tensor(params[k], dtype=torch.float32)[None] for k in ("global_orient", "body_pose", "betas", "transl")}
+    vertices = smpl(**as_tensor).vertices[0].detach().numpy()
+    obj = np.array([line.split()[1:] for line in (folder / "mesh.obj").read_text().splitlines() if line.startswith("v ")],
+                   dtype=np.float64)  # fmt: skip
+    np.testing.assert_allclose(vertices, obj, atol=2e-5)
+    np.testing.assert_array_equal(np.concatenate([params["global_orient"], params["body_pose"]]), params["pose"])

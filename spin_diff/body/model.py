@@ -61,6 +61,20 @@ def pose_to_rotmat(pose: torch.Tensor, name: str = "pose") -> torch.Tensor:
     )
 
 
+def join_pose(pose: torch.Tensor | None, global_orient: torch.Tensor | None, body_pose: torch.Tensor | None) -> torch.Tensor:
+    """One pose from either ``pose`` or smplx's parts: ``global_orient`` (B, 3) with ``body_pose``
+    (B, 69) axis-angle, or (B, 1, 3, 3) with (B, 23, 3, 3) rotation matrices."""
+    if pose is not None:
+        if global_orient is not None or body_pose is not None:
+            raise ValueError("pass either pose or global_orient with body_pose, not both")
+        return pose
+    if global_orient is None or body_pose is None:
+        raise ValueError("a pose is needed: pose (B, 72), or smplx's global_orient (B, 3) with body_pose (B, 69)")
+    if global_orient.ndim == 4 or body_pose.ndim == 4:
+        return torch.cat([global_orient.reshape(-1, 1, 3, 3), body_pose.reshape(-1, NUM_SMPL_JOINTS - 1, 3, 3)], 1)
+    return torch.cat([global_orient.reshape(global_orient.shape[0], -1), body_pose.reshape(body_pose.shape[0], -1)], 1)
+
+
 def _check_inputs(rotmats: torch.Tensor, betas: torch.Tensor, transl, num_betas: int, finite: bool):
     batch = rotmats.shape[0]
     if betas.ndim != 2 or betas.shape[0] != batch or betas.shape[1] > num_betas:
@@ -274,14 +288,22 @@ class BodyModel(nn.Module):
 
     def forward(
         self,
-        pose: torch.Tensor,
-        betas: torch.Tensor,
+        pose: torch.Tensor | None = None,
+        betas: torch.Tensor | None = None,
         transl: torch.Tensor | None = None,
         check_finite: bool = True,
+        *,
+        global_orient: torch.Tensor | None = None,
+        body_pose: torch.Tensor | None = None,
     ) -> BodyOutput:
-        """Full forward through smplx: vertices (B, V, 3), 49 joints, skeleton, H36M joints."""
+        """Full forward through smplx: vertices (B, V, 3), 49 joints, skeleton, H36M joints.
+
+        The pose is ``pose`` (see :func:`pose_to_rotmat`) or, in smplx's keywords,
+        ``global_orient`` with ``body_pose``; ``betas`` None is the mean shape."""
         self.require_keypoint_regressor()
-        rotmats = pose_to_rotmat(pose)
+        rotmats = pose_to_rotmat(join_pose(pose, global_orient, body_pose))
+        if betas is None:  # smplx's default: the mean shape
+            betas = rotmats.new_zeros(rotmats.shape[0], self.num_betas)
         _check_inputs(rotmats, betas, transl, self.num_betas, check_finite)
         if betas.shape[1] < self.num_betas:  # smplx needs all coefficients; the rest are zero
             betas = torch.nn.functional.pad(betas, (0, self.num_betas - betas.shape[1]))
@@ -306,10 +328,13 @@ class BodyModel(nn.Module):
 
     def joints(
         self,
-        pose: torch.Tensor,
-        betas: torch.Tensor,
+        pose: torch.Tensor | None = None,
+        betas: torch.Tensor | None = None,
         transl: torch.Tensor | None = None,
         check_finite: bool = False,
+        *,
+        global_orient: torch.Tensor | None = None,
+        body_pose: torch.Tensor | None = None,
     ) -> BodyOutput:
         """Joints-only fast path: 49 joints and skeleton, no vertices. Differentiable.
 
@@ -317,7 +342,9 @@ class BodyModel(nn.Module):
         refuses a model without ``J_regressor_extra.npy``. ``check_finite`` syncs the host;
         leave it off inside loops."""
         self.require_keypoint_regressor()
-        rotmats = pose_to_rotmat(pose)
+        rotmats = pose_to_rotmat(join_pose(pose, global_orient, body_pose))
+        if betas is None:  # smplx's default: the mean shape
+            betas = rotmats.new_zeros(rotmats.shape[0], self.num_betas)
         _check_inputs(rotmats, betas, transl, self.num_betas, check_finite)
         return self.fast(rotmats, betas, transl)
 

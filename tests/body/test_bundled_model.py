@@ -18,7 +18,7 @@ from scipy.spatial import cKDTree
 
 from spin_diff.body import joints as J
 from spin_diff.body.files import BUNDLED_MODEL_DIR, resolve_body_model
-from spin_diff.body.model import load_body_model
+from spin_diff.body.model import load_body_model, pose_to_rotmat
 
 # SPIN's tables (nkolot/SPIN, constants.py), written out from the paper's code release.
 SPIN_J24_FLIP_PERM = [5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13, 14, 15, 16, 17, 18, 19, 21, 20, 23, 22]
@@ -97,6 +97,28 @@ def test_plain_smplx_loads_bundled_pkl(body):
     torch.testing.assert_close(out.skeleton, expected.joints[:, :24], rtol=0, atol=1e-5)
     assert out.joints.shape == (4, 49, 3)
     assert out.h36m_joints.shape == (4, 17, 3)
+
+
+def test_the_body_model_takes_smplx_keywords(body):
+    """``body(global_orient=, body_pose=, betas=, transl=)`` as smplx is called, axis-angle or
+    matrices, equals the one-vector call; betas left out is the mean shape, as in smplx."""
+    gen = torch.Generator().manual_seed(1)
+    pose, betas, transl = 0.5 * torch.randn(3, 72, generator=gen), torch.randn(3, 10, generator=gen), torch.randn(3, 3, generator=gen)
+    with torch.no_grad():
+        expected = body(pose, betas, transl)
+        named = body(global_orient=pose[:, :3], body_pose=pose[:, 3:], betas=betas, transl=transl)
+        rotmats = pose_to_rotmat(pose)
+        as_matrices = body(global_orient=rotmats[:, :1], body_pose=rotmats[:, 1:], betas=betas, transl=transl)
+        joints = body.joints(global_orient=pose[:, :3], body_pose=pose[:, 3:], betas=betas)
+        mean_shape = body(global_orient=pose[:, :3], body_pose=pose[:, 3:])
+    torch.testing.assert_close(named.vertices, expected.vertices, rtol=0, atol=1e-6)
+    torch.testing.assert_close(as_matrices.vertices, expected.vertices, rtol=0, atol=1e-5)
+    torch.testing.assert_close(joints.joints, body.joints(pose, betas).joints, rtol=0, atol=1e-6)
+    torch.testing.assert_close(mean_shape.vertices, body(pose, torch.zeros(3, 10)).vertices, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="not both"):
+        body(pose, betas, global_orient=pose[:, :3], body_pose=pose[:, 3:])
+    with pytest.raises(ValueError, match="a pose is needed"):
+        body(global_orient=pose[:, :3])
 
 
 def test_info_names_the_bundled_model(body):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ __all__ = [
     "merge_stores",
     "read_spin_fits",
     "import_spin_fits",
+    "export_spin_fits",
     "write_preserving",
 ]
 
@@ -308,3 +310,34 @@ def import_spin_fits(
                          residuals=residuals, config_hash=config_hash)  # fmt: skip
         report.add(write_preserving(store, batch))
     return report
+
+
+def export_spin_fits(store: FitStore, out: str | Path, dataset: str, rows: int | None = None) -> tuple[int, int]:
+    """Write ``dataset``'s records as SPIN's static fits: one ``(N, 82)`` float32 ``.npy``,
+    row i = example i = 72 axis-angle pose + 10 betas (the canonical frame, as SPIN's).
+
+    ``rows`` is the dataset's example count (default: the highest stored index + 1); an
+    example without a record is a row of NaN, which ``import-spin`` refuses rather than
+    imports. Written atomically. Returns (rows written, rows with a fit).
+    """
+    check_dataset_name(dataset)
+    chunks = list(store.scan(dataset))
+    index = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0, np.int64)
+    count = int(index.max()) + 1 if rows is None and index.size else int(rows or 0)
+    if index.size and int(index.max()) >= count:
+        raise BadInputError(
+            f"dataset {dataset!r} has a record of example {int(index.max())} but --data gives {count} examples: "
+            "pass the dataset the store was built from"
+        )
+    fits = np.full((count, NUM_POSE + NUM_BETAS), np.nan, dtype=np.float32)
+    for _, rows_of_chunk, stored in chunks:
+        fits[rows_of_chunk, :NUM_POSE] = stored.pose
+        fits[rows_of_chunk, NUM_POSE:] = stored.betas[:, :NUM_BETAS]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    with partial.open("wb") as handle:  # a file object: np.save would append .npy to a path
+        np.save(handle, fits)
+    os.replace(partial, out)
+    return count, int(index.size)
+

@@ -14,7 +14,14 @@ from spin_diff.cache.records import check_dataset_name
 from spin_diff.cache.repair import salvage_store, verify_store
 from spin_diff.cache.stats import cache_stats, format_stats
 from spin_diff.cache.store import FitStore
-from spin_diff.cache.transfer import export_npz, import_npz, import_spin_fits, merge_stores, read_spin_fits
+from spin_diff.cache.transfer import (
+    export_npz,
+    export_spin_fits,
+    import_npz,
+    import_spin_fits,
+    merge_stores,
+    read_spin_fits,
+)
 from spin_diff.cli.common import add_config_arguments, resolve_config, run_command
 from spin_diff.data.spin_npz import SpinDataError, dataset_keypoints, read_spin_npz
 from spin_diff.errors import BadInputError, MissingInputError
@@ -88,8 +95,17 @@ def _add_subcommands(sub) -> None:
     export.add_argument(
         "cache", type=Path, nargs="?", default=DEFAULT_CACHE, help="cache folder (default fits_cache/)"
     )
-    export.add_argument("--out", type=Path, required=True, help="output .npz")
-    export.add_argument("--dataset", help="only this dataset")
+    export.add_argument("--out", type=Path, required=True, help="output .npz (--format npz) or .npy (--format spin)")
+    export.add_argument("--dataset", help="only this dataset (required with --format spin)")
+    export.add_argument(
+        "--format", choices=("npz", "spin"), default="npz",
+        help="npz: every record with its provenance (for `cache import`); spin: SPIN's static fits, "
+             "one (N, 82) .npy of pose + betas per example, NaN where none (for SPIN's data/static_fits/)",
+    )  # fmt: skip
+    export.add_argument(
+        "--data", type=Path,
+        help="with --format spin: the dataset's SPIN npz, whose example count sets N (default: last record + 1)",
+    )  # fmt: skip
     export.set_defaults(handler=run_export)
 
     imp = sub.add_parser("import", help="import an .npz written by `cache export` (better records win)")
@@ -212,6 +228,18 @@ def run_export(args: argparse.Namespace) -> int:
         raise BadInputError(
             f"{args.cache} has no records of dataset {args.dataset!r}; it has {store.datasets()}"
         )
+    if args.format == "spin":
+        if args.dataset is None:
+            raise BadInputError("--format spin writes one dataset's fits: pass --dataset NAME")
+        rows = None
+        if args.data is not None:
+            if not args.data.is_file():
+                raise MissingInputError(f"--data not found: {args.data}")
+            rows = len(read_spin_npz(args.data)["imgname"])
+        count, filled = export_spin_fits(store, args.out, args.dataset, rows)
+        print(f"exported {filled} fits of {count} examples of {args.dataset} from {args.cache} to {args.out} "
+              f"(SPIN's static fits; {count - filled} rows NaN)")  # fmt: skip
+        return 0
     count = export_npz(store, args.out, args.dataset)
     print(f"exported {count} records from {args.cache} to {args.out}")
     return 0

@@ -191,3 +191,17 @@ def test_build_on_a_dataset_without_keypoints_leaves_no_store(tmp_path, fast_con
     code = main(["build", "--dataset", str(dataset), "--cache", str(cache), "--config", str(fast_config), "--quiet"])
     assert code == 2 and "no 2D keypoints" in capsys.readouterr().err
     assert not cache.exists()
+
+
+def test_build_quiet_hides_the_bar_but_prints_the_summary(tmp_path, tiny_dataset, fast_config, capsys):
+    cache = tmp_path / "cache"
+    build = ["build", "--dataset", str(tiny_dataset), "--cache", str(cache), "--config", str(fast_config)]
+    assert main([*build, "--limit", "2", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "fitting tiny" not in captured.err  # the tqdm bar's description
+    assert "tiny: 2 examples; 0 already fitted" in captured.out
+    assert "fitted 2: 2 written" in captured.out and "failed 0" in captured.out
+    assert f"cache: {cache}" in captured.out
+    assert main([*build, "--limit", "3"]) == 0  # without --quiet: the bar, and the same summary
+    captured = capsys.readouterr()
+    assert "fitting tiny" in captured.err and "tiny: 3 examples; 2 already fitted" in captured.out

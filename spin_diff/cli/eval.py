@@ -13,7 +13,13 @@ from spin_diff.cli.common import add_config_arguments, resolve_config
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.evaluation.protocols import load_eval_set
 from spin_diff.evaluation.refine import parse_refinements
-from spin_diff.evaluation.run import evaluate, format_table, write_results
+from spin_diff.evaluation.run import (
+    check_predictions_path,
+    evaluate,
+    format_table,
+    write_predictions,
+    write_results,
+)
 from spin_diff.models.checkpoints import load_regressor
 from spin_diff.utils.configs import save_config
 
@@ -53,6 +59,12 @@ def add_parser(subparsers) -> None:
     ev.add_argument("--batch-size", type=int, default=64)
     ev.add_argument("--limit", type=int, help="only the first N samples")
     ev.add_argument("--out", type=Path, help="output folder for per_sample.csv and summary.json")
+    ev.add_argument(
+        "--save-predictions", type=Path, metavar="FILE",
+        help="also write every sample's predictions to FILE (.npz, SPIN's --result_file keys: pose, betas, "
+        "camera, pred_joints; plus transl, spin_joints, index, imgname)",
+    )  # fmt: skip
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing --save-predictions file")
     ev.add_argument("--threads", type=int, help="torch CPU threads")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_arguments(ev)
@@ -69,6 +81,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.images is not None and not args.images.is_dir():
         raise MissingInputError(f"--images folder not found: {args.images}")
     rows = parse_refinements(args.refine)
+    if args.save_predictions is not None:
+        check_predictions_path(args.save_predictions, args.overwrite)
     config = resolve_config(args)
     evalset = load_eval_set(args.dataset, args.protocol)
     body = load_body_from_config(config)
@@ -79,13 +93,15 @@ def run_eval(args: argparse.Namespace) -> int:
     result = evaluate(
         evalset, body, regressor=regressor, source=args.checkpoint or "mean", rows=rows,
         fitting=config.fitting, gendered=gendered, images=args.images, batch_size=args.batch_size,
-        limit=args.limit, progress=not args.quiet,
+        limit=args.limit, progress=not args.quiet, keep_predictions=args.save_predictions is not None,
     )  # fmt: skip
     print(format_table(result))
     if args.out is not None:
         csv_path, json_path = write_results(result, args.out)
         save_config(config, args.out / "config.yaml")
         print(f"per-sample errors: {csv_path}\nsummary: {json_path}")
+    if args.save_predictions is not None:
+        print(f"predictions: {write_predictions(result, args.save_predictions)}")
     return 0
 
 

@@ -3,12 +3,24 @@
 :func:`evaluate` runs batch by batch: the regressor's prediction from crops or keypoints (or
 the mean pose), then each refinement row of :mod:`spin_diff.evaluation.refine`, then the
 protocol's errors per sample (:mod:`spin_diff.evaluation.protocols`). :func:`write_results`
-writes the per-sample CSV and the JSON summary; :func:`format_table` is the printed table.
+writes the per-sample CSV and the JSON summary; :func:`write_predictions` writes the
+predictions themselves (SPIN's ``eval.py --result_file``); :func:`format_table` is the
+printed table.
+
+Saved predictions, per sample (row ``i`` of the arrays is row ``index[i]`` of the dataset):
+``pose`` (72 axis-angle), ``betas``, ``camera`` (SPIN's weak-perspective ``[s, tx, ty]`` of the
+224 px crop), ``transl`` (the same camera as a translation in the crop camera, metres),
+``pred_joints`` (the evaluation joints the errors are computed from: 14 LSP joints, 17 on
+MPI-INF-3DHP, pelvis-centred, metres; absent on LSP, which has no 3D ground truth) and
+``spin_joints`` (SPIN's 49 joints in the body frame; add ``transl`` for the crop camera). The
+mean pose has no camera: NaN there. A refinement row's arrays carry its name as a prefix
+(``smplify_pose``, ...).
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spin_diff.constants import CROP_SIZE
+from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH, NUM_CAMERA, NUM_POSE
 from spin_diff.data.crops import load_crops
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.evaluation.protocols import (
@@ -29,11 +41,20 @@ from spin_diff.evaluation.protocols import (
 )
 from spin_diff.evaluation.refine import Refiner, change_shares
 from spin_diff.fitting.initialisation import regressor_start
-from spin_diff.geometry.cameras import perspective_projection
+from spin_diff.geometry.cameras import perspective_projection, translation_to_weak_perspective
+from spin_diff.geometry.rotations import matrix_to_axis_angle
 from spin_diff.utils.jsonio import write_json
 from spin_diff.utils.seeds import example_seeds
 
-__all__ = ["ROW_LABELS", "EvalResult", "evaluate", "format_table", "write_results"]
+__all__ = [
+    "ROW_LABELS",
+    "EvalResult",
+    "check_predictions_path",
+    "evaluate",
+    "format_table",
+    "write_predictions",
+    "write_results",
+]
 
 ROW_LABELS = {
     "none": "regressor",
@@ -53,6 +74,8 @@ class EvalResult:
     errors: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # row -> metric -> (N,)
     failed: dict[str, np.ndarray] = field(default_factory=dict)  # refinement row -> (N,) bool
     seconds: float = 0.0
+    # row -> name -> (N, ...): filled when evaluate(keep_predictions=True)
+    predictions: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
     def metrics(self) -> list[str]:
@@ -153,6 +176,7 @@ def evaluate(
     batch_size: int = 64,
     limit: int | None = None,
     progress: bool = True,
+    keep_predictions: bool = False,
 ) -> EvalResult:
     """Evaluate the regressor (``None``: the mean pose) and the refinement ``rows`` on ``evalset``.
 
@@ -161,6 +185,8 @@ def evaluate(
         fitting: the :class:`~spin_diff.fitting.config.FittingConfig` refinements derive from.
         gendered: ``(male, female)`` body models for 3DPW's ground truth, or None.
         images: the folder ``imgname`` is relative to (image regressors).
+        keep_predictions: also keep every row's predictions (``result.predictions``, for
+            :func:`write_predictions`).
     """
     rows = list(rows)
     if rows[0] != "none":
@@ -169,6 +195,7 @@ def evaluate(
         raise BadInputError("--batch-size must be at least 1")
     start_time = time.perf_counter()
     crop_size = CROP_SIZE if fitting is None else fitting.crop_size
+    focal_length = FOCAL_LENGTH if fitting is None else fitting.focal_length
     keypoints = evalset.keypoints_crop(crop_size)
     _check_inputs(evalset, regressor, rows, images, keypoints)
     device = body.fast.joint_template.device
@@ -179,6 +206,7 @@ def evaluate(
     total = evalset.size if limit is None else min(limit, evalset.size)
     result = EvalResult(evalset=evalset, source=source, rows=rows)
     collected: dict[str, dict[str, list]] = {row: {} for row in rows}
+    kept: dict[str, dict[str, list]] = {row: {} for row in rows}
     failed: dict[str, list] = {row: [] for row in rows[1:]}
     bar = tqdm(total=total, unit="sample", desc=f"evaluating {evalset.path.name}", disable=not progress)
     for begin in range(0, total, batch_size):
@@ -197,6 +225,7 @@ def evaluate(
                 )  # fmt: skip
                 failed[row].append(row_failed.cpu().numpy())
             errors = {}
+            pred_joints = None
             with torch.no_grad():
                 if evalset.has_3d:
                     pred_joints, pred_vertices = mesh_joints(body, row_rot, row_betas, evalset.joint_count)
@@ -212,6 +241,12 @@ def evaluate(
                     else:
                         projected = perspective_projection(body.joints(row_rot, row_betas).joints, row_transl)
                         errors["kp2d_px"] = keypoint_errors_2d(projected, batch_kp)
+                if keep_predictions:
+                    arrays = _prediction_arrays(
+                        body, row_rot, row_betas, row_transl, pred_joints, focal_length, crop_size
+                    )
+                    for name, values in arrays.items():
+                        kept[row].setdefault(name, []).append(values)
             for metric, values in errors.items():
                 collected[row].setdefault(metric, []).append(values.detach().double().cpu().numpy())
         bar.update(idx.size)
@@ -220,8 +255,79 @@ def evaluate(
         row: {m: np.concatenate(v) for m, v in metrics.items()} for row, metrics in collected.items()
     }
     result.failed = {row: np.concatenate(v) for row, v in failed.items()}
+    if keep_predictions:
+        result.predictions = {
+            row: {name: np.concatenate(v) for name, v in arrays.items()} for row, arrays in kept.items()
+        }
     result.seconds = time.perf_counter() - start_time
     return result
+
+
+def _prediction_arrays(
+    body, rotmat, betas, transl, eval_joints, focal_length, crop_size
+) -> dict[str, np.ndarray]:
+    """One batch's saved predictions (see the module docstring); ``transl`` None: no camera."""
+    batch = rotmat.shape[0]
+    if transl is None:
+        transl = rotmat.new_full((batch, NUM_CAMERA), float("nan"))
+    arrays = {
+        "pose": matrix_to_axis_angle(rotmat).reshape(batch, NUM_POSE),
+        "betas": betas,
+        "camera": translation_to_weak_perspective(transl, focal_length, crop_size),
+        "transl": transl,
+        "spin_joints": body.joints(rotmat, betas).joints,
+    }
+    if eval_joints is not None:
+        arrays["pred_joints"] = eval_joints
+    return {name: values.detach().float().cpu().numpy() for name, values in arrays.items()}
+
+
+def check_predictions_path(path: str | Path, overwrite: bool = False) -> Path:
+    """Refuse, before any work, a predictions file that cannot or should not be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInputError(
+            f"--save-predictions {path} is a folder; give a file name such as {path / 'predictions.npz'}"
+        )
+    if path.exists() and not overwrite:
+        raise BadInputError(
+            f"--save-predictions {path} exists; pass --overwrite to replace it or choose another name"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BadInputError(
+            f"--save-predictions {path}: cannot create its folder ({err.strerror or err})"
+        ) from None
+    if not os.access(path.parent, os.W_OK):
+        raise BadInputError(f"--save-predictions {path}: its folder {path.parent} is not writable")
+    return path
+
+
+def write_predictions(result: EvalResult, path: str | Path) -> Path:
+    """Write ``result.predictions`` as one npz (SPIN's ``--result_file`` keys ``pose``,
+    ``betas``, ``camera``, ``pred_joints``, with ``index``/``imgname`` naming the dataset rows),
+    atomically: a failed write leaves no file. Returns the path."""
+    if not result.predictions:
+        raise BadInputError("no predictions kept: evaluate with keep_predictions=True")
+    path = Path(path)
+    arrays = {}
+    for row, row_arrays in result.predictions.items():
+        prefix = "" if row == "none" else f"{row}_"
+        arrays.update({prefix + name: values for name, values in row_arrays.items()})
+    count = arrays["pose"].shape[0]
+    arrays["index"] = np.arange(count)
+    if "imgname" in result.evalset.data:
+        arrays["imgname"] = np.asarray(result.evalset.data["imgname"][:count]).astype(str)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("wb") as handle:  # a file object: np.savez would append .npz to a path
+            np.savez(handle, **arrays)
+        os.replace(partial, path)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise BadInputError(f"cannot write --save-predictions {path}: {err.strerror or err}") from None
+    return path
 
 
 def write_results(result: EvalResult, out_dir: str | Path) -> tuple[Path, Path]:

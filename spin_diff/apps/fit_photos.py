@@ -6,7 +6,9 @@ reads the inputs and writes the outputs.
 Pairing (:func:`find_inputs`): an image ``x.jpg`` takes ``x_keypoints.json`` (OpenPose),
 ``x_openpose.json`` (SPIN's examples) or ``x.json`` from a keypoint folder; one JSON file
 serves exactly one image; images sharing a stem (``x.jpg``, ``x.png``) get output folders
-named by their whole file name; JSON files no image claims are reported.
+named by their whole file name; JSON files no image claims are reported. SPIN's
+``x_bbox.json`` (``{"bbox": [x, y, w, h]}``) next to the image, or in the keypoint folder, is
+that image's person box, as ``--bbox`` is for one image (which it overrides).
 
 For every image, each person in its OpenPose BODY_25 JSON is cropped (SPIN's square box
 around the confident keypoints, or ``--bbox``), refused when the crop is degenerate, fitted
@@ -58,16 +60,19 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 KEYPOINT_SUFFIXES = ("_keypoints.json", "_openpose.json", ".json")  # searched in this order
+BBOX_SUFFIX = "_bbox.json"  # SPIN's person box beside an image (examples/im1010_bbox.json)
 OVERLAY_MAX_SIDE = 1600  # overlays of larger images are written downscaled to this side
 
 
 @dataclass
 class ImageInput:
-    """One image, its keypoint file (None: not found) and its output folder name."""
+    """One image, its keypoint file (None: not found), its output folder name and SPIN's
+    ``<stem>_bbox.json`` beside it (None: none)."""
 
     image: Path
     keypoints: Path | None
     name: str
+    bbox: Path | None = None
 
 
 @dataclass
@@ -114,13 +119,37 @@ def find_inputs(images: Path, keypoints: Path) -> tuple[list[ImageInput], list[P
             found = keypoints if keypoints.is_file() else None
         if found is not None:
             claimed.add(found.resolve())
-        pairs.append(ImageInput(image, found, name))
+        pairs.append(ImageInput(image, found, name, _bbox_file(image, keypoints)))
     orphans = []
     if keypoints.is_dir() and images.is_dir():
         for path in sorted(keypoints.glob("*.json")):
             if path.resolve() not in claimed and not path.name.endswith("_bbox.json"):
                 orphans.append(path)
     return pairs, orphans
+
+
+def _bbox_file(image: Path, keypoints: Path) -> Path | None:
+    """SPIN's ``<stem>_bbox.json`` for ``image``: beside it, else in the keypoint folder."""
+    folders = [image.parent] + ([keypoints] if keypoints.is_dir() else [])
+    candidates = [folder / f"{image.stem}{BBOX_SUFFIX}" for folder in folders]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def read_bbox_json(path: Path, what: str = "--bbox") -> Box:
+    """SPIN's bbox JSON ``{"bbox": [x, y, w, h]}`` (top-left corner, width, height) as a square
+    box on its longer side, unpadded, as SPIN's demo does. ``what`` names the input in errors."""
+    try:
+        content = json.loads(path.read_text())
+        x, y, w, h = (float(v) for v in content["bbox"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        raise BadInputError(
+            f'{what} {path}: expected SPIN\'s bbox JSON {{"bbox": [x, y, width, height]}} ({err!r})'
+        ) from err
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+        raise BadInputError(
+            f"{what} {path}: [x, y, w, h] = {[x, y, w, h]} is not a box (need finite, w, h > 0)"
+        )
+    return Box(np.array([x + w / 2, y + h / 2]), max(w, h), f"SPIN bbox JSON [x, y, w, h] ({path})")
 
 
 def parse_bbox(text: str) -> Box:
@@ -131,18 +160,7 @@ def parse_bbox(text: str) -> Box:
     if path.suffix.lower() == ".json" or path.is_file():
         if not path.is_file():
             raise MissingInputError(f"--bbox file not found: {path}")
-        try:
-            content = json.loads(path.read_text())
-            x, y, w, h = (float(v) for v in content["bbox"])
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
-            raise BadInputError(
-                f'--bbox {path}: expected SPIN\'s bbox JSON {{"bbox": [x, y, width, height]}} ({err!r})'
-            ) from err
-        if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
-            raise BadInputError(
-                f"--bbox {path}: [x, y, w, h] = {[x, y, w, h]} is not a box (need finite, w, h > 0)"
-            )
-        return Box(np.array([x + w / 2, y + h / 2]), max(w, h), f"SPIN bbox JSON [x, y, w, h] ({path})")
+        return read_bbox_json(path)
     try:
         x1, y1, x2, y2 = (float(v) for v in text.split(","))
     except ValueError as err:
@@ -157,9 +175,20 @@ def parse_bbox(text: str) -> Box:
 def collect_people(
     pairs: list[ImageInput], report: FitReport, bbox: Box | None, min_joints: int, threshold: float = 0.1
 ) -> list[Person]:
-    """Read every image's keypoints; record a failure per bad item (image, file or person)."""
+    """Read every image's keypoints; record a failure per bad item (image, file or person).
+
+    ``bbox`` (``--bbox``) boxes every image; otherwise an image's ``<stem>_bbox.json``, if any."""
     people: list[Person] = []
+    given = bbox
     for pair in pairs:
+        bbox, via = given, "--bbox"
+        if given is None and pair.bbox is not None:
+            try:
+                bbox, via = read_bbox_json(pair.bbox, "bbox file"), pair.bbox.name
+            except BadInputError as err:
+                report.failed.append((str(pair.image), str(err)))
+                continue
+            report.notes.append(f"{pair.name}: person box from {pair.bbox}")
         image = cv2.imread(str(pair.image)) if pair.image.is_file() else None
         if image is None:
             report.failed.append((str(pair.image), "image missing or unreadable"))
@@ -183,7 +212,8 @@ def collect_people(
             best = select_person(np.nan_to_num(detections), box=np.array([x0, y0, x1, y1]))
             chosen = [best]
             report.notes.append(
-                f"{pair.name}: --bbox selects person {best} of {len(detections)} (most confident joints in the box)"
+                f"{pair.name}: {via} selects person {best} of {len(detections)} "
+                "(most confident joints in the box)"
             )
         for index in chosen:
             keypoints = openpose_to_keypoints49(detections[index])

@@ -96,13 +96,13 @@ def test_json_without_image_is_reported(one, tmp_path, capsys):
     images, keypoints = one
     shutil.copy(keypoints / "a_keypoints.json", keypoints / "ghost_keypoints.json")
     (keypoints / "a_bbox.json").write_text(
-        json.dumps({"bbox": [0, 0, 10, 10]})
-    )  # SPIN's box file: not keypoints
+        json.dumps({"bbox": [0, 0, 192, 192]})
+    )  # SPIN's box file: a's box, not keypoints
     code = run(images, keypoints, tmp_path / "out")
     printed = capsys.readouterr().out
     assert code == 1
     assert f"FAILED {keypoints / 'ghost_keypoints.json'}: keypoint JSON with no image" in printed
-    assert "a_bbox.json" not in printed
+    assert "a_bbox.json: keypoint JSON" not in printed and "FAILED a" not in printed
     assert (tmp_path / "out" / "a" / "person_00" / "params.json").is_file()  # the paired one is fitted
 
 
@@ -153,6 +153,28 @@ def test_bad_bbox_json_is_one_line_error(one, tmp_path, capsys, content, message
     assert run(images, keypoints, tmp_path / "out", "--bbox", str(box_file)) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_spin_bbox_json_beside_each_image_boxes_it_in_a_folder(one, synth_set, tmp_path, capsys):
+    images, keypoints = one
+    shutil.copy(synth_set / "images" / "000001.jpg", images / "b.jpg")
+    shutil.copy(synth_set / "keypoints" / "000001_keypoints.json", keypoints / "b_keypoints.json")
+    (images / "a_bbox.json").write_text(json.dumps({"bbox": [10, 20, 150, 160]}))  # x, y, w, h
+    pairs, orphans = find_inputs(images, keypoints)
+    assert [p.bbox for p in pairs] == [images / "a_bbox.json", None] and orphans == []
+    out = tmp_path / "out"
+    assert run(images, keypoints, out) == 0
+    assert f"person box from {images / 'a_bbox.json'}" in capsys.readouterr().out
+    a = strict_json(out / "a" / "person_00" / "params.json")
+    assert a["box_center"] == [85.0, 100.0] and a["box_size"] == 160.0 and "a_bbox.json" in a["box_source"]
+    assert strict_json(out / "b" / "person_00" / "params.json")["box_source"] == "keypoints"
+    # a broken box file fails its image alone, in one line
+    (images / "a_bbox.json").write_text('{"bbox": [1, 2, 0, 4]}')
+    assert run(images, keypoints, tmp_path / "out2") == 1
+    printed = capsys.readouterr().out
+    assert f"FAILED {images / 'a.jpg'}: bbox file {images / 'a_bbox.json'}" in printed
+    assert "is not a box" in printed
+    assert (tmp_path / "out2" / "b" / "person_00" / "params.json").is_file()
 
 
 def test_bbox_with_several_images_is_an_error(one, synth_set, tmp_path, capsys):

@@ -293,14 +293,14 @@ def check_predictions_path(path: str | Path, overwrite: bool = False) -> Path:
         raise BadInputError(
             f"--save-predictions {path} exists; pass --overwrite to replace it or choose another name"
         )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise BadInputError(
-            f"--save-predictions {path}: cannot create its folder ({err.strerror or err})"
-        ) from None
-    if not os.access(path.parent, os.W_OK):
-        raise BadInputError(f"--save-predictions {path}: its folder {path.parent} is not writable")
+    # The nearest existing folder above decides; nothing is created before the run succeeds.
+    existing = path.absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInputError(f"--save-predictions {path}: cannot create its folder ({existing} is a file)")
+    if not os.access(existing, os.W_OK):
+        raise BadInputError(f"--save-predictions {path}: the folder {existing} is not writable")
     return path
 
 
@@ -321,6 +321,7 @@ def write_predictions(result: EvalResult, path: str | Path) -> Path:
         arrays["imgname"] = np.asarray(result.evalset.data["imgname"][:count]).astype(str)
     partial = path.with_name(f".{path.name}.partial")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with partial.open("wb") as handle:  # a file object: np.savez would append .npz to a path
             np.savez(handle, **arrays)
         os.replace(partial, path)

@@ -96,12 +96,17 @@ def test_an_existing_file_is_kept_unless_overwrite(h36m_file, checkpoint, tmp_pa
 def test_an_unwritable_place_gets_one_line_and_no_file(h36m_file, checkpoint, tmp_path, capsys):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
-    assert main(eval_args(checkpoint, h36m_file, "--save-predictions", str(not_a_folder / "result.npz"))) == 2
+    inside_a_file = not_a_folder / "sub" / "result.npz"
+    assert main(eval_args(checkpoint, h36m_file, "--save-predictions", str(inside_a_file))) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "cannot create its folder" in err
     assert main(eval_args(checkpoint, h36m_file, "--save-predictions", str(tmp_path))) == 2
     assert "is a folder" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    # a new folder is made only once the predictions exist
+    late = tmp_path / "new" / "deeper" / "result.npz"
+    assert main(eval_args(checkpoint, h36m_file, "--save-predictions", str(late))) == 0
+    assert sorted(p.name for p in late.parent.iterdir()) == ["result.npz"]
 
 
 def test_a_failed_write_leaves_no_partial_file(body_model, h36m_file, monkeypatch, tmp_path):

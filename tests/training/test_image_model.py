@@ -108,6 +108,14 @@ def test_torchvision_resnet50_weights_start_the_backbone(rendered, tmp_path, sta
     for key, value in backbone.items():
         assert torch.equal(value, weights[key].to(value.dtype)), key
 
+    # --resume keeps the run's own weights: the file is not read again (here it is gone)
+    (tmp_path / "resnet50.pth").rename(tmp_path / "moved.pth")
+    code = _train_cli(npz, images, tmp_path / "run", "--resume", "--backbone-weights", str(tmp_path / "resnet50.pth"),
+                      overrides=[*resnet50, "max_steps=1"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 1
+    (tmp_path / "moved.pth").rename(tmp_path / "resnet50.pth")
+
     # The same file as --pretrained is named for what it is, not as missing conv1.weight
     code = _train_cli(npz, images, tmp_path / "as_pretrained", "--pretrained", str(tmp_path / "resnet50.pth"),
                       overrides=resnet50)  # fmt: skip

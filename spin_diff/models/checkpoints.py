@@ -292,6 +292,7 @@ def save_regressor(model: Regressor, path: str | Path, body=None, **extra: Any) 
 
 
 EXPORT_FORMATS = ("spin", "spin_diff")
+SPIN_HIDDEN = 1024  # SPIN's fc1 / fc2 width, fixed in its models/hmr.py
 
 
 def export_checkpoint(
@@ -324,6 +325,13 @@ def export_checkpoint(
         raise CheckpointError(
             f"{source} is a regressor of {model.input_kind} input; only image (ResNet) regressors map "
             "to SPIN's HMR, which has no keypoint input"
+        )
+    config = model.config
+    if (config.backbone, config.width, config.head.hidden) != ("resnet50", 1.0, SPIN_HIDDEN):
+        log.warning(
+            "%s is a %s (width %g, head %d hidden units); SPIN's models/hmr.py builds a ResNet-50 with "
+            "%d, so only code that builds this network loads %s strictly",
+            source, config.backbone, config.width, config.head.hidden, SPIN_HIDDEN, out,
         )
     state = regressor_to_spin_keys({k: v.detach().cpu() for k, v in model.state_dict().items()})
     return write_torch_file({"model": state}, out)

@@ -121,3 +121,12 @@ def test_keypoint_regressor_is_refused_in_one_line(tmp_path, body_model, regress
     err = capsys.readouterr().err
     assert "keypoints input" in err and "only image (ResNet) regressors" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "spin.pt").exists()
+
+
+def test_a_network_spins_hmr_cannot_build_is_exported_with_a_warning(tmp_path, tiny_image_regressor, body_model, caplog):
+    path = save_regressor(tiny_image_regressor, tmp_path / "tiny.pt", body_model)
+    with caplog.at_level("WARNING"):
+        assert main(["export-checkpoint", str(path), "--format", "spin", "--out", str(tmp_path / "spin.pt")]) == 0
+    assert "resnet18" in caplog.text and "ResNet-50" in caplog.text
+    exported = torch.load(tmp_path / "spin.pt", weights_only=True)["model"]
+    assert torch.equal(exported["layer1.0.conv1.weight"], tiny_image_regressor.encoder.layer1[0].conv1.weight)

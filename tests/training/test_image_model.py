@@ -108,6 +108,11 @@ def test_torchvision_resnet50_weights_start_the_backbone(rendered, tmp_path, sta
     for key, value in backbone.items():
         assert torch.equal(value, weights[key].to(value.dtype)), key
 
+    # A run's last.pt (optimizer, RNG ... beside the weights) exports to SPIN's layout as it is
+    exported = tmp_path / "spin.pt"
+    assert main(["export-checkpoint", str(tmp_path / "run" / "last.pt"), "--format", "spin", "--out", str(exported)]) == 0
+    assert torch.equal(torch.load(exported, weights_only=True)["model"]["conv1.weight"], weights["conv1.weight"])
+
     # --resume keeps the run's own weights: the file is not read again (here it is gone)
     (tmp_path / "resnet50.pth").rename(tmp_path / "moved.pth")
     code = _train_cli(npz, images, tmp_path / "run", "--resume", "--backbone-weights", str(tmp_path / "resnet50.pth"),

@@ -148,6 +148,15 @@ def test_wrong_backbone_weights_are_refused_in_one_line(rendered, tmp_path, stat
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "regressor checkpoint" in err and "--pretrained" in err
 
+    code = _train_cli(npz, images, tmp_path / "both", "--backbone-weights", str(tmp_path / "resnet18.pth"),
+                      "--pretrained", str(tmp_path / "model_checkpoint.pt"))  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--pretrained" in err and "pass one of them" in err
+    code = _train_cli(npz, images, tmp_path / "keypoints", "--backbone-weights", str(tmp_path / "resnet18.pth"),
+                      overrides=["model.input=keypoints"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "model.input" in err and "'keypoints'" in err
+
     code = _train_cli(npz, images, tmp_path / "missing", "--backbone-weights", str(tmp_path / "none.pth"))
     err = capsys.readouterr().err.strip()
     assert code == 2 and "no file" in err and "none.pth" in err

@@ -1,6 +1,7 @@
 """Settings for the whole test suite, and fixtures several test folders share."""
 
 import shutil
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,80 @@ def bundled_prior():
     from spin_diff.diffusion.model import load_diffusion_prior
 
     return load_diffusion_prior()
+
+
+# State-dict layouts of other projects' networks, written out from their architectures (not
+# from our modules), so that a test of loading or exporting them can fail.
+def resnet_layout(
+    bottleneck: bool, blocks: tuple[int, ...], width: int = 64, classifier: bool = False
+) -> dict:
+    """Key -> shape of a torchvision ResNet state dict, written out from the architecture
+    (stem, four stages of blocks, 1x1 strided downsample on each stage's first block)."""
+    shapes: dict[str, tuple[int, ...]] = {"conv1.weight": (width, 3, 7, 7)}
+
+    def bn(prefix, channels):
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{prefix}.{name}"] = (channels,)
+        shapes[f"{prefix}.num_batches_tracked"] = ()
+
+    bn("bn1", width)
+    expansion = 4 if bottleneck else 1
+    inplanes = width
+    for stage, count in enumerate(blocks):
+        planes = width * 2**stage
+        for b in range(count):
+            p = f"layer{stage + 1}.{b}"
+            if bottleneck:
+                shapes[f"{p}.conv1.weight"] = (planes, inplanes, 1, 1)
+                shapes[f"{p}.conv2.weight"] = (planes, planes, 3, 3)
+                shapes[f"{p}.conv3.weight"] = (planes * 4, planes, 1, 1)
+                for i, c in ((1, planes), (2, planes), (3, planes * 4)):
+                    bn(f"{p}.bn{i}", c)
+            else:
+                shapes[f"{p}.conv1.weight"] = (planes, inplanes, 3, 3)
+                shapes[f"{p}.conv2.weight"] = (planes, planes, 3, 3)
+                bn(f"{p}.bn1", planes)
+                bn(f"{p}.bn2", planes)
+            if b == 0 and (stage > 0 or inplanes != planes * expansion):
+                shapes[f"{p}.downsample.0.weight"] = (planes * expansion, inplanes, 1, 1)
+                bn(f"{p}.downsample.1", planes * expansion)
+            inplanes = planes * expansion
+    if classifier:
+        shapes["fc.weight"] = (1000, inplanes)
+        shapes["fc.bias"] = (1000,)
+    return shapes
+
+
+def spin_hmr_layout() -> dict:
+    """Key -> shape of SPIN's HMR (models/hmr.py): ResNet-50 trunk, fc1 over 2048 + 144 + 13
+    inputs, fc2, the three decoders and the three (1, n) mean-parameter buffers."""
+    shapes = resnet_layout(True, (3, 4, 6, 3))
+    shapes.update({
+        "fc1.weight": (1024, 2048 + 144 + 13), "fc1.bias": (1024,),
+        "fc2.weight": (1024, 1024), "fc2.bias": (1024,),
+        "decpose.weight": (144, 1024), "decpose.bias": (144,),
+        "decshape.weight": (10, 1024), "decshape.bias": (10,),
+        "deccam.weight": (3, 1024), "deccam.bias": (3,),
+        "init_pose": (1, 144), "init_shape": (1, 10), "init_cam": (1, 3),
+    })  # fmt: skip
+    return shapes
+
+
+def random_state(shapes: dict, seed: int = 0) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in shapes.items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(1000)
+        elif key.endswith("running_var"):
+            state[key] = 0.5 + torch.rand(shape, generator=gen)
+        else:
+            state[key] = 0.02 * torch.randn(shape, generator=gen)
+    return state
+
+
+@pytest.fixture(scope="session")
+def state_layouts():
+    """``resnet_layout(bottleneck, blocks, width, classifier)`` (torchvision), ``spin_hmr_layout()``
+    (SPIN's models/hmr.py), each key -> shape; ``random_state(shapes, seed)`` fills one."""
+    return SimpleNamespace(resnet_layout=resnet_layout, spin_hmr_layout=spin_hmr_layout, random_state=random_state)

@@ -32,6 +32,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--cache", type=Path, help="fit store folder (default RUN_DIR/fits); a local disk per node")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--pretrained", type=Path, help="start from these weights: SPIN's model_checkpoint.pt or ours")
+    parser.add_argument("--backbone-weights", type=Path,
+                        help="start the ResNet backbone from a torchvision state dict (.pth), e.g. ImageNet "
+                        "weights (SPIN's hmr(pretrained=True)); same as --set model.backbone_weights=FILE")  # fmt: skip
     parser.add_argument("--time-limit", type=float, help="stop (with a checkpoint) after this many seconds")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -43,6 +46,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
     config = resolve_config(args, TrainConfig)
+    if args.backbone_weights is not None:
+        config.model.backbone_weights = str(args.backbone_weights)
     if args.images and len(args.images) != len(args.dataset):
         raise BadInputError(
             f"{len(args.images)} --images for {len(args.dataset)} --dataset: give one image folder per dataset, "

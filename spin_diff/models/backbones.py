@@ -158,6 +158,16 @@ def load_backbone_state_dict(backbone: ResNet, source: str | Path | dict, *, str
     state = read_torch_file(source) if not isinstance(source, dict) else source
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{name} holds a {type(state).__name__}, not a state dict: save the weights with "
+            "torch.save(resnet.state_dict(), FILE)"
+        )
+    if isinstance(state.get("model"), dict) or "fc1.weight" in state or "format" in state:
+        raise CheckpointError(
+            f"{name} is a regressor checkpoint (SPIN's model_checkpoint.pt or ours), not a ResNet "
+            "backbone state dict: start from it with spin-diff train --pretrained FILE"
+        )
     state = {k: v for k, v in strip_prefix(state, "module.").items() if not k.startswith("fc.")}
     problems = _state_dict_problems(backbone, state)
     if strict and any(problems.values()):

@@ -12,6 +12,10 @@
   model file the regressor was built for, the state dict under ``model`` (SPIN's entry name)
   and whatever else the caller adds (optimizer, step ...).
 
+:func:`export_checkpoint` converts either way: ours -> SPIN's layout (a ``model`` entry that
+SPIN's ``models/hmr.py`` loads with ``strict=True``; image regressors only, SPIN's HMR has no
+keypoint input) and SPIN's -> ours (config, input kind and body-model hash recorded).
+
 Anything else fails with a :class:`CheckpointError` that lists the missing and unexpected keys
 and names the shape mismatches; a checkpoint of another body model (by hash or by its mean
 parameters) or of the other input kind, and a damaged file, fail with a message that says what
@@ -37,7 +41,14 @@ from spin_diff.models.backbones import (
 )
 from spin_diff.models.config import HeadConfig, RegressorConfig
 from spin_diff.models.hmr import Regressor, build_regressor
-from spin_diff.utils.checkpoints import CheckpointError, check_version, read_torch_file, save_checkpoint, strip_prefix
+from spin_diff.utils.checkpoints import (
+    CheckpointError,
+    check_version,
+    read_torch_file,
+    save_checkpoint,
+    strip_prefix,
+    write_torch_file,
+)
 from spin_diff.utils.configs import ConfigError, _build, config_to_dict
 
 log = logging.getLogger(__name__)
@@ -45,6 +56,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
+    "export_checkpoint",
     "load_regressor",
     "peek_checkpoint",
     "read_torch_file",
@@ -176,10 +188,18 @@ def _identify(raw: Any, path) -> tuple[dict[str, Any], dict]:
         config = _spin_config(state, path)
         info = {"kind": "spin", "input": "image", "config": config, "body_model_sha256": None}
         return info, spin_to_regressor_keys(state)
+    if "conv1.weight" in state and "layer1.0.conv1.weight" in state:
+        raise CheckpointError(
+            f"{path} is a ResNet backbone state dict (torchvision layout: no fc1 / decpose head), not a "
+            "regressor checkpoint: give it as the backbone's starting weights (spin-diff train "
+            "--backbone-weights FILE, or --set model.backbone_weights=FILE)"
+        )
+    expected = ("conv1.weight", "fc1.weight", "decpose.weight")
+    absent = ", ".join(k for k in expected if k not in state)
     keys = sorted(str(k) for k in state)[:12]
     raise CheckpointError(
         f"{path} is neither a spin_diff regressor checkpoint nor SPIN's model_checkpoint.pt: "
-        f"missing keys: conv1.weight, fc1.weight, decpose.weight (SPIN's HMR) or 'format': "
+        f"missing keys: {absent} (SPIN's HMR) or 'format': "
         f"{CHECKPOINT_FORMAT!r}; its keys: {', '.join(keys)}{' ...' if len(state) > 12 else ''}"
     )
 
@@ -269,3 +289,49 @@ def save_regressor(model: Regressor, path: str | Path, body=None, **extra: Any) 
         **extra,
     }
     return save_checkpoint(checkpoint, path)
+
+
+EXPORT_FORMATS = ("spin", "spin_diff")
+SPIN_HIDDEN = 1024  # SPIN's fc1 / fc2 width, fixed in its models/hmr.py
+
+
+def export_checkpoint(
+    source: str | Path, out: str | Path, format: str, body=None, *, overwrite: bool = False
+) -> Path:
+    """Write the regressor of ``source`` (SPIN's ``model_checkpoint.pt`` or ours) to ``out``.
+
+    Args:
+        format: ``"spin"``: a dict whose ``model`` entry is SPIN's HMR state dict (torchvision
+            ResNet names, ``fc1`` .. ``deccam``, the ``(1, n)`` ``init_*`` buffers), which SPIN's
+            ``models/hmr.py`` loads with ``strict=True``. ``"spin_diff"``: our checkpoint, with
+            the config, the input kind and the hash of ``body`` (checked against the source's
+            mean parameters, as :func:`load_regressor` does).
+        body: the body model the regressor is for; needed for ``"spin_diff"``'s hash.
+        overwrite: replace an existing ``out``; without it an existing file is refused.
+
+    The file is written atomically. Optimizer and step entries are not carried over.
+    """
+    source, out = Path(source), Path(out)
+    if format not in EXPORT_FORMATS:
+        raise BadInputError(f"--format {format!r} is not one of {list(EXPORT_FORMATS)}")
+    if out.exists() and not overwrite:
+        raise BadInputError(f"--out {out} exists: pass --overwrite to replace it, or choose another --out")
+    if out.resolve() == source.resolve():
+        raise BadInputError(f"--out {out} is the checkpoint being converted: choose another --out")
+    model = load_regressor(source, body)
+    if format == "spin_diff":
+        return save_regressor(model, out, body)
+    if model.input_kind != "image":
+        raise CheckpointError(
+            f"{source} is a regressor of {model.input_kind} input; only image (ResNet) regressors map "
+            "to SPIN's HMR, which has no keypoint input"
+        )
+    config = model.config
+    if (config.backbone, config.width, config.head.hidden) != ("resnet50", 1.0, SPIN_HIDDEN):
+        log.warning(
+            "%s is a %s (width %g, head %d hidden units); SPIN's models/hmr.py builds a ResNet-50 with "
+            "%d, so only code that builds this network loads %s strictly",
+            source, config.backbone, config.width, config.head.hidden, SPIN_HIDDEN, out,
+        )
+    state = regressor_to_spin_keys({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    return write_torch_file({"model": state}, out)

@@ -38,5 +38,8 @@ class RegressorConfig:
     input: InputKind = "image"
     backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet50"
     width: float = 1.0  # channel multiplier of the backbone (tiny networks for tests)
+    # a torchvision-layout ResNet state dict (.pth) the backbone starts from before training
+    # (SPIN's hmr(pretrained=True) ImageNet start); None: He initialisation
+    backbone_weights: str | None = None
     head: HeadConfig = field(default_factory=HeadConfig)
     keypoints: KeypointEncoderConfig = field(default_factory=KeypointEncoderConfig)

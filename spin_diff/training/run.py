@@ -30,11 +30,13 @@ from spin_diff.cache.builder import fit_config_hash
 from spin_diff.cache.store import FitStore
 from spin_diff.diffusion.conditioning import ConditioningError
 from spin_diff.diffusion.model import PRIOR_FILE_NAME
-from spin_diff.errors import MissingInputError
+from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.fitting.conditioning import check_regressor
 from spin_diff.fitting.config import FittingConfig
 from spin_diff.fitting.smplify import SMPLify
+from spin_diff.models.backbones import load_backbone_state_dict
 from spin_diff.models.checkpoints import load_regressor
+from spin_diff.utils.checkpoints import CheckpointError
 from spin_diff.models.hmr import build_regressor
 from spin_diff.training import distributed as D
 from spin_diff.training.checkpointing import (
@@ -107,7 +109,13 @@ def _prior_hashes(fitting: FittingConfig, body) -> dict[str, str | None]:
     }
 
 
-def _build_model(config: TrainConfig, body, pretrained: Path | None, device):
+def _build_model(config: TrainConfig, body, pretrained: Path | None, device, resumed: bool = False):
+    weights = config.model.backbone_weights
+    if weights is not None and pretrained is not None and not resumed:
+        raise BadInputError(
+            f"--pretrained {pretrained} and model.backbone_weights {weights} both give the starting "
+            "weights: pass one of them"
+        )
     if pretrained is not None:
         model = load_regressor(pretrained, body, expect_input=config.model.input, device=device)
         if config_to_dict(model.config) != config_to_dict(config.model):
@@ -115,8 +123,30 @@ def _build_model(config: TrainConfig, body, pretrained: Path | None, device):
             config.model = model.config
     else:
         model = build_regressor(config.model, body=None, mean_params=body.mean_params)
+        if weights is not None:
+            _load_backbone_weights(model, config.model)
     model.joints_model = None  # the loop runs the body model itself, in float32
     return model.to(device).train()
+
+
+def _load_backbone_weights(model, config) -> None:
+    """SPIN's ImageNet start: torchvision ResNet weights into the backbone, the head fresh."""
+    weights = Path(config.backbone_weights)
+    if config.input != "image":
+        raise BadInputError(
+            f"model.backbone_weights {weights} is for an image model's ResNet, but model.input is "
+            f"{config.input!r}: drop it, or set model.input=image"
+        )
+    if not weights.is_file():
+        raise MissingInputError(f"model.backbone_weights: no file {weights}; pass a torchvision ResNet state dict (.pth)")
+    try:
+        load_backbone_state_dict(model.encoder, weights)
+    except CheckpointError as err:
+        raise CheckpointError(
+            f"{err} (the backbone is model.backbone={config.backbone}, model.width={config.width}: "
+            "set them to the file's network)"
+        ) from err
+    log.info("backbone starts from %s (torchvision ResNet weights)", weights)
 
 
 def _check_conditional_prior(fitter: SMPLify, model, pretrained: Path | None, resumed: bool = False) -> None:
@@ -217,7 +247,7 @@ def train(
         rank=context.rank, world_size=context.world_size,
     )  # fmt: skip
 
-    model = _build_model(config, body, pretrained, device)
+    model = _build_model(config, body, pretrained, device, resumed=state is not None)
     fitting = effective_fitting_config(config.fitting)
     fitter = SMPLify(body, fitting if config.fitting.in_loop else scoring_config(fitting))
     _check_conditional_prior(fitter, model, pretrained, resumed=state is not None)

@@ -20,7 +20,7 @@ import torch
 
 from spin_diff.errors import BadInputError, MissingInputError
 
-__all__ = ["CheckpointError", "read_torch_file", "strip_prefix", "save_checkpoint", "check_version"]
+__all__ = ["CheckpointError", "read_torch_file", "strip_prefix", "save_checkpoint", "write_torch_file", "check_version"]
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,16 @@ def save_checkpoint(checkpoint: dict, path: str | Path) -> Path:
     parent folders are created, and a crash mid-write leaves the previous file."""
     if "format" not in checkpoint or "version" not in checkpoint:
         raise ValueError("a spin_diff checkpoint needs 'format' and 'version' entries")
+    return write_torch_file(checkpoint, path)
+
+
+def write_torch_file(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` atomically: parent folders are created, a crash mid-write leaves the
+    previous file (also for files in other projects' formats, e.g. SPIN's checkpoints)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    torch.save(checkpoint, partial)
+    torch.save(obj, partial)
     os.replace(partial, path)
     return path
 

@@ -12,77 +12,9 @@ from spin_diff.models.hmr import build_regressor
 from spin_diff.utils.checkpoints import CheckpointError
 
 
-def resnet_layout(
-    bottleneck: bool, blocks: tuple[int, ...], width: int = 64, classifier: bool = False
-) -> dict:
-    """Key -> shape of a torchvision ResNet state dict, written out from the architecture
-    (stem, four stages of blocks, 1x1 strided downsample on each stage's first block)."""
-    shapes: dict[str, tuple[int, ...]] = {"conv1.weight": (width, 3, 7, 7)}
-
-    def bn(prefix, channels):
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            shapes[f"{prefix}.{name}"] = (channels,)
-        shapes[f"{prefix}.num_batches_tracked"] = ()
-
-    bn("bn1", width)
-    expansion = 4 if bottleneck else 1
-    inplanes = width
-    for stage, count in enumerate(blocks):
-        planes = width * 2**stage
-        for b in range(count):
-            p = f"layer{stage + 1}.{b}"
-            if bottleneck:
-                shapes[f"{p}.conv1.weight"] = (planes, inplanes, 1, 1)
-                shapes[f"{p}.conv2.weight"] = (planes, planes, 3, 3)
-                shapes[f"{p}.conv3.weight"] = (planes * 4, planes, 1, 1)
-                for i, c in ((1, planes), (2, planes), (3, planes * 4)):
-                    bn(f"{p}.bn{i}", c)
-            else:
-                shapes[f"{p}.conv1.weight"] = (planes, inplanes, 3, 3)
-                shapes[f"{p}.conv2.weight"] = (planes, planes, 3, 3)
-                bn(f"{p}.bn1", planes)
-                bn(f"{p}.bn2", planes)
-            if b == 0 and (stage > 0 or inplanes != planes * expansion):
-                shapes[f"{p}.downsample.0.weight"] = (planes * expansion, inplanes, 1, 1)
-                bn(f"{p}.downsample.1", planes * expansion)
-            inplanes = planes * expansion
-    if classifier:
-        shapes["fc.weight"] = (1000, inplanes)
-        shapes["fc.bias"] = (1000,)
-    return shapes
-
-
-def spin_hmr_layout() -> dict:
-    """Key -> shape of SPIN's HMR (models/hmr.py): ResNet-50 trunk, fc1 over 2048 + 144 + 13
-    inputs, fc2, the three decoders and the three (1, n) mean-parameter buffers."""
-    shapes = resnet_layout(True, (3, 4, 6, 3))
-    shapes.update({
-        "fc1.weight": (1024, 2048 + 144 + 13), "fc1.bias": (1024,),
-        "fc2.weight": (1024, 1024), "fc2.bias": (1024,),
-        "decpose.weight": (144, 1024), "decpose.bias": (144,),
-        "decshape.weight": (10, 1024), "decshape.bias": (10,),
-        "deccam.weight": (3, 1024), "deccam.bias": (3,),
-        "init_pose": (1, 144), "init_shape": (1, 10), "init_cam": (1, 3),
-    })  # fmt: skip
-    return shapes
-
-
-def random_state(shapes: dict, seed: int = 0) -> dict:
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, shape in shapes.items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.tensor(1000)
-        elif key.endswith("running_var"):
-            state[key] = 0.5 + torch.rand(shape, generator=gen)
-        else:
-            state[key] = 0.02 * torch.randn(shape, generator=gen)
-    return state
-
-
-def spin_checkpoint(body_model, seed: int = 0) -> dict:
+def spin_checkpoint(body_model, layouts, seed: int = 0) -> dict:
     """A dict shaped like SPIN's utils/saver.py output; the mean parameters are the body model's."""
-    state = random_state(spin_hmr_layout(), seed)
+    state = layouts.random_state(layouts.spin_hmr_layout(), seed)
     for key, name in (("pose", "init_pose"), ("shape", "init_shape"), ("cam", "init_cam")):
         state[name] = body_model.mean_params[key][None].clone()
     return {
@@ -97,9 +29,9 @@ def spin_checkpoint(body_model, seed: int = 0) -> dict:
 
 
 @pytest.fixture(scope="module")
-def spin_file(tmp_path_factory, body_model):
+def spin_file(tmp_path_factory, body_model, state_layouts):
     path = tmp_path_factory.mktemp("spin") / "model_checkpoint.pt"
-    checkpoint = spin_checkpoint(body_model)
+    checkpoint = spin_checkpoint(body_model, state_layouts)
     torch.save(checkpoint, path)
     return path, checkpoint["model"]
 
@@ -144,8 +76,8 @@ def test_old_spin_checkpoint_without_batch_counters_loads(tmp_path, spin_file, b
 @pytest.mark.parametrize(
     "name, bottleneck, blocks", [("resnet50", True, (3, 4, 6, 3)), ("resnet18", False, (2, 2, 2, 2))]
 )
-def test_torchvision_state_dict_loads_into_the_backbone(tmp_path, name, bottleneck, blocks):
-    state = random_state(resnet_layout(bottleneck, blocks, classifier=True), seed=1)
+def test_torchvision_state_dict_loads_into_the_backbone(tmp_path, name, bottleneck, blocks, state_layouts):
+    state = state_layouts.random_state(state_layouts.resnet_layout(bottleneck, blocks, classifier=True), seed=1)
     torch.save(state, tmp_path / f"{name}.pth")
     backbone = build_backbone(name)
     load_backbone_state_dict(backbone, tmp_path / f"{name}.pth")
@@ -154,8 +86,8 @@ def test_torchvision_state_dict_loads_into_the_backbone(tmp_path, name, bottlene
     assert all(torch.equal(loaded[k], state[k].to(loaded[k].dtype)) for k in loaded)
 
 
-def test_torchvision_state_dict_of_another_depth_is_refused_with_its_keys():
-    state = random_state(resnet_layout(False, (2, 2, 2, 2)))
+def test_torchvision_state_dict_of_another_depth_is_refused_with_its_keys(state_layouts):
+    state = state_layouts.random_state(state_layouts.resnet_layout(False, (2, 2, 2, 2)))
     with pytest.raises(CheckpointError) as err:
         load_backbone_state_dict(build_backbone("resnet50"), state)
     assert "layer1.0.conv3.weight" in str(err.value) and "shape mismatches" in str(err.value)

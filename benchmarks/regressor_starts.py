@@ -27,9 +27,17 @@ from spin_diff.body.model import load_body_model  # noqa: E402
 from spin_diff.data.corruption import CorruptionConfig  # noqa: E402
 from spin_diff.data.keypoint_sets import make_problems  # noqa: E402
 from spin_diff.data.real_poses import load_real_poses  # noqa: E402
-from spin_diff.evaluation.metrics import joint_errors
+from spin_diff.evaluation.metrics import joint_errors  # noqa: E402
 from spin_diff.fitting.initialisation import regressor_start  # noqa: E402
-from spin_diff.models.checkpoints import load_regressor
+from spin_diff.models.checkpoints import load_regressor  # noqa: E402
+
+
+def start_pa_mpjpe(body, regressor, people) -> float:
+    """Mean PA-MPJPE (mm) of a regressor's prediction alone on problems with known truth."""
+    with torch.no_grad():
+        start = regressor_start(regressor, people.keypoints.float(), body.num_betas)
+    errors = joint_errors(body, start.rotmat, start.betas, people.pose, people.betas)
+    return float(errors["pa_mpjpe"].mean())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,12 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.checkpoints:
         label, path = spec.split("=", 1)
         regressor = load_regressor(path, body=body).eval()
-        row = []
-        for people in problems.values():
-            with torch.no_grad():
-                start = regressor_start(regressor, people.keypoints.float(), body.num_betas)
-            errors = joint_errors(body, start.rotmat, start.betas, people.pose, people.betas)
-            row.append(f"{float(errors['pa_mpjpe'].mean()):.1f}")
+        row = [f"{start_pa_mpjpe(body, regressor, people):.1f}" for people in problems.values()]
         print(f"| {label} | {' | '.join(row)} |")
     return 0
 

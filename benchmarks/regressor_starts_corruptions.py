@@ -21,12 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fit_accuracy import CORRUPTIONS  # noqa: E402
+from regressor_starts import start_pa_mpjpe  # noqa: E402
 
 from spin_diff.body.model import load_body_model  # noqa: E402
 from spin_diff.data import keypoint_sets  # noqa: E402
 from spin_diff.data.real_poses import load_real_poses  # noqa: E402
-from spin_diff.evaluation.metrics import joint_errors  # noqa: E402
-from spin_diff.fitting.initialisation import regressor_start  # noqa: E402
 from spin_diff.models.checkpoints import load_regressor  # noqa: E402
 
 
@@ -59,12 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 problems = keypoint_sets.make_problems(body, args.n, seed=100 + index, corruption=corruption,
                                                        shift_px=shift, poses=poses)  # fmt: skip
-                row = []
-                for regressor in regressors.values():
-                    with torch.no_grad():
-                        start = regressor_start(regressor, problems.keypoints.float(), body.num_betas)
-                    errors = joint_errors(body, start.rotmat, start.betas, problems.pose, problems.betas)
-                    row.append(f"{float(errors['pa_mpjpe'].mean()):.1f}")
+                row = [f"{start_pa_mpjpe(body, regressor, problems):.1f}" for regressor in regressors.values()]
                 print(f"| {framing} | {name} | {' | '.join(row)} |", flush=True)
     finally:
         keypoint_sets.preset = original

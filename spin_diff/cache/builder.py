@@ -36,7 +36,7 @@ from spin_diff.cache.records import FitBatch, Source, check_dataset_name
 from spin_diff.cache.store import FitStore
 from spin_diff.constants import NUM_BETAS
 from spin_diff.data.crops import load_crops
-from spin_diff.data.spin_npz import dataset_keypoints
+from spin_diff.data.spin_npz import dataset_keypoints, smpl_ground_truth
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.fitting.conditioning import check_fitter_regressor
 from spin_diff.fitting.initialisation import regressor_start, resolve_init
@@ -154,12 +154,11 @@ def _initial_parameters(fitter, init: str, rows: np.ndarray, data: dict, stored)
         value = tensor(array)[:, : body.num_betas]
         return torch.nn.functional.pad(value, (0, body.num_betas - value.shape[1]))
 
-    if "has_smpl" in data and "pose" in data and "shape" in data:
-        has_smpl = np.asarray(data["has_smpl"])[rows] > 0.5
-        if has_smpl.any():
-            mask = torch.as_tensor(has_smpl, device=device)
-            rotmats[mask] = pose_to_rotmat(tensor(np.asarray(data["pose"])[rows][has_smpl]))
-            betas[mask] = shape_tensor(np.asarray(data["shape"])[rows][has_smpl])
+    has_smpl = smpl_ground_truth(data, rows)[0]  # the dataset's own SMPL (SPIN's rule without has_smpl)
+    if has_smpl.any():
+        mask = torch.as_tensor(has_smpl, device=device)
+        rotmats[mask] = pose_to_rotmat(tensor(np.asarray(data["pose"])[rows][has_smpl]))
+        betas[mask] = shape_tensor(np.asarray(data["shape"])[rows][has_smpl])
     found = stored.found
     if found.any():
         mask = torch.as_tensor(found, device=device)
@@ -347,10 +346,11 @@ def _write_ground_truth(
     store, data, name, fitter, indices, keypoints, done, report, batch_size
 ) -> np.ndarray:
     """Write the dataset's own SMPL parameters as ground truth; return the rows now covered."""
-    missing = [key for key in ("pose", "shape", "has_smpl") if key not in data]
+    missing = [key for key in ("pose", "shape") if key not in data]
     if missing:
         raise BadInputError(f"--gt-from-dataset: the dataset has no {missing} (SPIN's ground-truth SMPL keys)")
-    has_smpl = np.asarray(data["has_smpl"])[indices] > 0.5
+    has_smpl, rule = smpl_ground_truth(data, indices)
+    log.info("%s: %d of %d examples have ground-truth SMPL (%s)", name, int(has_smpl.sum()), indices.size, rule)
     covered = has_smpl.copy()
     rows = indices[has_smpl & ~done]
     description = {"kind": "ground-truth", "dataset": name, "body_model_sha256": body_model_hash(fitter.body)}

@@ -17,14 +17,15 @@ from spin_diff.cache.store import FitStore
 from spin_diff.cache.updates import PREVIOUS_PREFIX
 from spin_diff.training.replay import KILL_AT_STEP
 
-# 12 steps of 4 over 16 examples: every batch meets examples the previous steps wrote
-OVERRIDES = dict(batch=4, iterations=12, epochs=3, checkpoint_every=4, log_indices="true")
+# 12 steps of 4 over 8 examples (2 steps an epoch): each step meets examples of the steps just before
+# it, and every stored fit supervises (the threshold is above every score)
+OVERRIDES = dict(batch=4, iterations=12, epochs=6, checkpoint_every=5, log_indices="true", **{"fitting.threshold": 1e4})
 RECORD_FIELDS = ("found", "pose", "betas", "transl", "score", "residuals", "source", "step", "config_hash")
 
 
 @pytest.fixture(scope="module")
 def dataset(body_model, tmp_path_factory):
-    return make_keypoint_dataset(body_model, tmp_path_factory.mktemp("data") / "timing.npz", 16, seed=7)
+    return make_keypoint_dataset(body_model, tmp_path_factory.mktemp("data") / "timing.npz", 8, seed=7)
 
 
 def _start(dataset, run_dir, *extra, env=None, nice=False):
@@ -46,7 +47,7 @@ def _outcome(run_dir):
     """Weights, optimiser state, every store record (but its wall-clock time) and indices.csv."""
     saved = torch.load(run_dir / "last.pt", weights_only=False, map_location="cpu")
     store = FitStore(run_dir / "fits", readonly=True)
-    fits = store.get_many("timing", np.arange(16))
+    fits = store.get_many("timing", np.arange(8))
     env = store._environment()
     with env.begin() as txn, txn.cursor() as cursor:
         kept = cursor.set_range(PREVIOUS_PREFIX) and bytes(cursor.key()).startswith(PREVIOUS_PREFIX)
@@ -81,7 +82,7 @@ def serial(dataset, tmp_path_factory):
     _finish(_start(dataset, run_dir))
     outcome = _outcome(run_dir)
     assert outcome["records"]["found"].all()  # every example got a fit: the store was in the loop
-    assert len(np.unique(outcome["records"]["step"])) > 4  # fits improved over many steps
+    assert len(np.unique(outcome["records"]["step"])) > 2  # fits improved over many steps
     return outcome
 
 
@@ -98,12 +99,12 @@ def test_runs_started_together_match_the_serial_run(dataset, serial, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_at", [4, 6, 7])  # right after a checkpoint, mid-interval, just before the next
+@pytest.mark.parametrize("kill_at", [5, 8, 9])  # right after a checkpoint, mid-interval, just before the next
 def test_kill_9_then_resume_matches_the_uninterrupted_run(dataset, serial, tmp_path, kill_at):
     run_dir = tmp_path / "run"
     _finish(_start(dataset, run_dir, env={KILL_AT_STEP: str(kill_at)}), expect=-signal.SIGKILL)
     killed = torch.load(run_dir / "last.pt", weights_only=False)
-    assert killed["step"] == 4  # the checkpoint the resume starts from
+    assert killed["step"] == 5  # the checkpoint the resume starts from
     lines = (run_dir / "indices.csv").read_text().splitlines()
     assert len(lines) == kill_at  # the steps after the checkpoint ran, and will be replayed
     _finish(_start(dataset, run_dir, "--resume"))

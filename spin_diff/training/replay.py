@@ -110,15 +110,15 @@ def _csv_step(line: str) -> int | None:
         return None
 
 
-def truncate_run_logs(run_dir: Path, step: int, rank: int | None = None) -> None:
-    """Drop what the steps after the checkpoint at ``step`` wrote: ``indices.csv`` lines of
-    steps ``>= step`` (0-based), ``log.csv`` / ``validation.csv`` rows of step counts ``> step``;
-    a torn last line goes too. ``rank``: a torchrun rank's own ``indices_rank<r>.csv``."""
+def truncate_run_logs(run_dir: Path, step: int, indices: str = "indices.csv", logs: bool = True) -> None:
+    """Drop what the steps after the checkpoint at ``step`` wrote: the ``indices`` file's lines
+    of steps ``>= step`` (0-based; each torchrun rank has its own), and with ``logs`` (the main
+    process) ``log.csv`` / ``validation.csv`` rows of step counts ``> step``; a torn last line goes too."""
     run_dir = Path(run_dir)
-    indices = run_dir / ("indices.csv" if rank is None else f"indices_rank{rank}.csv")
-    _keep_lines(indices, lambda i, line: line.endswith("\n") and (_csv_step(line) or 0) < step)
-    for name in ("log.csv", "validation.csv"):
-        _keep_lines(run_dir / name, lambda i, line: i == 0 or (line.endswith("\n") and (_csv_step(line) or 0) <= step))
+    _keep_lines(run_dir / indices, lambda i, line: line.endswith("\n") and (_csv_step(line) or 0) < step)
+    if logs:
+        for name in ("log.csv", "validation.csv"):
+            _keep_lines(run_dir / name, lambda i, line: i == 0 or (line.endswith("\n") and (_csv_step(line) or 0) <= step))
 
 
 def kill_point(step: int) -> None:

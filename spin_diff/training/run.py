@@ -372,8 +372,8 @@ def train(
             resume_store(writer_store, step)
         writer_store.register_config(our_hash, description)
         fit_writer = FitWriter(writer_store, data.names, our_hash)
-    if state is not None and context.is_main:
-        truncate_run_logs(run_dir, step, context.rank if context.enabled else None)
+    if state is not None:
+        truncate_run_logs(run_dir, step, _indices_name(context), logs=context.is_main)
     D.barrier(context)
     lookahead = config.data.workers * config.data.prefetch_factor
     read_after_write = ReadAfterWrite(data, fit_writer, lookahead)
@@ -479,8 +479,12 @@ def _should_stop(context: D.DistributedContext, stop: StopSignal, started: float
     return reason
 
 
+def _indices_name(context: D.DistributedContext) -> str:
+    return f"indices_rank{context.rank}.csv" if context.enabled else "indices.csv"
+
+
 def _open_indices(run_dir: Path, context: D.DistributedContext):
-    path = run_dir / (f"indices_rank{context.rank}.csv" if context.enabled else "indices.csv")
+    path = run_dir / _indices_name(context)
     run_dir.mkdir(parents=True, exist_ok=True)
     return path.open("a")
 

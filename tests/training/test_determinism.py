@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from training_helpers import REPO_ROOT, make_keypoint_dataset, tiny_overrides
+from training_helpers import REPO_ROOT, make_keypoint_dataset, read_log, tiny_overrides
 
 from spin_diff.cache.store import FitStore
 from spin_diff.cache.updates import PREVIOUS_PREFIX
@@ -58,6 +58,7 @@ def _outcome(run_dir):
         "step": saved["step"],
         "records": {name: getattr(fits, name) for name in RECORD_FIELDS},
         "indices": (run_dir / "indices.csv").read_text(),
+        "log_steps": [int(row["step"]) for row in read_log(run_dir)],
         "kept_versions": bool(kept),
     }
 
@@ -65,6 +66,7 @@ def _outcome(run_dir):
 def _assert_identical(a, b):
     assert a["step"] == b["step"] == 12
     assert a["indices"] == b["indices"]
+    assert a["log_steps"] == b["log_steps"] == list(range(1, 13))  # no replayed step logged twice
     for name in RECORD_FIELDS:
         np.testing.assert_array_equal(a["records"][name], b["records"][name], err_msg=name)
     assert a["model"].keys() == b["model"].keys()

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from spin_diff.cache.errors import StoreFormatError
-from spin_diff.cache.records import RECORD_DTYPE, RECORD_SIZE, RECORD_VERSION, SCORE_OFFSET, Source
+from spin_diff.cache.records import RECORD_DTYPE, RECORD_SIZE, RECORD_VERSION, SCORE_OFFSET, Source, prefix_items
 
 _GROUND_TRUTH = int(Source.GROUND_TRUTH)
 _SCORE = struct.Struct("<f")
@@ -132,20 +132,6 @@ def write_missing(keys: list[bytes], records: np.ndarray, ok: np.ndarray) -> Cal
     return write
 
 
-def _previous_entries(txn) -> list[tuple[bytes, bytes]]:
-    """(record key, kept version) of every kept previous version."""
-    entries = []
-    with txn.cursor() as cursor:
-        found = cursor.set_range(PREVIOUS_PREFIX)
-        while found:
-            key = bytes(cursor.key())
-            if not key.startswith(PREVIOUS_PREFIX):
-                break
-            entries.append((key[len(PREVIOUS_PREFIX) :], bytes(cursor.value())))
-            found = cursor.next()
-    return entries
-
-
 def roll_back_after(step: int, where: str) -> Callable:
     """The transaction ``txn -> number of records rolled back`` that gives every record
     stamped with a step ``>= step`` its kept previous version back (deleting it where it had
@@ -153,7 +139,7 @@ def roll_back_after(step: int, where: str) -> Callable:
 
     def write(txn):
         rolled = 0
-        for key, previous in _previous_entries(txn):
+        for key, previous in prefix_items(txn, PREVIOUS_PREFIX):
             current = txn.get(key)
             if current is not None and len(current) != RECORD_SIZE:
                 raise StoreFormatError(f"{where}: the stored record {key!r} is corrupt; nothing was rolled back")
@@ -171,7 +157,7 @@ def roll_back_after(step: int, where: str) -> Callable:
 
 def forget_previous(txn) -> int:
     """Drop every kept previous version (a checkpoint now covers their writes); how many."""
-    entries = _previous_entries(txn)
+    entries = prefix_items(txn, PREVIOUS_PREFIX)
     for key, _ in entries:
         txn.delete(PREVIOUS_PREFIX + key)
     return len(entries)

@@ -300,7 +300,8 @@ def training_step(device: torch.device, size: SuiteSize, budget: Budget, deadlin
         f"batch {size.train_batch}, AMP {amp}, "
         f"mean of {size.train_repeats} step(s) after a warm-up step (benchmarks/train_step.py: the store "
         f"holds a fit for every example), in-loop fits of {iterations or 100} Adam iterations per stage. "
-        "Milliseconds; data: one batch read in this process; store_io: supervision choice, canonical "
+        "Milliseconds; data: one batch read in this process; settle: the read-after-write check at its worst "
+        "(every row re-read); store_io: supervision choice, canonical "
         "frame and the store write; backward: losses, backward and Adam; fit / network: "
         "fitting / (forward + backward).",
         "",

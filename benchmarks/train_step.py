@@ -1,5 +1,5 @@
-"""One SPIN training step, broken down: data, network forward, backward + Adam, stored-fit
-scoring, in-loop fitting, store I/O.
+"""One SPIN training step, broken down: data, the read-after-write check, network forward,
+backward + Adam, stored-fit scoring, in-loop fitting, store I/O.
 
 The step is the one :func:`spin_diff.training.loop.train_step` runs, called part by part with
 a timer around each (on CUDA each timer synchronises first). Data: a rendered synthetic set
@@ -8,7 +8,10 @@ a timer around each (on CUDA each timer synchronises first). Data: a rendered sy
 records included. Fitting modes: ``off`` (supervision from the store only), ``gmm`` (SPIN's
 in-loop SMPLify, 100 + 100 Adam iterations) and ``gmm+diffusion`` (the diffusion-prior term
 beside the GMM). The store already holds a fit for every example (a first warm-up step
-writes them), as in a run after its first epoch.
+writes them), as in a run after its first epoch. ``settle`` is
+:class:`~spin_diff.training.replay.ReadAfterWrite` in its worst case: every timed step repeats
+the previous step's examples, so all its rows are re-read from the store; the writes keep the
+replaced versions, as a training run's do.
 
     python benchmarks/train_step.py [--models keypoints,resnet50] [--modes off,gmm,gmm+diffusion]
                                     [--batch 64] [--threads 1] [--device cpu] [--repeats 2]
@@ -37,6 +40,7 @@ from spin_diff.training import loop  # noqa: E402
 from spin_diff.training.config import TrainConfig, effective_fitting_config, scoring_config  # noqa: E402
 from spin_diff.training.datasets import SpinDataset, TrainingData
 from spin_diff.training.fit_updates import unpack_updates  # noqa: E402
+from spin_diff.training.replay import ReadAfterWrite  # noqa: E402
 from spin_diff.training.run import Run  # noqa: E402
 from spin_diff.training.sampler import EpochBatchSampler
 from spin_diff.utils.configs import load_config
@@ -45,7 +49,7 @@ MODELS = {
     "keypoints": ["model.input=keypoints"],
     "resnet50": ["model.input=image", "model.backbone=resnet50"],
 }
-PARTS = ("data", "scoring", "forward", "fitting", "store_io", "backward")
+PARTS = ("data", "settle", "scoring", "forward", "fitting", "store_io", "backward")
 
 
 class Timer:
@@ -73,9 +77,19 @@ def ensure_data(folder: Path, num: int) -> Path:
     return npz
 
 
-def one_step(run: Run, data: TrainingData, request, store: FitStore, timer: Timer, step: int) -> None:
+class _WrittenAlready:
+    """The writer of :class:`ReadAfterWrite` here: this benchmark writes synchronously."""
+
+    def flush(self) -> None:
+        pass
+
+
+def one_step(run: Run, data: TrainingData, request, store: FitStore, timer: Timer, step: int,
+             read_after_write: ReadAfterWrite) -> None:  # fmt: skip
     """train_step's sequence, part by part (same functions, same order)."""
-    batch = timer("data", lambda: {k: v.to(run.device) for k, v in data.__getitems__(request).items()})
+    host = timer("data", data.__getitems__, request)
+    host = timer("settle", read_after_write.settle, host)
+    batch = {k: v.to(run.device) for k, v in host.items()}
     stored_score = timer("scoring", loop.score_stored_fits, run.fitter, batch)
     prediction = timer("forward", loop.regress, run, batch)
     fit = timer("fitting", loop.fit_from_prediction, run.fitter, prediction, batch, data.names) if run.config.fitting.in_loop else None
@@ -85,7 +99,7 @@ def one_step(run: Run, data: TrainingData, request, store: FitStore, timer: Time
         packed = loop.canonical_updates(run.fitter, batch, fit, targets)
         update = unpack_updates(packed.cpu().numpy(), data.names, step, 1)
         if update is not None:
-            store.update_if_better(update)
+            store.update_if_better(update, keep_previous=True)
         return targets
 
     targets = timer("store_io", supervise_and_store)
@@ -123,10 +137,11 @@ def bench(model_name: str, mode: str, args, body, npz: Path, images: Path, workd
     # batch (what the timed steps read and score), and the network has run once.
     quick = load_config(TrainConfig, None, overrides[:2] + ["fitting.stages.0.iterations=20", "fitting.stages.1.iterations=20"])
     warm_run = dataclasses.replace(run, config=quick, fitter=SMPLify(body, effective_fitting_config(quick.fitting)))
-    one_step(warm_run, data, first_batch(sampler), store, Timer(device), 0)
+    read_after_write = ReadAfterWrite(data, _WrittenAlready(), lookahead=0)
+    one_step(warm_run, data, first_batch(sampler), store, Timer(device), 0, read_after_write)
     timer = Timer(device)
     for repeat in range(args.repeats):
-        one_step(run, data, first_batch(sampler), store, timer, repeat + 1)
+        one_step(run, data, first_batch(sampler), store, timer, repeat + 1, read_after_write)
     store.close()
     return {name: timer.times.get(name, 0.0) / args.repeats for name in PARTS}
 

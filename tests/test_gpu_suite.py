@@ -49,7 +49,8 @@ def test_quick_cpu_run_writes_every_section_with_numbers(tmp_path):
 
     training = section(text, 3)
     for model in ("resnet50", "keypoints"):
-        assert re.search(rf"^\| {model} \| gmm \|(?: \d+ \|){{7}} {NUMBER}x \|$", training, flags=re.M), training
+        # data, settle, scoring, forward, fitting, store_io, backward, step
+        assert re.search(rf"^\| {model} \| gmm \|(?: \d+ \|){{8}} {NUMBER}x \|$", training, flags=re.M), training
     assert re.search(rf"^\| \d+ \| \d+ \| {NUMBER} \| {NUMBER} \|$", training, flags=re.M)  # the loader's row
 
     assert re.search(rf"^end to end: {NUMBER} s \(exit 0\)", section(text, 4), flags=re.M)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from spin_diff.cache.errors import BodyModelMismatchError, StoreFormatError
-from spin_diff.cache.records import RECORD_SIZE, RECORD_VERSION
+from spin_diff.cache.records import RECORD_SIZE, RECORD_VERSION, prefix_items
 
 FORMAT_NAME = "spin_diff.fit_cache"
 FORMAT_VERSION = 1
@@ -110,13 +110,4 @@ def config_entry(config_hash: int, description: dict) -> tuple[bytes, bytes]:
 
 def read_configs(txn) -> dict[int, dict]:
     """Every registered config description, by hash."""
-    out = {}
-    with txn.cursor() as cursor:
-        found = cursor.set_range(CONFIG_PREFIX)
-        while found:
-            key = bytes(cursor.key())
-            if not key.startswith(CONFIG_PREFIX):
-                break
-            out[int(key[len(CONFIG_PREFIX) :], 16)] = json.loads(bytes(cursor.value()))
-            found = cursor.next()
-    return out
+    return {int(key, 16): json.loads(value) for key, value in prefix_items(txn, CONFIG_PREFIX)}

@@ -63,6 +63,7 @@ __all__ = [
     "decode_key",
     "dataset_prefix",
     "decode_records",
+    "prefix_items",
 ]
 
 RECORD_VERSION = 1
@@ -176,6 +177,20 @@ def encode_keys(dataset: "str | Sequence[str]", indices) -> list[bytes]:
         raise BadInputError(f"{len(names)} dataset names for {len(values)} indices")
     prefixes = {name: dataset_prefix(name) for name in set(names)}
     return [b"%s%010d" % (prefixes[n], i) for n, i in zip(names, values)]
+
+
+def prefix_items(txn, prefix: bytes) -> list[tuple[bytes, bytes]]:
+    """(key without ``prefix``, value) of every entry whose key starts with ``prefix``, in key order."""
+    items = []
+    with txn.cursor() as cursor:
+        found = cursor.set_range(prefix)
+        while found:
+            key = bytes(cursor.key())
+            if not key.startswith(prefix):
+                break
+            items.append((key[len(prefix) :], bytes(cursor.value())))
+            found = cursor.next()
+    return items
 
 
 def decode_key(key: bytes) -> tuple[str, int]:

@@ -63,7 +63,14 @@ from spin_diff.cache.records import (
     decode_records,
     encode_keys,
 )
-from spin_diff.cache.updates import UpdateResult, writable_rows, write_if_better, write_missing
+from spin_diff.cache.updates import (
+    UpdateResult,
+    forget_previous,
+    roll_back_after,
+    writable_rows,
+    write_if_better,
+    write_missing,
+)
 from spin_diff.errors import BadInputError
 
 __all__ = [
@@ -340,14 +347,15 @@ class FitStore:
         key, value = config_entry(config_hash, description)
         self._write_txn(lambda txn: txn.put(key, value, overwrite=False))
 
-    def update_if_better(self, batch: FitBatch) -> UpdateResult:
+    def update_if_better(self, batch: FitBatch, keep_previous: bool = False) -> UpdateResult:
         """Write the rows of ``batch`` that beat the stored records, in ONE write transaction
         (the rules: :mod:`spin_diff.cache.updates`; ground truth, once stored, is kept).
         The comparison reads the stored record inside the same transaction, so concurrent
-        writers cannot interleave."""
+        writers cannot interleave. ``keep_previous``: keep each replaced version until
+        :meth:`forget_previous`, for :meth:`roll_back_after` (training runs)."""
         records = batch.to_records()
         rejected = ~writable_rows(records)
-        write = write_if_better(batch.keys(), records, rejected, str(self.path))
+        write = write_if_better(batch.keys(), records, rejected, str(self.path), keep_previous)
         written, existed, previous, protected = self._write_txn(write)
         return UpdateResult(written, existed, previous, rejected, protected)
 
@@ -358,5 +366,14 @@ class FitStore:
         records = batch.to_records()
         ok = writable_rows(records, allow_unscored=True)
         return self._write_txn(write_missing(batch.keys(), records, ok))
+
+    def roll_back_after(self, step: int) -> int:
+        """Undo the kept writes of steps ``>= step`` (the store as a checkpoint at ``step``
+        saw it); drops every kept version. Returns how many records were rolled back."""
+        return self._write_txn(roll_back_after(int(step), str(self.path)))
+
+    def forget_previous(self) -> int:
+        """Drop the versions kept for a roll-back (a newer checkpoint covers their writes)."""
+        return self._write_txn(forget_previous)
 
     writable_rows = staticmethod(writable_rows)

@@ -9,6 +9,13 @@ with a NaN/inf parameter or a NaN score, or a fit with an infinite score, are ne
 
 The functions return the body of ONE write transaction, so that the comparison reads the
 stored record inside the transaction that writes, and concurrent writers cannot interleave.
+
+Replay safety (training): with ``keep_previous``, the first time a record is replaced (or
+created) after a checkpoint, the version it replaces is kept under ``PREVIOUS_PREFIX + key``
+(an empty value: there was none). :func:`roll_back_after` puts those versions back for the
+records stamped with a step at or after a checkpoint's, so a ``--resume`` from that
+checkpoint reads the store as it was then; :func:`forget_previous` drops them once a newer
+checkpoint covers the writes.
 """
 
 from __future__ import annotations
@@ -20,10 +27,14 @@ from typing import Callable
 import numpy as np
 
 from spin_diff.cache.errors import StoreFormatError
-from spin_diff.cache.records import RECORD_SIZE, RECORD_VERSION, SCORE_OFFSET, Source
+from spin_diff.cache.records import RECORD_DTYPE, RECORD_SIZE, RECORD_VERSION, SCORE_OFFSET, Source, prefix_items
 
 _GROUND_TRUTH = int(Source.GROUND_TRUTH)
 _SCORE = struct.Struct("<f")
+_STEP = struct.Struct("<q")
+_STEP_OFFSET = RECORD_DTYPE.fields["step"][1]
+#: keys of the versions kept for a roll-back (outside the records' key space)
+PREVIOUS_PREFIX = b"\x00previous/"
 
 
 @dataclass
@@ -58,10 +69,13 @@ def writable_rows(records: np.ndarray, allow_unscored: bool = False) -> np.ndarr
     return ok
 
 
-def write_if_better(keys: list[bytes], records: np.ndarray, rejected: np.ndarray, where: str) -> Callable:
+def write_if_better(keys: list[bytes], records: np.ndarray, rejected: np.ndarray, where: str,
+                    keep_previous: bool = False) -> Callable:  # fmt: skip
     """The transaction ``txn -> (written, existed, previous score, protected)``, each (B,),
     that writes the rows of ``records`` (B,) under ``keys`` that beat the stored records
-    (module docstring). ``where`` names the store in errors."""
+    (module docstring). ``where`` names the store in errors. ``keep_previous``: keep the
+    replaced version for :func:`roll_back_after` (the first replacement since the last
+    :func:`forget_previous` only)."""
     n = len(keys)
     new_gt = records["source"] == _GROUND_TRUTH
     scores = records["score"].tolist()
@@ -94,6 +108,8 @@ def write_if_better(keys: list[bytes], records: np.ndarray, rejected: np.ndarray
                     continue
                 if not new_gt[i] and not scores[i] < old_score:
                     continue
+            if keep_previous:
+                txn.put(PREVIOUS_PREFIX + keys[i], b"" if old is None else bytes(old), overwrite=False)
             txn.put(keys[i], view[i * RECORD_SIZE : (i + 1) * RECORD_SIZE])
             written[i] = True
         return written, existed, previous, protected
@@ -114,3 +130,34 @@ def write_missing(keys: list[bytes], records: np.ndarray, ok: np.ndarray) -> Cal
         return written
 
     return write
+
+
+def roll_back_after(step: int, where: str) -> Callable:
+    """The transaction ``txn -> number of records rolled back`` that gives every record
+    stamped with a step ``>= step`` its kept previous version back (deleting it where it had
+    none), then drops all kept versions: the store as it was after ``step`` training steps."""
+
+    def write(txn):
+        rolled = 0
+        for key, previous in prefix_items(txn, PREVIOUS_PREFIX):
+            current = txn.get(key)
+            if current is not None and len(current) != RECORD_SIZE:
+                raise StoreFormatError(f"{where}: the stored record {key!r} is corrupt; nothing was rolled back")
+            if current is not None and _STEP.unpack_from(current, _STEP_OFFSET)[0] >= step:
+                if previous:
+                    txn.put(key, previous)
+                else:
+                    txn.delete(key)
+                rolled += 1
+            txn.delete(PREVIOUS_PREFIX + key)
+        return rolled
+
+    return write
+
+
+def forget_previous(txn) -> int:
+    """Drop every kept previous version (a checkpoint now covers their writes); how many."""
+    entries = prefix_items(txn, PREVIOUS_PREFIX)
+    for key, _ in entries:
+        txn.delete(PREVIOUS_PREFIX + key)
+    return len(entries)

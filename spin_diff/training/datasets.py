@@ -306,14 +306,23 @@ class TrainingData:
         if images is not None:
             out["images"] = torch.from_numpy(images)
         if self.store is not None:
-            names = [self.names[d] for d in request.dataset.tolist()]
-            stored = self.store.get_many(names, request.index)
-            stored_pose = torch.as_tensor(stored.pose, dtype=torch.float64)
-            out["stored_found"] = torch.as_tensor(stored.found)
-            out["stored_pose"] = to_view(stored_pose, flip, rotation).float()
-            out["stored_betas"] = torch.as_tensor(stored.betas)
-            out["stored_source"] = torch.as_tensor(stored.source.astype(np.int64))
+            out.update(self.stored_fields(out["dataset"], out["index"], flip, out["rotation"]))
         return out
+
+    def stored_fields(self, dataset: torch.Tensor, index: torch.Tensor, flip: torch.Tensor,
+                      rotation: torch.Tensor) -> dict[str, torch.Tensor]:  # fmt: skip
+        """The ``stored_*`` entries of a batch (host tensors, one LMDB transaction): the store's
+        records mapped to the view of ``flip`` and ``rotation`` (the batch's float32 degrees,
+        so that re-reading a batch's rows gives the same bits)."""
+        names = [self.names[d] for d in dataset.tolist()]
+        stored = self.store.get_many(names, index.numpy())
+        stored_pose = torch.as_tensor(stored.pose, dtype=torch.float64)
+        return {
+            "stored_found": torch.as_tensor(stored.found),
+            "stored_pose": to_view(stored_pose, flip, rotation.double()).float(),
+            "stored_betas": torch.as_tensor(stored.betas),
+            "stored_source": torch.as_tensor(stored.source.astype(np.int64)),
+        }
 
 
 def view_keypoints(keypoints, center, box_scale, rotation, flip, crop_size: int) -> torch.Tensor:

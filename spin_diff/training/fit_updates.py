@@ -8,7 +8,11 @@ all-gather it (:func:`~spin_diff.training.distributed.gather_rows`); the store w
 node hands it to :class:`FitWriter`, whose thread copies it to the host and calls
 :meth:`~spin_diff.cache.store.FitStore.update_if_better`, while the next step runs. At most
 one write is in flight; :meth:`FitWriter.flush` waits for it (before every checkpoint, so a
-checkpoint never gets ahead of the store) and re-raises its error, if any.
+checkpoint never gets ahead of the store, and before a step whose batch holds an example the
+write may change: :class:`~spin_diff.training.replay.ReadAfterWrite`) and re-raises its error,
+if any. Records are stamped with the step that wrote them and the version they replace is
+kept until :meth:`FitWriter.checkpointed`, so a resume can roll them back
+(:func:`~spin_diff.training.replay.resume_store`).
 """
 
 from __future__ import annotations
@@ -107,7 +111,7 @@ class FitWriter:
         batch = unpack_updates(host.numpy(), self.names, step, self.config_hash, self.ground_truth_hashes)
         if batch is None:
             return None
-        result = self.store.update_if_better(batch)
+        result = self.store.update_if_better(batch, keep_previous=True)
         self.written += int(result.written.sum())
         self.protected += int(result.protected.sum())
         self.rejected += int(result.rejected.sum())
@@ -118,6 +122,11 @@ class FitWriter:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             pending.result()
+
+    def checkpointed(self) -> None:
+        """A checkpoint now covers every write: drop the versions kept for a roll-back."""
+        self.flush()
+        self.store.forget_previous()
 
     def close(self) -> None:
         try:

@@ -57,6 +57,7 @@ from spin_diff.training.logs import RunLog
 from spin_diff.training.loop import train_step
 from spin_diff.training.sampler import EpochBatchSampler
 from spin_diff.training.pictures import example_request, example_sheet, plot_run
+from spin_diff.training.replay import ReadAfterWrite, kill_point, resume_store, truncate_run_logs
 from spin_diff.training.run_folder import BEST_CHECKPOINT, keep_step_checkpoint, prepare_run_folder
 from spin_diff.training.validation import validate
 from spin_diff.utils.configs import config_to_dict, save_config
@@ -367,8 +368,15 @@ def train(
     our_hash, description = fit_config_hash(fitter)
     fit_writer = None
     if writer_store is not None:
+        if state is not None:  # the replayed steps meet the store the checkpoint saw
+            resume_store(writer_store, step)
         writer_store.register_config(our_hash, description)
         fit_writer = FitWriter(writer_store, data.names, our_hash)
+    if state is not None:
+        truncate_run_logs(run_dir, step, _indices_name(context), logs=context.is_main)
+    D.barrier(context)
+    lookahead = config.data.workers * config.data.prefetch_factor
+    read_after_write = ReadAfterWrite(data, fit_writer, lookahead)
     hashes = _prior_hashes(fitting, body) if config.fitting.in_loop else {"body_model_sha256": body_model_hash(body)}
     if context.is_main:
         save_config(config, run_dir / "config.yaml")
@@ -396,6 +404,8 @@ def train(
             if plot is not None:
                 save_png(run_dir / "training.png", plot)
         D.barrier(context)
+        if fit_writer is not None:
+            fit_writer.checkpointed()
         return checkpoint_path
 
     def validation() -> None:
@@ -413,7 +423,7 @@ def train(
             while epoch < config.epochs and stopped_by == "finished":
                 sampler.set_epoch(epoch, batch_in_epoch)
                 for batch in _loader(data, sampler, config.data.workers, config.data.prefetch_factor, device):
-                    batch = _to_device(batch, device)
+                    batch = _to_device(read_after_write.settle(batch), device)
                     if indices_file is not None:
                         _write_indices(indices_file, step, batch)
                     parts = train_step(run, batch)
@@ -432,6 +442,7 @@ def train(
                         validation()
                     if step % config.checkpoint_every == 0:
                         checkpoint(periodic=True)
+                    kill_point(step)
                     if config.max_steps is not None and step >= config.max_steps:
                         stopped_by = "max_steps"
                     # ranks agree on stopping at summary steps only (a collective, and a sync)
@@ -468,8 +479,12 @@ def _should_stop(context: D.DistributedContext, stop: StopSignal, started: float
     return reason
 
 
+def _indices_name(context: D.DistributedContext) -> str:
+    return f"indices_rank{context.rank}.csv" if context.enabled else "indices.csv"
+
+
 def _open_indices(run_dir: Path, context: D.DistributedContext):
-    path = run_dir / (f"indices_rank{context.rank}.csv" if context.enabled else "indices.csv")
+    path = run_dir / _indices_name(context)
     run_dir.mkdir(parents=True, exist_ok=True)
     return path.open("a")
 

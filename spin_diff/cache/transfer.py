@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,30 +220,53 @@ def import_npz(path: str | Path, cache: str | Path, chunk: int = 8192) -> Transf
 # ---------------------------------------------------------------- merging stores
 def merge_stores(destination: str | Path, sources: Iterable[str | Path]) -> TransferReport:
     """Merge fit caches into ``destination`` (created if missing), keeping the better record
-    of each example: how per-node stores of a multi-machine build are combined."""
-    report = TransferReport()
-    store = None
-    for source_path in sources:
-        source = FitStore.open(source_path, readonly=True)
-        header = source.header
-        if store is None:
-            store = FitStore.open_or_create(
-                destination, header["body_model_sha256"], header.get("body_model", "")
-            )
-        if header["body_model_sha256"] != store.header["body_model_sha256"]:
-            raise BodyModelMismatchError(
-                f"{source_path} holds fits of another body model ({header.get('body_model')}) than "
-                f"{destination} ({store.header.get('body_model')}); stores of different body models "
-                "cannot merge"
-            )
-        if Path(source_path).resolve() == Path(destination).resolve():
-            raise StoreFormatError(f"cannot merge {source_path} into itself")
-        for key, description in source.configs().items():
-            store.register_config(key, description)
-        for names, indices, fits in source.scan():
-            report.add(write_preserving(store, FitBatch.from_stored(names, indices, fits)))
-    if store is None:
+    of each example: how per-node stores of a multi-machine build are combined.
+
+    Every source is opened and checked before anything is written. A new destination is
+    built in a sibling folder and renamed into place when the merge is complete, so a merge
+    that fails leaves no half-made store behind; an existing one only gains better records,
+    one committed batch at a time."""
+    destination = Path(destination)
+    opened = [(Path(path), FitStore.open(path, readonly=True)) for path in sources]
+    if not opened:
         raise BadInputError("cache merge needs at least one source store")
+    for path, _ in opened:
+        if path.resolve() == destination.resolve():
+            raise StoreFormatError(f"cannot merge {path} into itself")
+    first = opened[0][1].header
+    for path, source in opened:
+        if source.header["body_model_sha256"] != first["body_model_sha256"]:
+            raise BodyModelMismatchError(
+                f"{path} holds fits of another body model ({source.header.get('body_model')}) than "
+                f"{opened[0][0]} ({first.get('body_model')}); stores of different body models cannot merge"
+            )
+    new = not (destination / "data.mdb").is_file()
+    if new and destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise StoreFormatError(
+            f"{destination} exists but is not a fit cache (no data.mdb in it); merge into a new folder or an existing cache"
+        )
+    target = destination.with_name(f".{destination.name}.merging-{os.getpid()}") if new else destination
+    store = FitStore.open_or_create(target, first["body_model_sha256"], first.get("body_model", ""))
+    report = TransferReport()
+    try:
+        if store.header["body_model_sha256"] != first["body_model_sha256"]:
+            raise BodyModelMismatchError(
+                f"{opened[0][0]} holds fits of another body model ({first.get('body_model')}) than "
+                f"{destination} ({store.header.get('body_model')}); stores of different body models cannot merge"
+            )
+        for path, source in opened:
+            for key, description in source.configs().items():
+                store.register_config(key, description)
+            for names, indices, fits in source.scan():
+                report.add(write_preserving(store, FitBatch.from_stored(names, indices, fits)))
+        store.close()
+        if new:
+            os.replace(target, destination)  # an empty destination folder is replaced too
+    except BaseException:
+        store.close()
+        if new:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
     return report
 
 

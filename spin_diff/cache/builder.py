@@ -284,7 +284,7 @@ def build_fits(
         done |= _write_ground_truth(store, data, name, fitter, indices, keypoints, done, report, batch_size)
 
     todo = indices[~done]
-    report.skipped = int(indices.size - todo.size) - report.ground_truth
+    report.skipped = int(indices.size - todo.size) - report.ground_truth - report.failure_reasons[GT_NOT_FINITE]
     log.info(
         "%s: %d examples in this shard, %d to fit (config %016x)", name, indices.size, todo.size, our_hash
     )
@@ -343,6 +343,12 @@ def build_fits(
     return report
 
 
+GT_NOT_FINITE = (
+    "ground-truth SMPL of the dataset is NaN or inf where has_smpl is 1 (not written, not fitted): "
+    "fix those rows or set their has_smpl to 0 to have them fitted"
+)
+
+
 def _write_ground_truth(
     store, data, name, fitter, indices, keypoints, done, report, batch_size
 ) -> np.ndarray:
@@ -351,8 +357,13 @@ def _write_ground_truth(
     if missing:
         raise BadInputError(f"--gt-from-dataset: the dataset has no {missing} (SPIN's ground-truth SMPL keys)")
     has_smpl = np.asarray(data["has_smpl"])[indices] > 0.5
+    finite = np.isfinite(np.asarray(data["pose"])[indices]).all(1) & np.isfinite(np.asarray(data["shape"])[indices]).all(1)
+    invalid = has_smpl & ~finite & ~done
+    if invalid.any():  # neither ground truth nor "already fitted": reported, and left without a record
+        report.failure_reasons[GT_NOT_FINITE] += int(invalid.sum())
+        report.failed = sum(report.failure_reasons.values())
     covered = has_smpl.copy()
-    rows = indices[has_smpl & ~done]
+    rows = indices[has_smpl & finite & ~done]
     description = {"kind": "ground-truth", "dataset": name, "body_model_sha256": body_model_hash(fitter.body)}
     gt_hash = config_hash(description)
     store.register_config(gt_hash, description)

@@ -31,12 +31,13 @@ from tqdm import tqdm
 
 from spin_diff.body.files import body_model_hash
 from spin_diff.body.model import pose_to_rotmat
+from spin_diff.cache.header import dataset_identity
 from spin_diff.cache.provenance import describe_fitting
 from spin_diff.cache.records import FitBatch, Source, check_dataset_name
 from spin_diff.cache.store import FitStore
 from spin_diff.constants import NUM_BETAS
 from spin_diff.data.crops import load_crops
-from spin_diff.data.spin_npz import dataset_keypoints
+from spin_diff.data.spin_npz import dataset_fingerprint, dataset_keypoints
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.fitting.conditioning import check_fitter_regressor
 from spin_diff.fitting.initialisation import regressor_start, resolve_init
@@ -230,6 +231,7 @@ def build_fits(
     gt_from_dataset: bool = False,
     progress: bool = True,
     images=None,
+    data_file=None,
 ) -> BuildReport:
     """Fit the examples of ``data`` (this rank's shard) and write them into ``store``.
 
@@ -250,6 +252,9 @@ def build_fits(
             ground-truth records (scored, never replaced by fits) and do not fit those.
         progress: show a tqdm bar with fits/s and the running mean score.
         images: folder the dataset's ``imgname`` paths are relative to (image regressors).
+        data_file: the file ``data`` was read from, recorded with the dataset's identity (a
+            store refuses a dataset of another content under ``name``; see
+            :mod:`spin_diff.cache.header`).
     """
     check_dataset_name(name)
     init = check_init(init)
@@ -269,6 +274,8 @@ def build_fits(
         check_fitter_regressor(fitter, regressor)
     total = keypoints.shape[0]
     indices = np.arange(total if limit is None else min(limit, total), dtype=np.int64)[rank::world_size]
+    identity = dataset_identity(dataset_fingerprint(data), data_file or "a dataset given in memory", total)
+    store.claim_datasets({name: identity})  # before anything is written
     our_hash, description = fit_config_hash(fitter)
     store.register_config(our_hash, description)
     report = BuildReport(

@@ -30,7 +30,7 @@ import lmdb
 import numpy as np
 
 from spin_diff.cache.errors import FitStoreError, StoreCorruptedError, damaged_store_message
-from spin_diff.cache.header import CONFIG_PREFIX, HEADER_KEY
+from spin_diff.cache.header import CONFIG_PREFIX, DATASET_PREFIX, HEADER_KEY
 from spin_diff.cache.pages import read_pages
 from spin_diff.cache.records import (
     RECORD_SIZE,
@@ -174,6 +174,7 @@ def salvage_store(source: str | Path, destination: str | Path, chunk: int = 4096
 
     header = None
     configs: dict[int, dict] = {}
+    identities: dict[str, dict] = {}
     names: list[str] = []
     indices: list[int] = []
     values: list[bytes] = []
@@ -188,6 +189,10 @@ def salvage_store(source: str | Path, destination: str | Path, chunk: int = 4096
                     configs[int(key[len(CONFIG_PREFIX) :], 16)] = description
                 except ValueError:
                     pass
+        elif key.startswith(DATASET_PREFIX):
+            identity = _json_or_none(value)
+            if identity is not None and "fingerprint" in identity:
+                identities.setdefault(key[len(DATASET_PREFIX) :].decode(errors="replace"), identity)
         elif key[:1] != b"\x00":
             report.found += 1
             try:
@@ -208,6 +213,7 @@ def salvage_store(source: str | Path, destination: str | Path, chunk: int = 4096
             + "; salvage cannot tell which body model the records are for"
         )
     store = FitStore.open_or_create(destination, header["body_model_sha256"], header.get("body_model", ""))
+    store.claim_datasets(identities)
     for key, description in configs.items():
         store.register_config(key, description)
     for begin in range(0, len(values), chunk):

@@ -27,6 +27,7 @@ import torch
 from spin_diff.body.files import body_model_hash, body_model_label, find_beside_model
 from spin_diff.body.model import load_body_from_config
 from spin_diff.cache.builder import fit_config_hash
+from spin_diff.cache.header import dataset_identity
 from spin_diff.cache.store import FitStore
 from spin_diff.diffusion.conditioning import ConditioningError
 from spin_diff.diffusion.model import PRIOR_FILE_NAME
@@ -240,6 +241,8 @@ def train(
     entries = [SpinDataset(npz, images, keypoints=config.data.keypoints, need_images=use_images) for npz, images in datasets]
     cache = Path(cache) if cache is not None else run_dir / "fits"
     writer_store, reader_store = _open_stores(cache, body, context)
+    if writer_store is not None:  # refuses, before any write, a dataset of other content under a name it holds
+        writer_store.claim_datasets({e.name: dataset_identity(e.fingerprint, e.path.resolve(), len(e)) for e in entries})
     data = TrainingData(entries, crop_size=config.fitting.crop_size, use_images=use_images, store=reader_store)
     sampler = EpochBatchSampler(
         data.sizes, config.data.batch_size, seed=config.seed, ratios=config.data.ratios,

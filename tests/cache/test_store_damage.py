@@ -118,3 +118,30 @@ def test_no_damaged_page_or_cut_kills_a_command(tmp_path, intact, tiny_dataset):
     assert sum(name.startswith("zero") for name in detected) == in_use
     assert sum(name.startswith("random") for name in detected) == in_use
     assert all(name in detected for name in copies if name.startswith("cut"))
+
+
+@pytest.mark.slow
+def test_the_commands_answer_a_damaged_store_with_one_line(tmp_path, intact, tiny_dataset):
+    """The real commands, as subprocesses: the zeroed root page that made LMDB abort (134) and
+    the cut that made it fault (135) get exit status 2 and one line."""
+    size = (intact / "data.mdb").stat().st_size
+    zeroed, cut = shutil.copytree(intact, tmp_path / "zeroed"), shutil.copytree(intact, tmp_path / "cut")
+    root = check_tree(intact / "data.mdb").main.root
+    with open(zeroed / "data.mdb", "r+b") as handle:
+        handle.seek(root * PAGE), handle.write(bytes(PAGE))
+    os.truncate(cut / "data.mdb", size // 2)
+    commands = [
+        (zeroed, ["cache", "stats", zeroed]),
+        (zeroed, ["cache", "export", zeroed, "--out", tmp_path / "x.npz"]),
+        (zeroed, ["cache", "merge", tmp_path / "merged", zeroed]),
+        (cut, ["cache", "build", "--dataset", tiny_dataset, "--cache", cut, "--limit", "0", "--init", "mean", "--quiet"]),
+        (cut, ["train", "--dataset", tiny_dataset, "--cache", cut, "--out", tmp_path / "run", "--threads", "1",
+               "--quiet", "--set", "max_steps=1", "--set", "model.input=keypoints"]),
+    ]  # fmt: skip
+    for store, command in commands:
+        done = subprocess.run([sys.executable, "-m", "spin_diff.cli.main", *map(str, command)], capture_output=True,
+                              text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))  # fmt: skip
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, (command, done.returncode, done.stderr[-1000:])
+        assert f"the fit cache {store} is damaged" in lines[0] and "cache salvage" in lines[0]
+    assert not (tmp_path / "merged").exists() and not (tmp_path / "x.npz").exists()

@@ -119,32 +119,28 @@ def config_entry(config_hash: int, description: dict) -> tuple[bytes, bytes]:
     return CONFIG_PREFIX + b"%016x" % int(config_hash), json.dumps(description, sort_keys=True).encode()
 
 
-def read_configs(txn) -> dict[int, dict]:
-    """Every registered config description, by hash."""
+def _read_table(txn, prefix: bytes) -> dict[bytes, dict]:
+    """The JSON entries under ``prefix``, by the rest of their key."""
     out = {}
     with txn.cursor() as cursor:
-        found = cursor.set_range(CONFIG_PREFIX)
+        found = cursor.set_range(prefix)
         while found:
             key = bytes(cursor.key())
-            if not key.startswith(CONFIG_PREFIX):
+            if not key.startswith(prefix):
                 break
-            out[int(key[len(CONFIG_PREFIX) :], 16)] = json.loads(bytes(cursor.value()))
+            out[key[len(prefix) :]] = json.loads(bytes(cursor.value()))
             found = cursor.next()
     return out
+
+
+def read_configs(txn) -> dict[int, dict]:
+    """Every registered config description, by hash."""
+    return {int(key, 16): value for key, value in _read_table(txn, CONFIG_PREFIX).items()}
 
 
 def read_datasets(txn) -> dict[str, dict]:
     """Every recorded dataset identity, by dataset name."""
-    out = {}
-    with txn.cursor() as cursor:
-        found = cursor.set_range(DATASET_PREFIX)
-        while found:
-            key = bytes(cursor.key())
-            if not key.startswith(DATASET_PREFIX):
-                break
-            out[key[len(DATASET_PREFIX) :].decode()] = json.loads(bytes(cursor.value()))
-            found = cursor.next()
-    return out
+    return {key.decode(): value for key, value in _read_table(txn, DATASET_PREFIX).items()}
 
 
 def dataset_identity(fingerprint: str, file, examples: int | None = None) -> dict:

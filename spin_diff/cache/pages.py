@@ -151,7 +151,7 @@ class _Walker:
         raw = os.pread(self.fd, self.psize, number * self.psize)
         own = struct.unpack_from("<Q", raw)[0]
         if own != number:
-            raise DamagedPagesError(f"page {number} ({what}) carries the number {own}: it was overwritten")
+            raise DamagedPagesError(f"page {number} (reached from {what}) carries the number {own}: it was overwritten")
         return raw
 
     def walk(self, name: str, tree: Tree, free_list: bool) -> None:

@@ -149,7 +149,7 @@ def starts_for(model, problems, kinds: list[str], seed: int, pose_sigma: float) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--poses", default="test", help="where bodies come from: test, val (real CMU splits) or sampler")
+    parser.add_argument("--poses", default="test", help="where bodies come from: test, val, test_subjects, val_subjects (real CMU splits) or sampler")
     parser.add_argument("--start", default="regressor,mean", help="starts, comma-separated: regressor, mean")
     parser.add_argument("--n", type=int, default=128, help="problems")
     parser.add_argument("--iterations", type=int, default=100, help="Adam iterations per SMPLify stage")

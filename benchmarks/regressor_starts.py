@@ -4,8 +4,9 @@ The problems of ``tests/fitting/test_bundled_regressor.py`` (64 pose-sampler peo
 90210, and 64 people of the held-out CMU test clips, seed 90211; the ``"fitting"`` preset of
 :mod:`spin_diff.data.people`, detector-like keypoints), each checkpoint's start scored against
 the truth (mm, 14 LSP joints), beside the mean pose. ``--poses`` picks the sets: ``sampler``,
-``test`` (the default pair) and ``val`` (64 people of the CMU validation clips, seed 90212: to
-choose between checkpoints without looking at the test clips). Compares regressors trained on
+``test`` (the default pair), ``val`` (64 people of the CMU validation clips, seed 90212: to
+choose between checkpoints without looking at the test clips), and ``test_subjects`` /
+``val_subjects`` (64 people of the whole held-out CMU subjects, seeds 90213 / 90214). Compares regressors trained on
 other people distributions, e.g. the bundled one against an earlier one from git:
 
     git show adb439e:spin_diff/models/assets/keypoint_regressor.pt > /tmp/depth_only.pt
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoints", nargs="+", help="LABEL=PATH of keypoint regressor checkpoints")
     parser.add_argument("--poses", default="sampler,test",
-                        help="comma-separated problem sets: sampler, test (CMU test clips), val (CMU validation clips)")
+                        help="comma-separated problem sets: sampler, test (CMU test clips), val (CMU validation clips), "
+                        "test_subjects / val_subjects (whole held-out CMU subjects)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -54,8 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         "sampler": lambda: make_problems(body, 64, seed=90_210, corruption=corruption),
         "cmu_test": lambda: make_problems(body, 64, seed=90_211, corruption=corruption, poses=load_real_poses("test")),
         "cmu_val": lambda: make_problems(body, 64, seed=90_212, corruption=corruption, poses=load_real_poses("val")),
+        "cmu_test_subjects": lambda: make_problems(body, 64, seed=90_213, corruption=corruption,
+                                                   poses=load_real_poses("test_subjects")),
+        "cmu_val_subjects": lambda: make_problems(body, 64, seed=90_214, corruption=corruption,
+                                                  poses=load_real_poses("val_subjects")),
     }
-    names = {"sampler": "sampler", "test": "cmu_test", "val": "cmu_val"}
+    names = {"sampler": "sampler", "test": "cmu_test", "val": "cmu_val", "test_subjects": "cmu_test_subjects",
+             "val_subjects": "cmu_val_subjects"}
     chosen = [name.strip() for name in args.poses.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in names]
     if unknown or not chosen:

@@ -4,7 +4,7 @@ Left: ``--n`` DDIM samples of the prior (bundled by default); right: ``--n`` pos
 random from the real CMU test split (clips no prior was trained on), each turned to face the
 camera. Every pose is shown from the front and the side on the bundled body, mean shape.
 
-    python scripts/render_prior_vs_real.py [--prior PATH] [--n 8] [--out docs/prior_vs_real.png]
+    python scripts/render_prior_vs_real.py [--prior PATH] [--n 8] [--split test|test_subjects] [--out docs/prior_vs_real.png]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=180)
+    parser.add_argument("--split", default="test", help="the real held-out split: test (clips) or test_subjects")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "prior_vs_real.png")
     args = parser.parse_args(argv)
     import cv2
@@ -54,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     model = load_body_model()
     prior = load_diffusion_prior(args.prior or BUNDLED_DIFFUSION_PRIOR)
     sampled = sample_poses(prior, args.n, seed=args.seed)
-    real = load_real_poses("test")
+    real = load_real_poses(args.split)
     chosen = np.random.default_rng(args.seed).choice(len(real), args.n, replace=False)
     panels = []
-    for title, rotmats in (("diffusion prior samples", sampled), ("real held-out poses (CMU test clips)", camera_facing(real[chosen]))):
+    what = {"test": "CMU test clips", "test_subjects": "CMU held-out subject"}.get(args.split, args.split)
+    for title, rotmats in (("diffusion prior samples", sampled), (f"real held-out poses ({what})", camera_facing(real[chosen]))):
         grid = render_pose_grid(rotmats, model, columns=2, size=args.size)
         banner = np.full((36, grid.shape[1], 3), 255, dtype=np.uint8)
         cv2.putText(banner, title, (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (60, 60, 60), 1, cv2.LINE_AA)

@@ -52,9 +52,9 @@ from spin_diff.fitting.smplify import SMPLify
 from spin_diff.models.checkpoints import load_regressor, save_regressor
 from spin_diff.recipes import RECIPE_DIR
 from spin_diff.render import part_colors, save_png
-from spin_diff.render.plots import Series, line_chart
 from spin_diff.render.views import image_grid, render_views
 from spin_diff.training.config import effective_fitting_config
+from spin_diff.training.pictures import read_csv_rows, training_plot
 from spin_diff.training.run import train
 from spin_diff.training.train_keypoints import KeypointTrainConfig, train_keypoint_regressor
 from spin_diff.training.validation import validate
@@ -64,7 +64,7 @@ from spin_diff.utils.outputs import prepare_output
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEMO_CONFIG", "DEMO_SIZES", "DemoResult", "DemoSize", "demo_config_path", "run_demo", "training_plot"]
+__all__ = ["DEMO_CONFIG", "DEMO_SIZES", "DemoResult", "DemoSize", "demo_config_path", "run_demo"]
 
 # The CPU training recipe the demo runs (shipped with the package; --config replaces it).
 DEMO_CONFIG = RECIPE_DIR / "train_keypoints_cpu.yaml"
@@ -205,53 +205,6 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _read_csv(path: Path) -> list[dict[str, float]]:
-    if not path.is_file():
-        return []
-    with path.open() as handle:
-        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()} for row in csv.DictReader(handle)]
-
-
-def training_plot(
-    log_rows: list[dict], validation: list[dict], store: dict, steps: int, loss_weights
-) -> np.ndarray:
-    """Four panels against the loop's steps: loss (total and its two main weighted terms,
-    ``loss_weights`` a :class:`~spin_diff.training.config.LossConfig`), mean fit score,
-    supervised share, held-out PA-MPJPE / MPJPE (step 0: the start regressor). ``store``:
-    the whole store before and after the loop (``store_mean_before``/``_after``,
-    ``store_supervised_before``/``_after``), drawn at step 0 and ``steps``."""
-    step = np.array([r["step"] for r in log_rows], dtype=np.float64)
-    column = lambda name: np.array([r[name] for r in log_rows], dtype=np.float64)  # noqa: E731
-    w = loss_weights
-    xlim = (0.0, float(steps))
-    loss = line_chart(
-        [Series("total", step, column("loss"), markers=True),
-         Series("2D keypoints term", step, w.scale * w.keypoints * column("loss_keypoints")),
-         Series("pose term (fits' rotations)", step, w.scale * w.pose * column("loss_pose")),
-         Series("shape term", step, w.scale * w.betas * column("loss_betas"))],
-        title="training loss (SPIN's weighted sum)", xlabel="step", ylabel="loss", xlim=xlim,
-    )  # fmt: skip
-    score = line_chart(
-        [Series("in-loop batches (best of stored and new)", step, column("mean_fit_score"), markers=True),
-         Series("whole store (before / after the loop)", np.array([0.0, steps]),
-                np.array([store["store_mean_before"], store["store_mean_after"]]), line=False)],
-        title="mean fit score (lower is better)", xlabel="step", ylabel="score (GMoF reprojection)", xlim=xlim,
-    )  # fmt: skip
-    share = line_chart(
-        [Series("in-loop batches", step, 100 * column("supervised_share"), markers=True),
-         Series("whole store: fits under the threshold", np.array([0.0, steps]),
-                100 * np.array([store["store_supervised_before"], store["store_supervised_after"]]), line=False)],
-        title="share of examples supervised by a fit", xlabel="step", ylabel="% of examples", legend="lower right", xlim=xlim,
-    )
-    vstep = np.array([v["step"] for v in validation], dtype=np.float64)
-    val = line_chart(
-        [Series("PA-MPJPE", vstep, np.array([v.get("pa_mpjpe", np.nan) for v in validation]), markers=True),
-         Series("MPJPE", vstep, np.array([v.get("mpjpe", np.nan) for v in validation]), markers=True)],
-        title="held-out validation (step 0: start regressor)", xlabel="step", ylabel="error (mm)", xlim=xlim,
-    )  # fmt: skip
-    return image_grid([loss, score, share, val], columns=2, pad=4)
-
-
 def photo_sheet(fits_dir: Path, names: list[str], height: int = 256) -> np.ndarray | None:
     """Overlay and side view of each fitted photo, one row per person."""
     tiles = []
@@ -354,8 +307,8 @@ def run_demo(out: Path, config, size: str = "full", progress: bool = True, say=p
     config.checkpoint_every = max(config.checkpoint_every, sizes.loop_steps)
     trained = train(config, [(train_npz, None)], run_dir, cache=store_path, pretrained=checkpoint, progress=progress)
     result.store_after = store_scores(store_path, body, "train", sizes.train_people)
-    log_rows = _read_csv(run_dir / "log.csv")
-    result.validation += _read_csv(run_dir / "validation.csv")
+    log_rows = read_csv_rows(run_dir / "log.csv")
+    result.validation += read_csv_rows(run_dir / "validation.csv")
     finite = np.isfinite(result.store_before) & np.isfinite(result.store_after)
     result.training = {
         "steps": trained.step, "seconds": trained.seconds, "checkpoint": str(trained.checkpoint),

@@ -37,7 +37,7 @@ from spin_diff.cache.records import FitBatch, Source, check_dataset_name
 from spin_diff.cache.store import FitStore
 from spin_diff.constants import NUM_BETAS
 from spin_diff.data.crops import load_crops
-from spin_diff.data.spin_npz import dataset_fingerprint, dataset_keypoints
+from spin_diff.data.spin_npz import dataset_fingerprint, dataset_keypoints, smpl_ground_truth
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.fitting.conditioning import check_fitter_regressor
 from spin_diff.fitting.initialisation import regressor_start, resolve_init
@@ -72,6 +72,7 @@ class BuildReport:
     failed: int = 0
     failure_reasons: Counter = field(default_factory=Counter)
     ground_truth: int = 0  # ground-truth records written
+    ground_truth_not_finite: int = 0  # rows marked as ground truth whose SMPL is NaN or inf: fitted instead
     score_sum: float = 0.0
     scored: int = 0
     seconds: float = 0.0
@@ -100,6 +101,11 @@ class BuildReport:
         ]
         if self.ground_truth:
             lines.append(f"  ground truth written: {self.ground_truth}")
+        if self.ground_truth_not_finite:
+            lines.append(
+                f"  ground truth NaN or inf in the dataset: {self.ground_truth_not_finite} rows, not stored as "
+                "ground truth and fitted instead (fix those rows of the dataset to store their SMPL)"
+            )
         lines.append(f"  failed {self.failed}" + (":" if self.failed else ""))
         for reason, count in self.failure_reasons.most_common():
             lines.append(f"    {count} x {reason}")
@@ -155,12 +161,11 @@ def _initial_parameters(fitter, init: str, rows: np.ndarray, data: dict, stored)
         value = tensor(array)[:, : body.num_betas]
         return torch.nn.functional.pad(value, (0, body.num_betas - value.shape[1]))
 
-    if "has_smpl" in data and "pose" in data and "shape" in data:
-        has_smpl = np.asarray(data["has_smpl"])[rows] > 0.5
-        if has_smpl.any():
-            mask = torch.as_tensor(has_smpl, device=device)
-            rotmats[mask] = pose_to_rotmat(tensor(np.asarray(data["pose"])[rows][has_smpl]))
-            betas[mask] = shape_tensor(np.asarray(data["shape"])[rows][has_smpl])
+    has_smpl = smpl_ground_truth(data, rows)[0]  # the dataset's own SMPL (SPIN's rule without has_smpl)
+    if has_smpl.any():
+        mask = torch.as_tensor(has_smpl, device=device)
+        rotmats[mask] = pose_to_rotmat(tensor(np.asarray(data["pose"])[rows][has_smpl]))
+        betas[mask] = shape_tensor(np.asarray(data["shape"])[rows][has_smpl])
     found = stored.found
     if found.any():
         mask = torch.as_tensor(found, device=device)
@@ -291,7 +296,7 @@ def build_fits(
         done |= _write_ground_truth(store, data, name, fitter, indices, keypoints, done, report, batch_size)
 
     todo = indices[~done]
-    report.skipped = int(indices.size - todo.size) - report.ground_truth - report.failure_reasons[GT_NOT_FINITE]
+    report.skipped = int(indices.size - todo.size) - report.ground_truth
     log.info(
         "%s: %d examples in this shard, %d to fit (config %016x)", name, indices.size, todo.size, our_hash
     )
@@ -350,27 +355,19 @@ def build_fits(
     return report
 
 
-GT_NOT_FINITE = (
-    "ground-truth SMPL of the dataset is NaN or inf where has_smpl is 1 (not written, not fitted): "
-    "fix those rows or set their has_smpl to 0 to have them fitted"
-)
-
-
 def _write_ground_truth(
     store, data, name, fitter, indices, keypoints, done, report, batch_size
 ) -> np.ndarray:
     """Write the dataset's own SMPL parameters as ground truth; return the rows now covered."""
-    missing = [key for key in ("pose", "shape", "has_smpl") if key not in data]
+    missing = [key for key in ("pose", "shape") if key not in data]
     if missing:
         raise BadInputError(f"--gt-from-dataset: the dataset has no {missing} (SPIN's ground-truth SMPL keys)")
-    has_smpl = np.asarray(data["has_smpl"])[indices] > 0.5
-    finite = np.isfinite(np.asarray(data["pose"])[indices]).all(1) & np.isfinite(np.asarray(data["shape"])[indices]).all(1)
-    invalid = has_smpl & ~finite & ~done
-    if invalid.any():  # neither ground truth nor "already fitted": reported, and left without a record
-        report.failure_reasons[GT_NOT_FINITE] += int(invalid.sum())
-        report.failed = sum(report.failure_reasons.values())
+    has_smpl, rule = smpl_ground_truth(data, indices)
+    log.info("%s: %d of %d examples have ground-truth SMPL (%s)", name, int(has_smpl.sum()), indices.size, rule)
+    flagged = np.asarray(data["has_smpl"])[indices] > 0.5 if "has_smpl" in data else np.ones(indices.size, bool)
+    report.ground_truth_not_finite = int((flagged & ~has_smpl & ~done).sum())  # fitted instead, and said so
     covered = has_smpl.copy()
-    rows = indices[has_smpl & finite & ~done]
+    rows = indices[has_smpl & ~done]
     description = {"kind": "ground-truth", "dataset": name, "body_model_sha256": body_model_hash(fitter.body)}
     gt_hash = config_hash(description)
     store.register_config(gt_hash, description)

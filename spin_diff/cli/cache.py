@@ -23,8 +23,14 @@ from spin_diff.cache.transfer import (
     merge_stores,
     read_spin_fits,
 )
-from spin_diff.cli.common import add_config_arguments, resolve_config, run_command
-from spin_diff.data.spin_npz import SpinDataError, dataset_fingerprint, dataset_keypoints, read_spin_npz
+from spin_diff.cli.common import add_config_arguments, parse_dataset_argument, resolve_config, run_command
+from spin_diff.data.spin_npz import (
+    SpinDataError,
+    dataset_fingerprint,
+    dataset_keypoints,
+    dataset_name,
+    read_spin_npz,
+)
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.fitting.initialisation import default_init
 from spin_diff.fitting.smplify import SMPLify
@@ -55,8 +61,8 @@ def _add_subcommands(sub) -> None:
     )
     build.add_argument("--dataset", type=Path, required=True, help="SPIN-format dataset .npz")
     build.add_argument(
-        "--name", help="dataset name in the cache's keys (default: the npz file's stem); a cache refuses a "
-        "dataset of other content under a name it already holds",
+        "--name", help="dataset name in the cache's keys (default: SPIN's name for SPIN's training files, else "
+        "the npz file's stem, as train names it); a cache refuses a dataset of other content under a name it holds",
     )  # fmt: skip
     build.add_argument(
         "--images", type=Path, help="image folder; only used by --init CKPT (the regressor reads crops)"
@@ -91,7 +97,7 @@ def _add_subcommands(sub) -> None:
     )
     stats.add_argument(
         "--data", action="append", default=[], metavar="[NAME=]DATA.npz",
-        help="a dataset whose coverage to report (name: the file's stem unless given); repeatable",
+        help="a dataset whose coverage to report (name: as train names it unless given); repeatable",
     )  # fmt: skip
     stats.set_defaults(handler=run_stats)
 
@@ -125,7 +131,8 @@ def _add_subcommands(sub) -> None:
         "whose row count differs from the dataset's is refused.",
     )
     spin.add_argument("fits", type=Path, help="SPIN static fits .npy, shape (N, 82)")
-    spin.add_argument("--dataset", required=True, help="dataset name in the cache's keys")
+    spin.add_argument("--dataset", help="dataset name in the cache's keys (default: SPIN's name for SPIN's "
+                      "training files, else the --data file's stem; what train names the dataset)")
     spin.add_argument(
         "--data", type=Path, required=True,
         help="the dataset's SPIN-format .npz: which examples exist, and their keypoints to score the fits",
@@ -187,7 +194,7 @@ def run_build(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     data = read_spin_npz(args.dataset, require=("center", "scale"))
     dataset_keypoints(data, config.fitting.crop_size)  # a dataset without usable keypoints fails here, before any store exists
-    name = args.name or args.dataset.stem
+    name = args.name or dataset_name(args.dataset)
     rank, world_size = shard_from_environment()
     model = load_body_from_config(config)
     if init is None:  # the bundled regressor, or the mean pose for another body model
@@ -217,11 +224,10 @@ def _dataset_size(path: Path) -> int:
 def run_stats(args: argparse.Namespace) -> int:
     sizes = {}
     for text in args.data:
-        name, _, path = text.rpartition("=") if "=" in text else ("", "", text)
-        path = Path(path)
+        name, path = parse_dataset_argument(text)
         if not path.is_file():
             raise MissingInputError(f"--data not found: {path}")
-        sizes[name or path.stem] = _dataset_size(path)
+        sizes[name or dataset_name(path)] = _dataset_size(path)
     store = FitStore.open(args.cache, readonly=True)
     print(format_stats(cache_stats(store, sizes)))
     return 0
@@ -257,7 +263,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_import_spin(args: argparse.Namespace) -> int:
-    check_dataset_name(args.dataset)
+    args.dataset = check_dataset_name(args.dataset or dataset_name(args.data))
     fits = read_spin_fits(args.fits)
     if not args.data.is_file():
         raise MissingInputError(f"--data not found: {args.data}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spin_diff.cache.records import check_dataset_name
 from spin_diff.errors import BadInputError, InputError, MissingInputError
 from spin_diff.fitting.config import Config
 from spin_diff.recipes import find_config
@@ -67,6 +69,15 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) 
             traceback.print_exc()
         print(f"spin-diff: error: {err}", file=sys.stderr)
         return 2
+
+
+def parse_dataset_argument(text: str) -> tuple[str | None, Path]:
+    """``[NAME=]PATH`` (``train --dataset``, ``cache stats --data``) -> (name or None, path).
+    A ``=`` makes a name only when what precedes it could be one (no path separator)."""
+    name, sep, path = text.partition("=")
+    if sep and name and "/" not in name and os.sep not in name:
+        return check_dataset_name(name), Path(path)
+    return None, Path(text)
 
 
 def check_device(name: str) -> None:

@@ -3,7 +3,9 @@
 ``spin_diff/data/poses/cmu_{val,test}.npz`` (written by ``scripts/build_cmu_pose_sets.py``,
 sources in ``spin_diff/data/poses/PROVENANCE.md``) hold whole SMPL poses (N, 72, axis-angle,
 y-up world) of clips that the bundled priors were *not* trained on: ``val`` for choosing
-weights and defaults, ``test`` for reporting only.
+weights and defaults, ``test`` for reporting only. Their subjects' other clips are in the
+training split; ``val_subjects`` and ``test_subjects`` hold whole subjects none of whose clips
+were trained on (a person's motion style unseen), for the same two uses.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.priors.pose_files import read_smpl_poses
 
 POSES_DIR = Path(__file__).resolve().parent / "poses"
-REAL_SPLITS = ("val", "test")
+REAL_SPLITS = ("val", "test", "val_subjects", "test_subjects")
 
 
 def real_pose_path(split: str) -> Path:

@@ -23,6 +23,13 @@ Synthetic sets written by :mod:`spin_diff.data.synth` add the keys of :data:`SYN
 as it is: readers ignore what they do not know, and a round trip preserves it.
 
 Files are written with a fixed zip timestamp, so equal data give byte-identical files.
+
+Names and ground truth follow SPIN: a dataset's name (what the fit store keys its examples
+by, and what SPIN's static fits ``<name>_fits.npy`` are named after) is SPIN's own name for
+SPIN's training files (:data:`SPIN_TRAIN_FILES`, e.g. ``lsp_dataset_original_train.npz`` is
+``lsp-orig``) and the file's stem otherwise (:func:`dataset_name`). A file with ``pose`` and
+``shape`` but no ``has_smpl`` has ground-truth SMPL in every row, as SPIN reads it
+(:func:`smpl_ground_truth`).
 """
 
 from __future__ import annotations
@@ -54,6 +61,9 @@ __all__ = [
     "write_spin_npz",
     "validate_spin_data",
     "keypoints_49",
+    "SPIN_TRAIN_FILES",
+    "dataset_name",
+    "smpl_ground_truth",
     "dataset_fingerprint",
 ]
 
@@ -311,6 +321,43 @@ def dataset_keypoints(data: dict, crop_size: int) -> np.ndarray:
         crop_size=crop_size,
     ).numpy()
     return np.concatenate([pixels, keypoints[..., 2:3]], axis=-1)
+
+
+# SPIN's training files and the names its config.py gives them (its static fits are
+# ``static_fits/<name>_fits.npy``).
+SPIN_TRAIN_FILES = {
+    "h36m_single_train_openpose.npz": "h36m",
+    "lsp_dataset_original_train.npz": "lsp-orig",
+    "mpii_train.npz": "mpii",
+    "coco_2014_train.npz": "coco",
+    "hr-lspet_train.npz": "lspet",
+    "mpi_inf_3dhp_train.npz": "mpi-inf-3dhp",
+}
+
+
+def dataset_name(path: str | Path) -> str:
+    """The default name of a dataset file: SPIN's name for SPIN's training files, else the stem."""
+    path = Path(path)
+    return SPIN_TRAIN_FILES.get(path.name, path.stem)
+
+
+def smpl_ground_truth(data: Mapping[str, np.ndarray], rows: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """Which rows (all, or ``rows``) hold ground-truth SMPL, and by which rule (for the log).
+
+    ``has_smpl`` where the file has it; without it, every row (SPIN's rule: a file with
+    ``pose`` and ``shape`` is ground truth throughout); none without ``pose``/``shape``. Rows
+    whose pose or shape are not finite are never ground truth.
+    """
+    if "pose" not in data or "shape" not in data:
+        count = len(rows) if rows is not None else len(next(iter(data.values()))) if data else 0
+        return np.zeros(count, dtype=bool), "no 'pose'/'shape' keys: no ground-truth SMPL"
+    take = (lambda a: np.asarray(a)) if rows is None else (lambda a: np.asarray(a)[rows])  # noqa: E731
+    pose = take(data["pose"]).astype(np.float64)
+    shape = take(data["shape"]).astype(np.float64)
+    finite = np.isfinite(pose.reshape(len(pose), -1)).all(1) & np.isfinite(shape.reshape(len(shape), -1)).all(1)
+    if "has_smpl" in data:
+        return (take(data["has_smpl"]).reshape(-1) > 0.5) & finite, "ground truth where has_smpl is 1"
+    return finite, "no 'has_smpl' key: every row with finite 'pose' and 'shape' is ground truth (SPIN's rule)"
 
 
 FINGERPRINT_KEYS = ("imgname", "part", "openpose", "part_detected", "openpose_detected")

@@ -87,10 +87,12 @@ class TrainConfig:
     epochs: int = 1
     max_steps: int | None = None  # stop after this many steps (counted across resumes)
     checkpoint_every: int = 1000  # steps
+    keep_last: int = 3  # periodic checkpoints kept as RUN_DIR/step-NNNNNNNN.pt (0: only last.pt)
     summary_every: int = 10  # steps between CSV rows (and the logging host syncs)
     validate_every: int = 0  # steps; 0: never
     validation_data: str | None = None  # held-out npz evaluated as `spin-diff eval` does (its protocol)
     validation_images: str | None = None
+    summary_images: int = 4  # fixed examples drawn to TensorBoard every summary_every steps (0: none)
     log_indices: bool = False  # write every step's example indices to RUN_DIR/indices.csv
 
 

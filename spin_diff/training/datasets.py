@@ -35,7 +35,14 @@ from spin_diff.cache.records import check_dataset_name
 from spin_diff.cache.store import FitStore
 from spin_diff.constants import CROP_SIZE, NUM_GT_JOINTS, NUM_KEYPOINTS, NUM_OPENPOSE_JOINTS, NUM_POSE
 from spin_diff.data.crops import IMAGENET_MEAN, IMAGENET_STD, read_image_rgb
-from spin_diff.data.spin_npz import SpinDataError, dataset_fingerprint, keypoints_49, read_spin_npz
+from spin_diff.data.spin_npz import (
+    SpinDataError,
+    dataset_fingerprint,
+    dataset_name,
+    keypoints_49,
+    read_spin_npz,
+    smpl_ground_truth,
+)
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.geometry.cameras import image_keypoints_to_crop
 from spin_diff.training.frames import to_view, view_rotation
@@ -45,6 +52,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DataConfig",
+    "DatasetEntry",
     "SpinDataset",
     "TrainingData",
     "crop_affine",
@@ -58,9 +66,19 @@ _GT_FLIP_PERM = np.array(KEYPOINT_FLIP_PERM[NUM_OPENPOSE_JOINTS:]) - NUM_OPENPOS
 
 
 @dataclass
+class DatasetEntry:
+    """One training dataset of a run (an entry of ``data.datasets``; ``--dataset NAME=PATH``)."""
+
+    path: str = ""  # the SPIN-format npz
+    name: str | None = None  # its name in the fit store's keys; None: dataset_name(path)
+    images: str | None = None  # the folder its imgname paths are relative to (image models)
+
+
+@dataclass
 class DataConfig:
     """What the training loop reads and how (the ``data`` section of a training config)."""
 
+    datasets: list[DatasetEntry] = field(default_factory=list)  # --dataset replaces them
     batch_size: int = 64
     workers: int = 0  # DataLoader worker processes; 0 reads in the training process
     prefetch_factor: int = 2
@@ -105,7 +123,8 @@ class SpinDataset:
     Args:
         path: the npz file.
         images: the folder ``imgname`` is relative to; needed only for image models.
-        name: the dataset's name in the fit store's keys; default the file's stem.
+        name: the dataset's name in the fit store's keys; default SPIN's name for SPIN's
+            training files, else the file's stem (:func:`~spin_diff.data.spin_npz.dataset_name`).
         keypoints: ``auto`` uses the detector-like ``*_detected`` keypoints of synthetic sets
             when present (what a real pipeline sees), ``clean``/``detected`` choose.
         need_images: check now that every image exists (image models).
@@ -120,7 +139,7 @@ class SpinDataset:
         need_images: bool = False,
     ) -> None:
         self.path = Path(path)
-        self.name = check_dataset_name(name or self.path.stem)
+        self.name = check_dataset_name(name or dataset_name(self.path))
         require = ("center", "scale") + (("imgname",) if need_images else ())
         data = read_spin_npz(self.path, require=require)
         self.fingerprint = dataset_fingerprint(data)  # its identity in the fit store (cache.header)
@@ -141,15 +160,15 @@ class SpinDataset:
         if np.any(self.scale <= 0):
             raise SpinDataError(f"{self.path}: 'scale' must be positive (box side / 200)")
         n = len(self.center)
-        self.has_smpl = np.zeros(n, dtype=bool)
+        self.has_smpl, self.ground_truth_rule = smpl_ground_truth(data)
         self.pose = np.zeros((n, NUM_POSE), dtype=np.float32)
         self.betas = np.zeros((n, 10), dtype=np.float32)
-        if "pose" in data and "shape" in data and "has_smpl" in data:
-            self.has_smpl = np.asarray(data["has_smpl"]) > 0.5
-            self.pose = np.where(self.has_smpl[:, None], data["pose"], 0.0).astype(np.float32)
-            self.betas = np.where(self.has_smpl[:, None], data["shape"], 0.0).astype(np.float32)
-            if not (np.isfinite(self.pose).all() and np.isfinite(self.betas).all()):
+        if "has_smpl" in data and "pose" in data and "shape" in data:
+            if np.count_nonzero(np.asarray(data["has_smpl"]) > 0.5) != np.count_nonzero(self.has_smpl):
                 raise SpinDataError(f"{self.path}: 'pose'/'shape' hold NaN or inf where has_smpl is 1")
+        if self.has_smpl.any():
+            self.pose = np.where(self.has_smpl[:, None], np.nan_to_num(data["pose"]), 0.0).astype(np.float32)
+            self.betas = np.where(self.has_smpl[:, None], np.nan_to_num(data["shape"]), 0.0).astype(np.float32)
         self.has_joints3d = "S" in data
         self.joints3d = (
             np.nan_to_num(np.asarray(data["S"], dtype=np.float32)) if self.has_joints3d
@@ -223,8 +242,8 @@ class TrainingData:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise BadInputError(
-                f"two datasets share the name {duplicates[0]!r} (their file stems): fits are keyed by it, "
-                "so rename one of the files"
+                f"two datasets share the name {duplicates[0]!r}: fits are keyed by it, so give one "
+                "another name (--dataset NAME=PATH, or a name in data.datasets)"
             )
         if use_images:
             for dataset in datasets:

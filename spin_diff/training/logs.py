@@ -110,6 +110,11 @@ class RunLog:
             for name, value in metrics.items():
                 self.tensorboard.add_scalar(f"validation/{name}", value, step)
 
+    def image(self, tag: str, image, step: int) -> None:
+        """An (H, W, 3) uint8 picture to TensorBoard (main process, when installed)."""
+        if self.active and self.tensorboard is not None:
+            self.tensorboard.add_image(tag, image, step, dataformats="HWC")
+
     def advance(self, steps: int = 1) -> None:
         self.bar.update(steps)
 

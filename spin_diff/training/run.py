@@ -28,10 +28,13 @@ from spin_diff.body.files import body_model_hash, body_model_label, find_beside_
 from spin_diff.body.model import load_body_from_config
 from spin_diff.cache.builder import fit_config_hash
 from spin_diff.cache.header import dataset_identity
+from spin_diff.cache.records import Source
+from spin_diff.cache.stats import cache_stats
 from spin_diff.cache.store import FitStore
 from spin_diff.diffusion.conditioning import ConditioningError
 from spin_diff.diffusion.model import PRIOR_FILE_NAME
 from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.evaluation.protocols import load_eval_set
 from spin_diff.fitting.conditioning import check_regressor
 from spin_diff.fitting.config import FittingConfig
 from spin_diff.fitting.smplify import SMPLify
@@ -39,6 +42,7 @@ from spin_diff.models.backbones import load_backbone_state_dict
 from spin_diff.models.checkpoints import load_regressor
 from spin_diff.utils.checkpoints import CheckpointError
 from spin_diff.models.hmr import build_regressor
+from spin_diff.render.mesh_renderer import save_png
 from spin_diff.training import distributed as D
 from spin_diff.training.checkpointing import (
     LAST_CHECKPOINT,
@@ -48,11 +52,13 @@ from spin_diff.training.checkpointing import (
     save_training_checkpoint,
 )
 from spin_diff.training.config import TrainConfig, effective_fitting_config, scoring_config
-from spin_diff.training.datasets import SpinDataset, TrainingData, collate_identity
+from spin_diff.training.datasets import DatasetEntry, SpinDataset, TrainingData, collate_identity
 from spin_diff.training.fit_updates import FitWriter
 from spin_diff.training.logs import RunLog
 from spin_diff.training.loop import train_step
 from spin_diff.training.sampler import EpochBatchSampler
+from spin_diff.training.pictures import example_request, example_sheet, plot_run
+from spin_diff.training.run_folder import BEST_CHECKPOINT, keep_step_checkpoint, prepare_run_folder
 from spin_diff.training.validation import validate
 from spin_diff.utils.configs import config_to_dict, save_config
 from spin_diff.utils.hashing import file_sha256
@@ -62,7 +68,8 @@ log = logging.getLogger(__name__)
 __all__ = ["Run", "TrainReport", "train"]
 
 # Settings that may change between a run and its resumption (how long, how often to log).
-_RESUMABLE_CHANGES = {"epochs", "max_steps", "checkpoint_every", "summary_every", "validate_every", "log_indices"}
+_RESUMABLE_CHANGES = {"epochs", "max_steps", "checkpoint_every", "keep_last", "summary_every", "summary_images",
+                      "validate_every", "log_indices"}
 
 
 @dataclass
@@ -179,6 +186,72 @@ def _check_resume_config(saved: dict, config: TrainConfig) -> None:
         )
 
 
+def _dataset_entries(config: TrainConfig, datasets) -> list[DatasetEntry]:
+    """The run's datasets: ``datasets`` ((npz, images[, name]) tuples or entries) replace the
+    config's ``data.datasets``, which then names them in the saved config."""
+    if datasets is not None:
+        entries = []
+        for item in datasets:
+            if not isinstance(item, DatasetEntry):
+                path, images, *name = item
+                item = DatasetEntry(str(path), name[0] if name else None, str(images) if images is not None else None)
+            entries.append(item)
+        config.data.datasets = entries
+    if not config.data.datasets:
+        raise BadInputError(
+            "no training data: pass --dataset [NAME=]PATH (repeatable), or list data.datasets in the config"
+        )
+    for entry in config.data.datasets:
+        if not entry.path:
+            raise BadInputError("a data.datasets entry has no path: give each one 'path: FILE.npz'")
+        if not Path(entry.path).is_file():
+            raise MissingInputError(f"--dataset {entry.path}: no such file; pass a SPIN-format .npz")
+    return config.data.datasets
+
+
+def _check_validation_inputs(config: TrainConfig) -> None:
+    """Validation's inputs, read now, so that a bad file fails before step 1, not after N steps."""
+    if not config.validate_every:
+        return
+    if config.validation_data is None:
+        raise BadInputError(
+            f"validate_every is {config.validate_every} but no validation_data is set: "
+            "--set validation_data=HELD_OUT.npz, or validate_every=0"
+        )
+    if not Path(config.validation_data).is_file():
+        raise MissingInputError(f"validation_data {config.validation_data}: no such file; pass a held-out SPIN-format .npz")
+    evalset = load_eval_set(Path(config.validation_data))
+    if config.model.input == "image":
+        images = config.validation_images
+        if images is None or not Path(images).is_dir():
+            raise MissingInputError(
+                f"validation_data {config.validation_data} needs its image folder for an image model: "
+                f"--set validation_images=DIR (now {images!r})"
+            )
+    log.info("validation every %d steps on %s (%d examples)", config.validate_every, config.validation_data, evalset.size)
+
+
+def _log_coverage(store: FitStore, data: TrainingData) -> None:
+    """One line per dataset: its store records by source; a warning where a dataset has none
+    but the store holds static fits under a name no dataset of the run has."""
+    stats = cache_stats(store).datasets
+    for dataset in data.datasets:
+        found = stats.get(dataset.name)
+        sources = ", ".join(f"{n} {label}" for label, n in sorted(found.by_source.items())) if found else "none"
+        log.info(
+            "dataset %s (%s): %d examples, %d ground-truth SMPL (%s); store %s: %d records (%s)",
+            dataset.name, dataset.path, len(dataset), int(dataset.has_smpl.sum()), dataset.ground_truth_rule,
+            store.path, found.count if found else 0, sources,
+        )  # fmt: skip
+    others = sorted(name for name, st in stats.items() if name not in data.names and st.by_source.get(Source.STATIC.label))
+    for dataset in data.datasets:
+        if dataset.name not in stats and others:
+            log.warning(
+                "dataset %s has no records in %s, which holds static fits of %s: if they are this dataset's, "
+                "name it so (--dataset %s=%s)", dataset.name, store.path, others, others[0], dataset.path,
+            )  # fmt: skip
+
+
 def _open_stores(cache: Path, body, context: D.DistributedContext) -> tuple[FitStore | None, FitStore]:
     """The node's writable store (its first process only) and a read-only handle for the data."""
     digest, label = body_model_hash(body), body_model_label(body)
@@ -215,16 +288,24 @@ def train(
     cache: Path | None = None,
     pretrained: Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     time_limit: float | None = None,
     progress: bool = True,
 ) -> TrainReport:
-    """Train a regressor the SPIN way (module docstring). ``datasets``: (npz, image folder)."""
+    """Train a regressor the SPIN way (module docstring). ``datasets``: (npz, image folder[,
+    name]) tuples or :class:`DatasetEntry`; None: the config's ``data.datasets``."""
     started = time.monotonic()
     run_dir = Path(run_dir)
+    if time_limit is not None and not time_limit >= 0:
+        raise BadInputError(f"--time-limit {time_limit}: give the seconds to train, 0 or more")
+    entries = _dataset_entries(config, datasets)
+    _check_validation_inputs(config)
     context = D.init_distributed(config.device)
     device = context.device
     config.device = str(device)
     checkpoint_path = run_dir / LAST_CHECKPOINT
+    if context.is_main:
+        prepare_run_folder(run_dir, resume=resume, overwrite=overwrite)
     state = None
     if resume:
         if not checkpoint_path.is_file():
@@ -232,18 +313,21 @@ def train(
         state = load_training_state(checkpoint_path)
         _check_resume_config(state["train_config"], config)
         pretrained = checkpoint_path
-    if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed + context.rank)
 
     body = load_body_from_config(config)
     use_images = config.model.input == "image"
-    entries = [SpinDataset(npz, images, keypoints=config.data.keypoints, need_images=use_images) for npz, images in datasets]
+    datasets_read = [
+        SpinDataset(e.path, e.images, name=e.name, keypoints=config.data.keypoints, need_images=use_images)
+        for e in entries
+    ]  # fmt: skip
     cache = Path(cache) if cache is not None else run_dir / "fits"
     writer_store, reader_store = _open_stores(cache, body, context)
     if writer_store is not None:  # refuses, before any write, a dataset of other content under a name it holds
-        writer_store.claim_datasets({e.name: dataset_identity(e.fingerprint, e.path.resolve(), len(e)) for e in entries})
-    data = TrainingData(entries, crop_size=config.fitting.crop_size, use_images=use_images, store=reader_store)
+        writer_store.claim_datasets({d.name: dataset_identity(d.fingerprint, d.path.resolve(), len(d)) for d in datasets_read})
+    data = TrainingData(datasets_read, crop_size=config.fitting.crop_size, use_images=use_images, store=reader_store)
+    if context.is_main:
+        _log_coverage(reader_store, data)
     sampler = EpochBatchSampler(
         data.sizes, config.data.batch_size, seed=config.seed, ratios=config.data.ratios,
         epoch_length=config.data.epoch_length, augmentation=config.data.augmentation,
@@ -270,6 +354,7 @@ def train(
             optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / max(total_steps, 1)))
         )
     step, epoch, batch_in_epoch = 0, 0, 0
+    best = {"pa_mpjpe": math.inf, "step": -1}  # the best validation so far (best.pt)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -277,6 +362,7 @@ def train(
             scheduler.load_state_dict(state["scheduler"])
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         restore_rng_state(state["rng"])
+        best = state.get("best_validation", best)
         if context.rank:  # every rank had its own stream; rank 0's state shifted per rank
             torch.manual_seed(int(torch.randint(0, 2**31, ())) + context.rank)
         log.info("resuming %s at step %d (epoch %d, batch %d)", checkpoint_path, step, epoch, batch_in_epoch)
@@ -293,18 +379,34 @@ def train(
     runlog = RunLog(run_dir, config.summary_every, total_steps, step, context.is_main, progress,
                     reduce=lambda sums: D.all_reduce_sum(context, sums), world_size=context.world_size)  # fmt: skip
     indices_file = _open_indices(run_dir, context) if config.log_indices else None
+    examples = example_request(data.sizes, config.summary_images) if runlog.tensorboard is not None else None
 
-    def checkpoint() -> Path:
+    def save(path: Path) -> Path:
+        return save_training_checkpoint(
+            path, model, body, optimizer=optimizer, scaler=scaler, scheduler=scheduler,
+            step=step, epoch=epoch, batch_in_epoch=batch_in_epoch,
+            train_config=config_to_dict(config), hashes=hashes, best_validation=best,
+        )  # fmt: skip
+
+    def checkpoint(periodic: bool = False) -> Path:
         if fit_writer is not None:
             fit_writer.flush()  # the store holds every fit of the steps the checkpoint covers
         if context.is_main:
-            save_training_checkpoint(
-                checkpoint_path, model, body, optimizer=optimizer, scaler=scaler, scheduler=scheduler,
-                step=step, epoch=epoch, batch_in_epoch=batch_in_epoch,
-                train_config=config_to_dict(config), hashes=hashes,
-            )  # fmt: skip
+            save(checkpoint_path)
+            if periodic:
+                keep_step_checkpoint(checkpoint_path, step, config.keep_last)
+            plot = plot_run(run_dir, total_steps, config.loss)
+            if plot is not None:
+                save_png(run_dir / "training.png", plot)
         D.barrier(context)
         return checkpoint_path
+
+    def validation() -> None:
+        metrics = _validate(run, step, run_dir, runlog)
+        if metrics.get("pa_mpjpe", math.inf) < best["pa_mpjpe"]:
+            best.update(pa_mpjpe=metrics["pa_mpjpe"], step=step)
+            save(run_dir / BEST_CHECKPOINT)
+            log.info("best validation PA-MPJPE so far (%.2f mm at step %d): %s", best["pa_mpjpe"], step, run_dir / BEST_CHECKPOINT)
 
     stopped_by = "finished"
     try:
@@ -327,10 +429,12 @@ def train(
                     runlog.advance()
                     if runlog.due(step):
                         runlog.summarise(step, epoch, optimizer.param_groups[0]["lr"])
+                        if examples is not None:
+                            runlog.image("examples", _example_sheet(run, model, data, examples), step)
                     if config.validate_every and step % config.validate_every == 0 and context.is_main:
-                        _validate(run, step, run_dir, runlog)
+                        validation()
                     if step % config.checkpoint_every == 0:
-                        checkpoint()
+                        checkpoint(periodic=True)
                     if config.max_steps is not None and step >= config.max_steps:
                         stopped_by = "max_steps"
                     # ranks agree on stopping at summary steps only (a collective, and a sync)
@@ -380,7 +484,13 @@ def _write_indices(handle, step: int, batch: dict) -> None:
     handle.flush()
 
 
-def _validate(run: Run, step: int, run_dir: Path, runlog: RunLog) -> None:
+def _example_sheet(run: Run, model, data: TrainingData, examples):
+    """The fixed examples' picture (:func:`~spin_diff.training.pictures.example_sheet`)."""
+    batch = _to_device(data.__getitems__(examples), run.device)
+    return example_sheet(model, run.body, run.fitter, batch)
+
+
+def _validate(run: Run, step: int, run_dir: Path, runlog: RunLog) -> dict[str, float]:
     config = run.config
     model = run.model.module if hasattr(run.model, "module") else run.model
     metrics = validate(model, run.body, Path(config.validation_data), config, images=config.validation_images)
@@ -393,3 +503,4 @@ def _validate(run: Run, step: int, run_dir: Path, runlog: RunLog) -> None:
             writer.writeheader()
         writer.writerow({"step": step, **metrics})
     log.info("validation at step %d: %s", step, ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+    return metrics

@@ -79,8 +79,15 @@ def write_torch_file(obj: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    torch.save(obj, partial)
-    os.replace(partial, path)
+    try:
+        torch.save(obj, partial)
+        os.replace(partial, path)
+    except (OSError, RuntimeError) as err:  # a full disk reaches torch's zip writer as RuntimeError
+        partial.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"cannot write checkpoint {path}: {str(err).splitlines()[0] if str(err) else type(err).__name__}; "
+            "free disk space or choose another folder (the previous file, if any, is unchanged)"
+        ) from err
     return path
 
 

@@ -3,24 +3,47 @@
 import numpy as np
 import pytest
 
-from spin_diff.data.real_poses import POSES_DIR, load_real_poses, real_pose_path
+from spin_diff.data.real_poses import POSES_DIR, REAL_SPLITS, load_real_poses, real_pose_path
 
 
-def test_bundled_splits_are_disjoint_by_clip_and_documented():
+def _split_rows(provenance: str) -> dict[str, dict]:
+    """The provenance's split table: split -> poses, subjects, clips."""
+    rows = {}
+    for line in provenance.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[1].isdigit():
+            rows[cells[0]] = {"poses": int(cells[1]), "subjects": set(cells[2].split(", ")),
+                              "clips": set(cells[3].split(", "))}  # fmt: skip
+    return rows
+
+
+def test_bundled_splits_are_disjoint_and_match_their_provenance():
+    """Held-out clips never train; whole held-out subjects share no subject with any other
+    split; every bundled split's counts, subjects and clips are those its provenance lists,
+    and every clip's source file is listed with its split."""
     provenance = (POSES_DIR / "PROVENANCE.md").read_text()
     assert "mocap.cs.cmu.edu" in provenance and "NSF EIA-0196217" in provenance
-    clips = {}
-    for split in ("val", "test"):
+    table = _split_rows(provenance)
+    assert set(table) == {"train", *REAL_SPLITS}
+    clips, subjects = {"train": table["train"]["clips"]}, {"train": table["train"]["subjects"]}
+    for split in REAL_SPLITS:
         with np.load(real_pose_path(split)) as data:
             clips[split] = set(data["clip"].tolist())
-            assert data["pose"].shape[1] == 72 and len(data["pose"]) > 1000
+            subjects[split] = set(data["subject"].tolist())
+            assert data["pose"].shape[1] == 72 and len(data["pose"]) > 500
             assert np.isfinite(data["pose"]).all()
-        for clip in clips[split]:  # every clip's source file is listed with its split
+            assert len(data["pose"]) == table[split]["poses"], split
+        assert clips[split] == table[split]["clips"] and subjects[split] == table[split]["subjects"], split
+        for clip in clips[split]:
             assert any(line.startswith(f"| {split} |") and f"/{clip}." in line for line in provenance.splitlines()), clip
-    assert not clips["val"] & clips["test"]
-    train_row = next(line for line in provenance.splitlines() if line.startswith("| train |"))
-    train_clips = {c.strip() for c in train_row.split("|")[3].split(",")}
-    assert not train_clips & (clips["val"] | clips["test"])
+    names = ["train", *REAL_SPLITS]
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not clips[a] & clips[b], (a, b)
+    for held_out in ("val_subjects", "test_subjects"):
+        for other in names:
+            if other != held_out:
+                assert not subjects[held_out] & subjects[other], (held_out, other)
 
 
 def test_real_poses_load_and_unknown_split_is_an_error():

@@ -47,10 +47,12 @@ def test_zero_guidance_leaves_a_sample_on_the_learned_manifold(bundled_prior, bo
     loops; the exact inversion (3 fixed-point iterations) returns it in place."""
     x, rotmats, betas, transl, keypoints = problem(bundled_prior, body_model)
     off = denoising_residual(bundled_prior, x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(5)))
-    # (with the prior trained on real mocap a sample ends at up to 38% of an off-manifold
-    # residual and the exact inversion returns it within 1.7 degrees; the sampler-trained prior
-    # stayed under 30% and 1 degree)
-    for iterations, max_degrees, off_share in ((1, 8.0, 0.4), (3, 2.5, 0.4)):
+    # (with the prior trained on four CMU subjects a sample ended at up to 38% of an off-manifold
+    # residual; the prior retrained with subject 05's dance ends at up to 43% after the approximate
+    # inversion and 46% after the exact one, whose sample 4 already starts less plausible to it;
+    # every refined sample stays as plausible as the sample itself (the check above); the
+    # sampler-trained prior stayed under 30% and 1 degree)
+    for iterations, max_degrees, off_share in ((1, 8.0, 0.5), (3, 2.5, 0.5)):
         settings = GuidedConfig(guidance_scale=0.0, early_stop_tol=0.0, inversion_iterations=iterations)
         result = refine(bundled_prior, body_model, keypoints + 30.0, rotmats, betas, transl, settings)
         angles = torch.rad2deg(geodesic_angle(result.rotmats, rotmats))

@@ -97,7 +97,7 @@ def test_tensorboard_is_used_when_installed(two_d_only, tmp_path, monkeypatch):
     import sys
     import types
 
-    written = []
+    written, pictures = [], []
 
     class SummaryWriter:
         def __init__(self, log_dir):
@@ -105,6 +105,11 @@ def test_tensorboard_is_used_when_installed(two_d_only, tmp_path, monkeypatch):
 
         def add_scalar(self, tag, value, step):
             written.append((tag, step))
+
+        def add_image(self, tag, image, step, dataformats):
+            assert dataformats == "HWC" and image.dtype == np.uint8 and image.ndim == 3
+            written.append((tag, step))
+            pictures.append(image)
 
         def close(self):
             written.append(("closed", -1))
@@ -114,6 +119,9 @@ def test_tensorboard_is_used_when_installed(two_d_only, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", module)
     train(tiny_config(steps=2), [(two_d_only, None)], tmp_path / "run", progress=False)
     assert ("train/loss", 1) in written and ("train/supervised_share", 2) in written
+    assert ("examples", 1) in written and ("examples", 2) in written  # the fixed examples, every summary
+    # 4 examples x (prediction over the crop, stored fit over the crop, side view), 224 px tiles
+    assert pictures[0].shape == (4 * (224 + 2), 3 * (224 + 2), 3)
     assert written[-1] == ("closed", -1)
 
 

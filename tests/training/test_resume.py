@@ -92,7 +92,7 @@ def test_sigterm_saves_a_checkpoint_and_stops(dataset, tmp_path):
     _wait_for(lambda: indices.is_file() and len(indices.read_text().splitlines()) >= 2, process)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err
+    assert process.returncode == 128 + signal.SIGTERM, err  # stopped early: a wrapper can tell
     assert "stopped (SIGTERM)" in out
     checkpoint = torch.load(run_dir / "last.pt", weights_only=False)
     assert checkpoint["step"] == max(_indices(run_dir)) + 1  # the step in flight finished and was saved
@@ -101,6 +101,7 @@ def test_sigterm_saves_a_checkpoint_and_stops(dataset, tmp_path):
 def test_time_limit_stops_with_a_checkpoint(body_model, dataset, tmp_path):
     from spin_diff.body.files import body_model_hash
     from spin_diff.training.config import TrainConfig
+    from spin_diff.training.datasets import DatasetEntry
     from spin_diff.training.run import train
     from spin_diff.utils.configs import load_config
 
@@ -111,7 +112,9 @@ def test_time_limit_stops_with_a_checkpoint(body_model, dataset, tmp_path):
     assert saved["hashes"]["body_model_sha256"] == body_model_hash(body_model)
     assert saved["hashes"]["gmm_sha256"] is not None and saved["hashes"]["diffusion_prior_sha256"] is None
     assert {"python", "numpy", "torch"} <= set(saved["rng"]) and saved["optimizer"]["state"]
-    assert load_config(TrainConfig, tmp_path / "run" / "config.yaml") == tiny_config(**OVERRIDES)
+    expected = tiny_config(**OVERRIDES)
+    expected.data.datasets = [DatasetEntry(str(dataset))]  # the run's datasets are saved with it
+    assert load_config(TrainConfig, tmp_path / "run" / "config.yaml") == expected
     # the project's own checkpoint works as --pretrained for a new run
     again = train(tiny_config(steps=1, **{k: v for k, v in OVERRIDES.items() if k != "log_indices"}),
                   [(dataset, None)], tmp_path / "second", pretrained=report.checkpoint, progress=False)  # fmt: skip

@@ -115,9 +115,11 @@ def _asf_for(amc: Path) -> Path:
 
 
 def subject_of(path: Path) -> str:
-    """CMU's clip names are <subject>_<trial>; otherwise the folder names the subject."""
+    """CMU's clip names are <subject>_<trial>; otherwise the folder names the subject. CMU's
+    subject numbers are written with two digits at least, whatever the mirror's padding
+    (``005_02`` and ``05_02`` are both subject ``05``)."""
     match = re.match(r"^(\d+)_\d+", path.stem)
-    return match.group(1) if match else path.parent.name
+    return str(int(match.group(1))).zfill(2) if match else path.parent.name
 
 
 def keep_distinct_frames(points: np.ndarray, min_motion: float) -> np.ndarray:

@@ -59,11 +59,27 @@ CORRESPONDENCES: dict[str, dict[str, tuple[str, ...]]] = {
         "left_elbow": ("LeftForeArm",), "right_elbow": ("RightForeArm",), "left_wrist": ("LeftHand",),
         "right_wrist": ("RightHand",), "Top of Head (LSP)": ("Head_end",),
     },
+    # Reallusion Character Creator's CC_Base rig: DragonForgedTheArtist/IClone-CMU-Mocap's BVH
+    # exports of CMU's AMC clips (on iClone's motion dummy). A joint sits at its bone's near end;
+    # twist and share bones, toes and fingers are not used. The rig has no point on top of the
+    # head; its eyes (eyeball centres, about a centimetre behind the model's eye keypoints,
+    # so the head may sit a few degrees pitched) give the head's pitch, roll and turn.
+    "cc_base_bvh": {
+        "hip_centre": ("CC_Base_L_Thigh", "CC_Base_R_Thigh"), "left_hip": ("CC_Base_L_Thigh",),
+        "right_hip": ("CC_Base_R_Thigh",), "left_knee": ("CC_Base_L_Calf",), "right_knee": ("CC_Base_R_Calf",),
+        "left_ankle": ("CC_Base_L_Foot",), "right_ankle": ("CC_Base_R_Foot",), "left_foot": ("CC_Base_L_ToeBase",),
+        "right_foot": ("CC_Base_R_ToeBase",), "neck": ("CC_Base_NeckTwist01",), "head": ("CC_Base_Head",),
+        "left_shoulder": ("CC_Base_L_Upperarm",), "right_shoulder": ("CC_Base_R_Upperarm",),
+        "left_elbow": ("CC_Base_L_Forearm",), "right_elbow": ("CC_Base_R_Forearm",),
+        "left_wrist": ("CC_Base_L_Hand",), "right_wrist": ("CC_Base_R_Hand",), "left_hand": ("CC_Base_L_Mid1",),
+        "right_hand": ("CC_Base_R_Mid1",), "Left Eye": ("CC_Base_L_Eye",), "Right Eye": ("CC_Base_R_Eye",),
+    },
 }  # fmt: skip
 
 # Direction pairs beyond the kinematic chain: across the hips and shoulders (pelvis and chest
-# twist), and to the top of the head (head pitch and roll).
-_CROSS_SEGMENTS = (("left_hip", "right_hip"), ("left_shoulder", "right_shoulder"), ("head", "Top of Head (LSP)"))
+# twist), and to the top of the head or the eyes (head pitch and roll), where a table has them.
+_CROSS_SEGMENTS = (("left_hip", "right_hip"), ("left_shoulder", "right_shoulder"), ("head", "Top of Head (LSP)"),
+                   ("head", "Left Eye"), ("head", "Right Eye"))  # fmt: skip
 
 
 def detect_skeleton_kind(point_names: list[str]) -> str:

@@ -48,7 +48,8 @@ def model_rest_points(model) -> dict[str, np.ndarray]:
     with torch.no_grad():
         out = model.fast(eye, torch.zeros(1, model.num_betas))
     points = {n: out.skeleton[0, k].double().numpy() for k, n in enumerate(J.SMPL_JOINT_NAMES)}
-    points["Top of Head (LSP)"] = out.joints[0, J.JOINT_NAMES.index("Top of Head (LSP)")].double().numpy()
+    for name in ("Top of Head (LSP)", "Left Eye", "Right Eye"):
+        points[name] = out.joints[0, J.JOINT_NAMES.index(name)].double().numpy()
     return points
 
 
@@ -101,6 +102,21 @@ BVH_JOINTS = (
     ("RightWrist", "RightElbow", "right_wrist"), ("RFingers", "RightWrist", "right_hand"),
 )  # fmt: skip
 BVH_END_SITES = {"Head": "Top of Head (LSP)", "LeftToe": None, "RightToe": None, "LFingers": None, "RFingers": None}
+# The same skeleton as Reallusion's CC_Base rig names it (IClone-CMU-Mocap's exports), with the
+# eyes under the head and no point on top of it.
+CC_NAMES = {
+    "Hips": "CC_Base_Hip", "LeftHip": "CC_Base_L_Thigh", "LeftKnee": "CC_Base_L_Calf", "LeftAnkle": "CC_Base_L_Foot",
+    "LeftToe": "CC_Base_L_ToeBase", "RightHip": "CC_Base_R_Thigh", "RightKnee": "CC_Base_R_Calf",
+    "RightAnkle": "CC_Base_R_Foot", "RightToe": "CC_Base_R_ToeBase", "Chest": "CC_Base_Spine02",
+    "Neck": "CC_Base_NeckTwist01", "Head": "CC_Base_Head", "LeftShoulder": "CC_Base_L_Upperarm",
+    "LeftElbow": "CC_Base_L_Forearm", "LeftWrist": "CC_Base_L_Hand", "LFingers": "CC_Base_L_Mid1",
+    "RightShoulder": "CC_Base_R_Upperarm", "RightElbow": "CC_Base_R_Forearm", "RightWrist": "CC_Base_R_Hand",
+    "RFingers": "CC_Base_R_Mid1",
+}  # fmt: skip
+CC_JOINTS = tuple((CC_NAMES[n], CC_NAMES.get(p), point) for n, p, point in BVH_JOINTS) + (
+    ("CC_Base_L_Eye", "CC_Base_Head", "Left Eye"), ("CC_Base_R_Eye", "CC_Base_Head", "Right Eye"))
+CC_END_SITES = {CC_NAMES[n]: None for n in ("LeftToe", "RightToe", "LFingers", "RFingers")} | {
+    "CC_Base_L_Eye": None, "CC_Base_R_Eye": None}
 # Known frames: joint -> (Z, Y, X) degrees in channel order "Zrotation Yrotation Xrotation".
 BVH_FRAMES = (
     {},
@@ -109,11 +125,13 @@ BVH_FRAMES = (
     {"RightKnee": (0.0, 0.0, 100.0), "RightHip": (10.0, 15.0, -80.0), "LeftShoulder": (40.0, 20.0, -30.0),
      "LeftElbow": (0.0, 60.0, 0.0), "Chest": (0.0, 10.0, 20.0), "Hips": (5.0, -100.0, 10.0)},
 )  # fmt: skip
+CC_FRAMES = tuple({CC_NAMES[n]: v for n, v in frame.items()} for frame in BVH_FRAMES)
 
 
-def write_bvh(path: Path, points: dict[str, np.ndarray], frames=BVH_FRAMES, unit: float = 100.0) -> Path:
+def write_bvh(path: Path, points: dict[str, np.ndarray], frames=BVH_FRAMES, unit: float = 100.0,
+              joints=BVH_JOINTS, end_sites=BVH_END_SITES) -> Path:  # fmt: skip
     children: dict[str | None, list[tuple[str, str]]] = {}
-    for name, parent, point in BVH_JOINTS:
+    for name, parent, point in joints:
         children.setdefault(parent, []).append((name, point))
     lines = ["HIERARCHY"]
 
@@ -128,8 +146,8 @@ def write_bvh(path: Path, points: dict[str, np.ndarray], frames=BVH_FRAMES, unit
         lines.append(f"{pad}\tCHANNELS {count} {channels}Zrotation Yrotation Xrotation")
         for child, child_point in children.get(name, []):
             emit(child, child_point, point, depth + 1)
-        if name in BVH_END_SITES:
-            end = BVH_END_SITES[name]
+        if name in end_sites:
+            end = end_sites[name]
             tip = (points[end] - points[point]) * unit if end else np.array([0.0, 0.0, 0.05 * unit])
             lines.extend([f"{pad}\tEnd Site", pad + "\t{", f"{pad}\t\tOFFSET {tip[0]:.6f} {tip[1]:.6f} {tip[2]:.6f}",
                           pad + "\t}"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import KNOWN_FRAMES, UNITS_PER_METRE, write_amc, write_asf, write_bvh
+from conftest import BVH_FRAMES, CC_END_SITES, CC_FRAMES, CC_JOINTS, CC_NAMES, KNOWN_FRAMES, UNITS_PER_METRE, write_amc, write_asf, write_bvh
 
 from spin_diff.body import joints as J
 from spin_diff.data.mocap.asf_amc import read_amc, read_asf
@@ -149,6 +149,32 @@ def test_bvh_round_trip_matches_the_source_joints(tmp_path, body_model, rest_poi
     motion = read_bvh(write_bvh(tmp_path / "08_01.bvh", rest_points))
     assert motion.num_frames == 3 and motion.frame_time == pytest.approx(1 / 30, rel=1e-4)
     _check_round_trip(body_model, motion, "cmu_bvh")
+
+
+def test_cc_base_rig_round_trip_matches_the_source_joints(tmp_path, body_model, rest_points):
+    """Reallusion's CC_Base names (IClone-CMU-Mocap's BVH exports) are recognised and retarget
+    as well as CMU's own names; the eyes set the head (a rig without them would leave it free)."""
+    nod = {"Head": (20.0, 0.0, 35.0), "Neck": (0.0, 10.0, 0.0)}  # the head turned and pitched (Z, Y, X)
+    frames = (*BVH_FRAMES, nod)
+    cc_frames = (*CC_FRAMES, {CC_NAMES[n]: v for n, v in nod.items()})
+    path = write_bvh(tmp_path / "005_01.bvh", rest_points, cc_frames, joints=CC_JOINTS, end_sites=CC_END_SITES)
+    motion = read_bvh(path)
+    result = _check_round_trip(body_model, motion, "cc_base_bvh")
+    reference = _check_round_trip(body_model, read_bvh(write_bvh(tmp_path / "08_01.bvh", rest_points, frames)), "cmu_bvh")
+    assert np.linalg.norm(reference.pose[-1, 45:48]) > 0.3  # the nod is in the reference
+    # the eyes land on the source's eyes in every frame, the nod included: the head is set, not left free
+    points, names = source_points(motion, CORRESPONDENCES["cc_base_bvh"])
+    with torch.no_grad():
+        out = body_model.fast(axis_angle_to_matrix(torch.tensor(result.pose, dtype=torch.float32).view(-1, 24, 3)),
+                              torch.zeros(len(result.pose), body_model.num_betas))  # fmt: skip
+    for eye in ("Left Eye", "Right Eye"):
+        model_eye = out.joints[:, J.JOINT_NAMES.index(eye)].double().numpy() + result.transl
+        error_mm = 1000 * np.linalg.norm(model_eye - points[:, names.index(eye)] * result.scale, axis=-1)
+        assert error_mm.max() < ROUND_TRIP_TOLERANCE_MM, (eye, error_mm.round(1).tolist())
+    head = J.SMPL_JOINT_NAMES.index("head")
+    assert np.linalg.norm(result.pose[-1, 3 * head : 3 * head + 3]) > 0.3
+    assert import_mocap([path], body_model, progress=False).files[0]["kind"] == "cc_base_bvh"
+    assert import_mocap([path], body_model, progress=False).subject[0] == "05"  # CMU's subject, padding aside
 
 
 def test_retargeting_ignores_source_units_and_placement(tmp_path, body_model, rest_points):

@@ -31,12 +31,13 @@ from tqdm import tqdm
 
 from spin_diff.body.files import body_model_hash
 from spin_diff.body.model import pose_to_rotmat
+from spin_diff.cache.header import dataset_identity
 from spin_diff.cache.provenance import describe_fitting
 from spin_diff.cache.records import FitBatch, Source, check_dataset_name
 from spin_diff.cache.store import FitStore
 from spin_diff.constants import NUM_BETAS
 from spin_diff.data.crops import load_crops
-from spin_diff.data.spin_npz import dataset_keypoints, smpl_ground_truth
+from spin_diff.data.spin_npz import dataset_fingerprint, dataset_keypoints, smpl_ground_truth
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.fitting.conditioning import check_fitter_regressor
 from spin_diff.fitting.initialisation import regressor_start, resolve_init
@@ -71,6 +72,7 @@ class BuildReport:
     failed: int = 0
     failure_reasons: Counter = field(default_factory=Counter)
     ground_truth: int = 0  # ground-truth records written
+    ground_truth_not_finite: int = 0  # rows marked as ground truth whose SMPL is NaN or inf: fitted instead
     score_sum: float = 0.0
     scored: int = 0
     seconds: float = 0.0
@@ -99,6 +101,11 @@ class BuildReport:
         ]
         if self.ground_truth:
             lines.append(f"  ground truth written: {self.ground_truth}")
+        if self.ground_truth_not_finite:
+            lines.append(
+                f"  ground truth NaN or inf in the dataset: {self.ground_truth_not_finite} rows, not stored as "
+                "ground truth and fitted instead (fix those rows of the dataset to store their SMPL)"
+            )
         lines.append(f"  failed {self.failed}" + (":" if self.failed else ""))
         for reason, count in self.failure_reasons.most_common():
             lines.append(f"    {count} x {reason}")
@@ -229,6 +236,7 @@ def build_fits(
     gt_from_dataset: bool = False,
     progress: bool = True,
     images=None,
+    data_file=None,
 ) -> BuildReport:
     """Fit the examples of ``data`` (this rank's shard) and write them into ``store``.
 
@@ -249,6 +257,9 @@ def build_fits(
             ground-truth records (scored, never replaced by fits) and do not fit those.
         progress: show a tqdm bar with fits/s and the running mean score.
         images: folder the dataset's ``imgname`` paths are relative to (image regressors).
+        data_file: the file ``data`` was read from, recorded with the dataset's identity (a
+            store refuses a dataset of another content under ``name``; see
+            :mod:`spin_diff.cache.header`).
     """
     check_dataset_name(name)
     init = check_init(init)
@@ -268,6 +279,8 @@ def build_fits(
         check_fitter_regressor(fitter, regressor)
     total = keypoints.shape[0]
     indices = np.arange(total if limit is None else min(limit, total), dtype=np.int64)[rank::world_size]
+    identity = dataset_identity(dataset_fingerprint(data), data_file or "a dataset given in memory", total)
+    store.claim_datasets({name: identity})  # before anything is written
     our_hash, description = fit_config_hash(fitter)
     store.register_config(our_hash, description)
     report = BuildReport(
@@ -351,6 +364,8 @@ def _write_ground_truth(
         raise BadInputError(f"--gt-from-dataset: the dataset has no {missing} (SPIN's ground-truth SMPL keys)")
     has_smpl, rule = smpl_ground_truth(data, indices)
     log.info("%s: %d of %d examples have ground-truth SMPL (%s)", name, int(has_smpl.sum()), indices.size, rule)
+    flagged = np.asarray(data["has_smpl"])[indices] > 0.5 if "has_smpl" in data else np.ones(indices.size, bool)
+    report.ground_truth_not_finite = int((flagged & ~has_smpl & ~done).sum())  # fitted instead, and said so
     covered = has_smpl.copy()
     rows = indices[has_smpl & ~done]
     description = {"kind": "ground-truth", "dataset": name, "body_model_sha256": body_model_hash(fitter.body)}

@@ -16,6 +16,15 @@ transaction runs out of room; the transaction is then redone. A process whose ma
 process grew adopts the new size. A write that fails (disk full, I/O error) raises
 :class:`StoreWriteError`; nothing of that transaction is written and everything committed
 before is untouched. Damaged files raise :class:`StoreCorruptedError`.
+
+Damage
+------
+LMDB aborts the process on some damaged pages and faults on a file cut short, where no
+Python code can answer. So the first time a :class:`StoreEnvironment` opens its store, it
+checks every page LMDB could touch (:func:`spin_diff.cache.pages.check_tree`) inside a read
+transaction, whose snapshot no writer can reuse meanwhile, before LMDB reads any page. The
+check is made once per object (a copy pickled to a worker keeps it): pages written later
+were written by LMDB itself.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from spin_diff.cache.errors import (
     StoreWriteError,
     damaged_store_message,
 )
+from spin_diff.cache.pages import DamagedPagesError, check_tree
 from spin_diff.errors import MissingInputError
 
 log = logging.getLogger(__name__)
@@ -152,6 +162,7 @@ class StoreEnvironment:
         self.durable = durable
         self.create = create
         self._resolved: str | None = None
+        self._pages_checked = False
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -190,7 +201,20 @@ class StoreEnvironment:
         if entry is None:
             env = _open_environment(self.path, writable, self.map_size, self.durable, self.create)
             _ENVS[key] = entry = _OpenEnvironment(env, writable, synced=self.durable)
+        if not self._pages_checked:
+            self._check_pages(entry.env)
         return entry.env
+
+    def _check_pages(self, env: lmdb.Environment) -> None:
+        """StoreCorruptedError unless every page of the current snapshot is sound (module doc)."""
+        if (self.path / "data.mdb").stat().st_size:
+            try:
+                with self.begin_read(env) as txn:  # pins the snapshot checked
+                    check_tree(self.path / "data.mdb", txn.id())
+            except (DamagedPagesError, OSError) as err:
+                self.close()
+                raise StoreCorruptedError(damaged_store_message(self.path, str(err))) from err
+        self._pages_checked = True
 
     def close(self) -> None:
         """Close this process's environment for the path (reopened by the next call)."""

@@ -11,6 +11,7 @@ __all__ = [
     "StoreCorruptedError",
     "BodyModelMismatchError",
     "StoreWriteError",
+    "DatasetIdentityError",
     "damaged_store_message",
 ]
 
@@ -29,6 +30,10 @@ class BodyModelMismatchError(FitStoreError):
 
 class StoreWriteError(FitStoreError):
     """A write transaction failed (disk full, I/O error); nothing of it was written."""
+
+
+class DatasetIdentityError(FitStoreError):
+    """A dataset name of the store already belongs to a dataset of other content."""
 
 
 class StoreCorruptedError(StoreFormatError):

@@ -3,8 +3,18 @@
 Besides the records, a store holds a header (``b"\\x00header"``: format name and version,
 record layout, body-model hash and label, creation time; JSON) and the description of every
 config hash its records name (``b"\\x00config/<16 hex digits>"``: JSON, see
-:mod:`spin_diff.cache.provenance`). Both keys start with ``\\x00``, outside the records' key
-space. The functions here read and write them inside a transaction the caller holds.
+:mod:`spin_diff.cache.provenance`) and the identity of every dataset named in its keys
+(``b"\\x00dataset/<name>"``: JSON ``{"fingerprint", "file", "examples", "recorded"}``; the
+fingerprint is :func:`spin_diff.data.spin_npz.dataset_fingerprint`). These keys start with
+``\\x00``, outside the records' key space.
+
+Dataset identity: records are keyed by the dataset's name, by default its file's stem, and
+two files may share a stem (every synthetic set is ``synth.npz``). So the first build,
+import or training run that uses a name records the identity of its dataset, and one whose
+dataset has the name but another identity is refused before it writes anything
+(:func:`claim_datasets`). A store made before identities were kept records each on first use.
+
+The functions here read and write them inside a transaction the caller holds.
 """
 
 from __future__ import annotations
@@ -13,13 +23,14 @@ import json
 import time
 from pathlib import Path
 
-from spin_diff.cache.errors import BodyModelMismatchError, StoreFormatError
+from spin_diff.cache.errors import BodyModelMismatchError, DatasetIdentityError, StoreFormatError
 from spin_diff.cache.records import RECORD_SIZE, RECORD_VERSION, prefix_items
 
 FORMAT_NAME = "spin_diff.fit_cache"
 FORMAT_VERSION = 1
 HEADER_KEY = b"\x00header"
 CONFIG_PREFIX = b"\x00config/"
+DATASET_PREFIX = b"\x00dataset/"
 
 
 def read_header(txn) -> tuple[bytes | None, bytes | None]:
@@ -108,6 +119,43 @@ def config_entry(config_hash: int, description: dict) -> tuple[bytes, bytes]:
     return CONFIG_PREFIX + b"%016x" % int(config_hash), json.dumps(description, sort_keys=True).encode()
 
 
+def _read_table(txn, prefix: bytes) -> dict[bytes, dict]:
+    """The JSON entries under ``prefix``, by the rest of their key."""
+    return {key: json.loads(value) for key, value in prefix_items(txn, prefix)}
+
+
 def read_configs(txn) -> dict[int, dict]:
     """Every registered config description, by hash."""
-    return {int(key, 16): json.loads(value) for key, value in prefix_items(txn, CONFIG_PREFIX)}
+    return {int(key, 16): value for key, value in _read_table(txn, CONFIG_PREFIX).items()}
+
+
+def read_datasets(txn) -> dict[str, dict]:
+    """Every recorded dataset identity, by dataset name."""
+    return {key.decode(): value for key, value in _read_table(txn, DATASET_PREFIX).items()}
+
+
+def dataset_identity(fingerprint: str, file, examples: int | None = None) -> dict:
+    """The identity recorded for a dataset: its fingerprint and the file it was read from."""
+    return {"fingerprint": fingerprint, "file": str(file), "examples": examples,
+            "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+
+
+def claim_datasets(txn, path: Path, identities: dict[str, dict]) -> None:
+    """Record the identity of each named dataset the store has none for; raise
+    DatasetIdentityError, writing nothing, if one name already stands for another fingerprint."""
+    recorded = {}
+    for name, identity in identities.items():
+        raw = txn.get(DATASET_PREFIX + name.encode())
+        if raw is None:
+            continue
+        recorded[name] = theirs = json.loads(bytes(raw))
+        if theirs.get("fingerprint") != identity["fingerprint"]:
+            raise DatasetIdentityError(
+                f"{path}: its records of dataset {name!r} are of {theirs.get('file')} (fingerprint "
+                f"{str(theirs.get('fingerprint'))[8:20]}), but {identity['file']} has other examples under that name "
+                f"(fingerprint {identity['fingerprint'][8:20]}); mixing them would mix their fits. Nothing was "
+                "written: rename the file or pass another name for it, or use another cache"
+            )
+    for name, identity in identities.items():
+        if name not in recorded:
+            txn.put(DATASET_PREFIX + name.encode(), json.dumps(identity, sort_keys=True).encode())

@@ -9,8 +9,7 @@ LMDB's C code that aborts the process (exit status 134). So:
   checked, and a write transaction begun and abandoned, as a writer would) **in a child
   process**, so that an abort is reported as damage instead of killing the caller.
 * :func:`salvage_store` never asks LMDB to read the damaged file: it reads ``data.mdb`` page
-  by page in Python (LMDB's documented page layout: a 16-byte header, an array of node
-  offsets, nodes of key and value), takes every record from every page that parses, and
+  by page in Python (:mod:`spin_diff.cache.pages`), takes every record from every page that parses, and
   writes them into a new store by update-if-better. Old copies of a record left in freed
   pages are harmless there: a store only ever replaces a record by a strictly better one (or
   by ground truth), so the best copy found is the latest. Records whose bytes were damaged
@@ -21,20 +20,18 @@ LMDB's C code that aborts the process (exit status 134). So:
 from __future__ import annotations
 
 import json
-import mmap
 import os
-import struct
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import lmdb
 import numpy as np
 
 from spin_diff.cache.errors import FitStoreError, StoreCorruptedError, damaged_store_message
-from spin_diff.cache.header import CONFIG_PREFIX, HEADER_KEY
+from spin_diff.cache.header import CONFIG_PREFIX, DATASET_PREFIX, HEADER_KEY
+from spin_diff.cache.pages import read_pages
 from spin_diff.cache.records import (
     RECORD_SIZE,
     RECORD_VERSION,
@@ -49,11 +46,6 @@ from spin_diff.cache.transfer import write_preserving
 
 __all__ = ["VerifyReport", "SalvageReport", "check_store", "verify_store", "read_pages", "salvage_store"]
 
-_PAGE_HEADER = 16
-_NODE_HEADER = 8
-_P_LEAF, _P_OVERFLOW, _P_META = 0x02, 0x04, 0x08
-_F_BIGDATA = 0x01
-_META_MAGIC = 0xBEEFC0DE
 _KNOWN_SOURCES = {int(s) for s in Source}
 
 
@@ -146,63 +138,6 @@ def _report_from_child(path: Path, done: subprocess.CompletedProcess) -> VerifyR
     raise FitStoreError(f"the check of {path} failed to run (exit status {done.returncode}): {done.stderr[-2000:]}")
 
 
-# ---------------------------------------------------------------- reading pages directly
-def _page_size(raw: bytes) -> int:
-    """LMDB's page size from a meta page (stored in the free DB's pad field), else 4096."""
-    for page in (0, 4096):
-        if len(raw) >= page + 64:
-            flags = struct.unpack_from("<H", raw, page + 10)[0]
-            magic = struct.unpack_from("<I", raw, page + _PAGE_HEADER)[0]
-            if flags & _P_META and magic == _META_MAGIC:
-                size = struct.unpack_from("<I", raw, page + _PAGE_HEADER + 24)[0]
-                if 512 <= size <= 65536 and size & (size - 1) == 0:
-                    return size
-    return 4096
-
-
-def read_pages(data_file: str | Path) -> Iterator[tuple[bytes, bytes]]:
-    """Every (key, value) found in the leaf pages of an LMDB ``data.mdb``, current or stale,
-    skipping pages and nodes that do not parse. Never calls LMDB."""
-    with open(data_file, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as raw:  # no copy of a large store
-            yield from _leaf_nodes(raw)
-
-
-def _leaf_nodes(raw) -> Iterator[tuple[bytes, bytes]]:
-    psize = _page_size(raw)
-    pages = len(raw) // psize
-    for number in range(2, pages):  # pages 0 and 1 are the meta pages
-        base = number * psize
-        pgno, _, flags, lower, upper = struct.unpack_from("<QHHHH", raw, base)
-        if pgno != number or flags & ~0x7F or not flags & _P_LEAF or flags & (_P_OVERFLOW | _P_META):
-            continue
-        if not _PAGE_HEADER <= lower <= upper <= psize:
-            continue
-        for slot in range((lower - _PAGE_HEADER) // 2):
-            offset = struct.unpack_from("<H", raw, base + _PAGE_HEADER + 2 * slot)[0]
-            if not upper <= offset <= psize - _NODE_HEADER:
-                continue
-            lo, hi, node_flags, ksize = struct.unpack_from("<HHHH", raw, base + offset)
-            size = lo | (hi << 16)
-            start = base + offset + _NODE_HEADER
-            key = raw[start : start + ksize]
-            if node_flags & _F_BIGDATA:
-                if start + ksize + 8 > base + psize:
-                    continue
-                first = struct.unpack_from("<Q", raw, start + ksize)[0]
-                begin = first * psize + _PAGE_HEADER
-                if first >= pages or begin + size > len(raw):
-                    continue
-                value = raw[begin : begin + size]
-            else:
-                if start + ksize + size > base + psize:
-                    continue
-                value = raw[start + ksize : start + ksize + size]
-            yield key, value
-
-
 @dataclass
 class SalvageReport:
     """What :func:`salvage_store` recovered."""
@@ -239,6 +174,7 @@ def salvage_store(source: str | Path, destination: str | Path, chunk: int = 4096
 
     header = None
     configs: dict[int, dict] = {}
+    identities: dict[str, dict] = {}
     names: list[str] = []
     indices: list[int] = []
     values: list[bytes] = []
@@ -253,6 +189,10 @@ def salvage_store(source: str | Path, destination: str | Path, chunk: int = 4096
                     configs[int(key[len(CONFIG_PREFIX) :], 16)] = description
                 except ValueError:
                     pass
+        elif key.startswith(DATASET_PREFIX):
+            identity = _json_or_none(value)
+            if identity is not None and "fingerprint" in identity:
+                identities.setdefault(key[len(DATASET_PREFIX) :].decode(errors="replace"), identity)
         elif key[:1] != b"\x00":
             report.found += 1
             try:
@@ -273,6 +213,7 @@ def salvage_store(source: str | Path, destination: str | Path, chunk: int = 4096
             + "; salvage cannot tell which body model the records are for"
         )
     store = FitStore.open_or_create(destination, header["body_model_sha256"], header.get("body_model", ""))
+    store.claim_datasets(identities)
     for key, description in configs.items():
         store.register_config(key, description)
     for begin in range(0, len(values), chunk):

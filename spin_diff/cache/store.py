@@ -47,10 +47,12 @@ from spin_diff.cache.errors import (
 )
 from spin_diff.cache.header import (
     check_body_model,
+    claim_datasets,
     config_entry,
     new_header,
     parse_header,
     read_configs,
+    read_datasets,
     read_header,
     refuse_missing_header,
     write_header,
@@ -327,6 +329,18 @@ class FitStore:
     def configs(self) -> dict[int, dict]:
         """Every registered config description, by hash."""
         return self._read_txn(self._environment(), read_configs)
+
+    def dataset_identities(self) -> dict[str, dict]:
+        """The recorded identity of every dataset, by name (see :mod:`spin_diff.cache.header`)."""
+        return self._read_txn(self._environment(), read_datasets)
+
+    def claim_datasets(self, identities: dict[str, dict]) -> None:
+        """Record each dataset's identity (:func:`~spin_diff.cache.header.dataset_identity`)
+        where the store has none for its name, in one write transaction; raise
+        :class:`~spin_diff.cache.errors.DatasetIdentityError`, writing nothing, if a name of
+        the store stands for a dataset of other content. Call it before writing its records."""
+        if identities:
+            self._write_txn(lambda txn: claim_datasets(txn, self.path, identities))
 
     def info(self) -> dict:
         """Map size, bytes in use, number of keys (records plus header entries)."""

@@ -25,7 +25,12 @@ time            (N,) f8       when written (seconds since the epoch)
 config_hash     (N,) uint64   what made it; see ``configs``
 header          () str        the store's header (JSON)
 configs         () str        {hash hex: description} (JSON)
+datasets        () str        {name: identity} (JSON; absent in older exports)
 ==============  ============  ===================================================
+
+Dataset identities travel with the records: an import or merge into a store whose name for a
+dataset stands for other content is refused before anything is written (see
+:mod:`spin_diff.cache.header`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +47,7 @@ from typing import Iterable
 import numpy as np
 
 from spin_diff.cache.builder import score_fits
+from spin_diff.cache.errors import DatasetIdentityError
 from spin_diff.cache.records import NUM_POSE, FitBatch, Source, StoredFits, check_dataset_name
 from spin_diff.cache.store import BodyModelMismatchError, FitStore, StoreFormatError
 from spin_diff.constants import NUM_BETAS
@@ -158,6 +165,7 @@ def export_npz(store: FitStore, out: str | Path, dataset: str | None = None) -> 
         "config_hash": cat("config_hash", (0,), np.uint64),
         "header": np.array(json.dumps(store.header, sort_keys=True)),
         "configs": np.array(json.dumps({f"{k:016x}": v for k, v in store.configs().items()}, sort_keys=True)),
+        "datasets": np.array(json.dumps(store.dataset_identities(), sort_keys=True)),
     }
     with out.open("wb") as handle:
         np.savez(handle, **arrays)
@@ -193,6 +201,8 @@ def import_npz(path: str | Path, cache: str | Path, chunk: int = 8192) -> Transf
     data = read_export(path)
     header = json.loads(str(data["header"]))
     store = FitStore.open_or_create(cache, header["body_model_sha256"], header.get("body_model", ""))
+    if "datasets" in data:
+        store.claim_datasets(json.loads(str(data["datasets"])))  # before any record is written
     for key, description in json.loads(str(data["configs"])).items():
         store.register_config(int(key, 16), description)
     report = TransferReport()
@@ -219,30 +229,64 @@ def import_npz(path: str | Path, cache: str | Path, chunk: int = 8192) -> Transf
 # ---------------------------------------------------------------- merging stores
 def merge_stores(destination: str | Path, sources: Iterable[str | Path]) -> TransferReport:
     """Merge fit caches into ``destination`` (created if missing), keeping the better record
-    of each example: how per-node stores of a multi-machine build are combined."""
-    report = TransferReport()
-    store = None
-    for source_path in sources:
-        source = FitStore.open(source_path, readonly=True)
-        header = source.header
-        if store is None:
-            store = FitStore.open_or_create(
-                destination, header["body_model_sha256"], header.get("body_model", "")
-            )
-        if header["body_model_sha256"] != store.header["body_model_sha256"]:
-            raise BodyModelMismatchError(
-                f"{source_path} holds fits of another body model ({header.get('body_model')}) than "
-                f"{destination} ({store.header.get('body_model')}); stores of different body models "
-                "cannot merge"
-            )
-        if Path(source_path).resolve() == Path(destination).resolve():
-            raise StoreFormatError(f"cannot merge {source_path} into itself")
-        for key, description in source.configs().items():
-            store.register_config(key, description)
-        for names, indices, fits in source.scan():
-            report.add(write_preserving(store, FitBatch.from_stored(names, indices, fits)))
-    if store is None:
+    of each example: how per-node stores of a multi-machine build are combined.
+
+    Every source is opened and checked before anything is written. A new destination is
+    built in a sibling folder and renamed into place when the merge is complete, so a merge
+    that fails leaves no half-made store behind; an existing one only gains better records,
+    one committed batch at a time."""
+    destination = Path(destination)
+    opened = [(Path(path), FitStore.open(path, readonly=True)) for path in sources]
+    if not opened:
         raise BadInputError("cache merge needs at least one source store")
+    for path, _ in opened:
+        if path.resolve() == destination.resolve():
+            raise StoreFormatError(f"cannot merge {path} into itself")
+    first = opened[0][1].header
+    for path, source in opened:
+        if source.header["body_model_sha256"] != first["body_model_sha256"]:
+            raise BodyModelMismatchError(
+                f"{path} holds fits of another body model ({source.header.get('body_model')}) than "
+                f"{opened[0][0]} ({first.get('body_model')}); stores of different body models cannot merge"
+            )
+    identities: dict[str, dict] = {}
+    for path, source in opened:
+        for name, identity in source.dataset_identities().items():
+            known = identities.setdefault(name, identity)
+            if known.get("fingerprint") != identity.get("fingerprint"):
+                raise DatasetIdentityError(
+                    f"{path} and another source hold records of two different datasets named {name!r} "
+                    f"({known.get('file')} and {identity.get('file')}); merging would mix their fits. Nothing "
+                    "was written: merge them into separate caches"
+                )
+    new = not (destination / "data.mdb").is_file()
+    if new and destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise StoreFormatError(
+            f"{destination} exists but is not a fit cache (no data.mdb in it); merge into a new folder or an existing cache"
+        )
+    target = destination.with_name(f".{destination.name}.merging-{os.getpid()}") if new else destination
+    store = FitStore.open_or_create(target, first["body_model_sha256"], first.get("body_model", ""))
+    report = TransferReport()
+    try:
+        if store.header["body_model_sha256"] != first["body_model_sha256"]:
+            raise BodyModelMismatchError(
+                f"{opened[0][0]} holds fits of another body model ({first.get('body_model')}) than "
+                f"{destination} ({store.header.get('body_model')}); stores of different body models cannot merge"
+            )
+        store.claim_datasets(identities)  # before any record is written
+        for path, source in opened:
+            for key, description in source.configs().items():
+                store.register_config(key, description)
+            for names, indices, fits in source.scan():
+                report.add(write_preserving(store, FitBatch.from_stored(names, indices, fits)))
+        store.close()
+        if new:
+            os.replace(target, destination)  # an empty destination folder is replaced too
+    except BaseException:
+        store.close()
+        if new:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
     return report
 
 

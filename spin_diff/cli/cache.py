@@ -10,6 +10,7 @@ from pathlib import Path
 from spin_diff.body.files import body_model_hash, body_model_label
 from spin_diff.body.model import load_body_from_config
 from spin_diff.cache.builder import build_fits, check_init
+from spin_diff.cache.header import dataset_identity
 from spin_diff.cache.records import check_dataset_name
 from spin_diff.cache.repair import salvage_store, verify_store
 from spin_diff.cache.stats import cache_stats, format_stats
@@ -23,7 +24,13 @@ from spin_diff.cache.transfer import (
     read_spin_fits,
 )
 from spin_diff.cli.common import add_config_arguments, parse_dataset_argument, resolve_config, run_command
-from spin_diff.data.spin_npz import SpinDataError, dataset_keypoints, dataset_name, read_spin_npz
+from spin_diff.data.spin_npz import (
+    SpinDataError,
+    dataset_fingerprint,
+    dataset_keypoints,
+    dataset_name,
+    read_spin_npz,
+)
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.fitting.initialisation import default_init
 from spin_diff.fitting.smplify import SMPLify
@@ -53,7 +60,10 @@ def _add_subcommands(sub) -> None:
         "build one store per node and combine them with `spin-diff cache merge`.",
     )
     build.add_argument("--dataset", type=Path, required=True, help="SPIN-format dataset .npz")
-    build.add_argument("--name", help="dataset name in the cache's keys (default: SPIN's name for SPIN's training files, else the npz file's stem, as train names it)")
+    build.add_argument(
+        "--name", help="dataset name in the cache's keys (default: SPIN's name for SPIN's training files, else "
+        "the npz file's stem, as train names it); a cache refuses a dataset of other content under a name it holds",
+    )  # fmt: skip
     build.add_argument(
         "--images", type=Path, help="image folder; only used by --init CKPT (the regressor reads crops)"
     )
@@ -196,6 +206,7 @@ def run_build(args: argparse.Namespace) -> int:
         store, data, name, fitter, init=init, refit=args.refit, limit=args.limit,
         batch_size=args.batch_size, rank=rank, world_size=world_size,
         gt_from_dataset=args.gt_from_dataset, progress=not args.quiet and rank == 0, images=args.images,
+        data_file=args.dataset.resolve(),
     )  # fmt: skip
     print(report.summary())
     print(f"cache: {args.cache}")
@@ -274,6 +285,7 @@ def run_import_spin(args: argparse.Namespace) -> int:
         )
     fitter = SMPLify(model, config.fitting)
     store = _open_writable_for(model, args.cache)
+    store.claim_datasets({args.dataset: dataset_identity(dataset_fingerprint(data), args.data.resolve(), len(fits))})
     hash_value = config_hash(description)
     store.register_config(hash_value, description)
     report = import_spin_fits(store, fits, args.dataset, hash_value, keypoints=keypoints, fitter=fitter)

@@ -35,7 +35,14 @@ from spin_diff.cache.records import check_dataset_name
 from spin_diff.cache.store import FitStore
 from spin_diff.constants import CROP_SIZE, NUM_GT_JOINTS, NUM_KEYPOINTS, NUM_OPENPOSE_JOINTS, NUM_POSE
 from spin_diff.data.crops import IMAGENET_MEAN, IMAGENET_STD, read_image_rgb
-from spin_diff.data.spin_npz import SpinDataError, dataset_name, keypoints_49, read_spin_npz, smpl_ground_truth
+from spin_diff.data.spin_npz import (
+    SpinDataError,
+    dataset_fingerprint,
+    dataset_name,
+    keypoints_49,
+    read_spin_npz,
+    smpl_ground_truth,
+)
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.geometry.cameras import image_keypoints_to_crop
 from spin_diff.training.frames import to_view, view_rotation
@@ -135,6 +142,7 @@ class SpinDataset:
         self.name = check_dataset_name(name or dataset_name(self.path))
         require = ("center", "scale") + (("imgname",) if need_images else ())
         data = read_spin_npz(self.path, require=require)
+        self.fingerprint = dataset_fingerprint(data)  # its identity in the fit store (cache.header)
         detected = {"auto": "openpose_detected" in data or "part_detected" in data,
                     "clean": False, "detected": True}[keypoints]  # fmt: skip
         try:

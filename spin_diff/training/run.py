@@ -27,6 +27,7 @@ import torch
 from spin_diff.body.files import body_model_hash, body_model_label, find_beside_model
 from spin_diff.body.model import load_body_from_config
 from spin_diff.cache.builder import fit_config_hash
+from spin_diff.cache.header import dataset_identity
 from spin_diff.cache.records import Source
 from spin_diff.cache.stats import cache_stats
 from spin_diff.cache.store import FitStore
@@ -323,6 +324,8 @@ def train(
     ]  # fmt: skip
     cache = Path(cache) if cache is not None else run_dir / "fits"
     writer_store, reader_store = _open_stores(cache, body, context)
+    if writer_store is not None:  # refuses, before any write, a dataset of other content under a name it holds
+        writer_store.claim_datasets({d.name: dataset_identity(d.fingerprint, d.path.resolve(), len(d)) for d in datasets_read})
     data = TrainingData(datasets_read, crop_size=config.fitting.crop_size, use_images=use_images, store=reader_store)
     if context.is_main:
         _log_coverage(reader_store, data)

@@ -98,6 +98,21 @@ def test_ground_truth_from_the_dataset_is_stored_and_never_refitted(tmp_path, bo
     store.close()
 
 
+def test_ground_truth_that_is_not_finite_is_fitted_and_said_so_not_taken_for_done(tmp_path, body_model, fitter, fitcache):
+    data = read_spin_npz(fitcache.make_spin_dataset(body_model, tmp_path / "gt.npz", 6, seed=4))
+    data["pose"][[1, 4], 7] = np.nan
+    data["shape"][2, 0] = np.inf
+    store = new_store(tmp_path / "cache", body_model)
+    report = build_fits(store, data, "gt", fitter, gt_from_dataset=True, batch_size=4, progress=False)
+    assert (report.ground_truth, report.ground_truth_not_finite, report.skipped, report.attempted) == (3, 3, 0, 3)
+    assert "ground truth NaN or inf in the dataset: 3 rows" in report.summary()
+    labels = store.get_many("gt", np.arange(6)).source_labels()
+    assert [label == "ground-truth" for label in labels] == [True, False, False, True, False, True]
+    again = build_fits(store, data, "gt", fitter, gt_from_dataset=True, batch_size=4, progress=False)
+    assert again.skipped == 6 and again.ground_truth_not_finite == 0  # now fitted: done
+    store.close()
+
+
 def test_init_stored_starts_from_the_datasets_smpl(tmp_path, fitter, body_model, fitcache):
     # noisy keypoints: SMPLify calls a fit that starts exactly at a zero-loss optimum diverged
     data = read_spin_npz(fitcache.make_spin_dataset(body_model, tmp_path / "noisy.npz", 4, seed=5, noise_px=2.0))

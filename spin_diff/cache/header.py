@@ -154,7 +154,8 @@ def claim_datasets(txn, path: Path, identities: dict[str, dict]) -> None:
                 f"{path}: its records of dataset {name!r} are of {theirs.get('file')} (fingerprint "
                 f"{str(theirs.get('fingerprint'))[8:20]}), but {identity['file']} has other examples under that name "
                 f"(fingerprint {identity['fingerprint'][8:20]}); mixing them would mix their fits. Nothing was "
-                "written: rename the file or pass another name for it, or use another cache"
+                "written: rename the file or pass another name for it (train --dataset NAME=PATH, cache build --name, "
+                "cache import-spin --dataset), or use another cache"
             )
     for name, identity in identities.items():
         if name not in recorded:

@@ -23,7 +23,7 @@ from spin_diff.diffusion.denoiser import Denoiser
 from spin_diff.diffusion.representation import decode_pose, encode_pose, project_to_rotations
 from spin_diff.diffusion.schedule import cosine_alpha_bars, ddim_move, ddim_timesteps, predict_eps, predict_x0
 from spin_diff.errors import BadInputError, MissingInputError
-from spin_diff.utils.checkpoints import check_version, save_checkpoint
+from spin_diff.utils.checkpoints import check_version, save_checkpoint, verify_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,7 @@ def load_diffusion_prior(
             "(a file from 'spin-diff prior train'), leave it unset for the bundled prior, or remove "
             "diffusion_pose from the stage terms"
         )
+    verify_torch_file(path, DiffusionPriorError)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message

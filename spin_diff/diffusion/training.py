@@ -41,7 +41,7 @@ from spin_diff.diffusion.schedule import q_sample
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 from spin_diff.priors.pose_files import read_smpl_poses
-from spin_diff.utils.checkpoints import check_version, save_checkpoint
+from spin_diff.utils.checkpoints import check_version, save_checkpoint, verify_torch_file
 from spin_diff.utils.configs import save_config
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,7 @@ def train_diffusion_prior(
     if resume:
         if not last.is_file():
             raise MissingInputError(f"--resume: no checkpoint at {last}")
+        verify_torch_file(last, DiffusionPriorError)
         try:  # tensors only, as the prior's own reader: these files are ours, never SPIN's
             state = torch.load(last, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message

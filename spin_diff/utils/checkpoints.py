@@ -13,6 +13,7 @@ import logging
 import os
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 
 from spin_diff.errors import BadInputError, MissingInputError
 
-__all__ = ["CheckpointError", "read_torch_file", "strip_prefix", "save_checkpoint", "write_torch_file", "check_version"]
+__all__ = ["CheckpointError", "verify_torch_file", "read_torch_file", "strip_prefix", "save_checkpoint", "write_torch_file", "check_version"]
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,37 @@ class CheckpointError(BadInputError):
     """A checkpoint cannot be used; the message names the file, the problem and the fix."""
 
 
+def verify_torch_file(path: str | Path, error: type[Exception] = None) -> Path:
+    """Check every member of a torch (zip) file against its CRC-32, which ``torch.load`` does
+    not: a file with bytes overwritten inside would otherwise load, with garbage weights.
+    Raises ``error`` (default :class:`CheckpointError`) naming the file and the damaged member.
+    Files in torch's legacy (pre-zip) format carry no checksums and pass unchecked."""
+    path = Path(path)
+    error = error or CheckpointError
+    if not zipfile.is_zipfile(path):
+        return path
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as err:
+        raise error(
+            f"{path} is damaged ({path.stat().st_size} bytes: {err}); copy it again from its source"
+        ) from None
+    if bad is not None:
+        raise error(
+            f"{path} is damaged: its member {bad} fails its CRC-32 check ({path.stat().st_size} bytes); copy it "
+            "again from its source (or, for a run's last.pt, resume from a kept step-*.pt)"
+        )
+    return path
+
+
 def read_torch_file(path: str | Path) -> Any:
-    """``torch.load`` on CPU with errors that name the file (missing, truncated, not torch)."""
+    """``torch.load`` on CPU, after :func:`verify_torch_file`, with errors that name the file
+    (missing, damaged, truncated, not torch)."""
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"checkpoint not found: {path}")
+    verify_torch_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

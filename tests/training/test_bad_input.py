@@ -80,3 +80,21 @@ def test_non_finite_predictions_are_skipped_and_counted(dataset, tmp_path, monke
     assert not fits.found[first_rows].any()
     others = np.setdiff1d(np.arange(16), first_rows)
     assert (fits.source[others] == int(Source.IN_LOOP)).sum() >= 12  # the rest were fitted and stored
+
+
+def test_resume_refuses_a_damaged_checkpoint_and_changes_nothing(dataset, tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "utils"))
+    from test_checkpoint_damage import damaged_copy
+
+    run = tmp_path / "run"
+    code, err = _run(["--dataset", str(dataset), "--out", str(run), *_sets()], capsys)
+    assert code == 0, err
+    damaged, member = damaged_copy(run / "last.pt", tmp_path / "damaged.pt")
+    damaged.replace(run / "last.pt")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    code, err = _run(["--out", str(run), "--resume", "--set", "max_steps=2"], capsys)
+    assert code == 2 and "last.pt" in err and member in err and "CRC-32" in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

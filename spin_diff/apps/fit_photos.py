@@ -40,7 +40,7 @@ from spin_diff.constants import FOCAL_LENGTH
 from spin_diff.data.openpose import (
     OpenPoseFileError,
     openpose_to_keypoints49,
-    read_openpose_json,
+    read_openpose_people,
     select_person,
 )
 from spin_diff.errors import BadInputError, MissingInputError
@@ -200,9 +200,12 @@ def collect_people(
             report.failed.append((str(pair.image), missing))
             continue
         try:
-            detections = read_openpose_json(pair.keypoints, allow_nonfinite=True)
+            detections, unusable = read_openpose_people(pair.keypoints)
         except OpenPoseFileError as err:
             report.failed.append((str(pair.image), str(err)))
+            continue
+        if len(detections) == 0:
+            report.failed.append((str(pair.image), f"no people in {pair.keypoints}"))
             continue
         height, width = image.shape[:2]
         chosen = range(len(detections))
@@ -218,8 +221,8 @@ def collect_people(
         for index in chosen:
             keypoints = openpose_to_keypoints49(detections[index])
             person_name = f"{pair.name}/person_{index:02d}"
-            if not np.all(np.isfinite(keypoints)):
-                report.failed.append((person_name, f"NaN or inf keypoints in {pair.keypoints}"))
+            if index in unusable:  # refused alone: the image's other people are still fitted
+                report.failed.append((person_name, unusable[index]))
                 continue
             confident = int((keypoints[:, 2] > threshold).sum())
             if confident < min_joints:

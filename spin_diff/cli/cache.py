@@ -36,6 +36,7 @@ from spin_diff.fitting.initialisation import default_init
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.utils.hashing import config_hash, file_sha256
 from spin_diff.utils.ranks import shard_from_environment
+from spin_diff.utils.outputs import check_output_file, replace_atomically
 
 DEFAULT_CACHE = Path("fits_cache")
 
@@ -107,6 +108,7 @@ def _add_subcommands(sub) -> None:
     )
     export.add_argument("--out", type=Path, required=True, help="output .npz (--format npz) or .npy (--format spin)")
     export.add_argument("--dataset", help="only this dataset (required with --format spin)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     export.add_argument(
         "--format", choices=("npz", "spin"), default="npz",
         help="npz: every record with its provenance (for `cache import`); spin: SPIN's static fits, "
@@ -193,7 +195,7 @@ def run_build(args: argparse.Namespace) -> int:
         raise BadInputError("--limit must be >= 0")
     config = resolve_config(args)
     data = read_spin_npz(args.dataset, require=("center", "scale"))
-    dataset_keypoints(data, config.fitting.crop_size)  # a dataset without usable keypoints fails here, before any store exists
+    dataset_keypoints(data, config.fitting.crop_size, args.dataset)  # a dataset without usable keypoints fails here, before any store exists
     name = args.name or dataset_name(args.dataset)
     rank, world_size = shard_from_environment()
     model = load_body_from_config(config)
@@ -234,6 +236,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    check_output_file(args.out, overwrite=args.overwrite, suffixes=(".npy",) if args.format == "spin" else (".npz",))
     store = FitStore.open(args.cache, readonly=True)
     if args.dataset is not None and args.dataset not in store.datasets():
         raise BadInputError(
@@ -247,11 +250,13 @@ def run_export(args: argparse.Namespace) -> int:
             if not args.data.is_file():
                 raise MissingInputError(f"--data not found: {args.data}")
             rows = len(read_spin_npz(args.data)["imgname"])
-        count, filled = export_spin_fits(store, args.out, args.dataset, rows)
+        with replace_atomically(args.out) as partial:  # a full disk leaves no partial file
+            count, filled = export_spin_fits(store, partial, args.dataset, rows)
         print(f"exported {filled} fits of {count} examples of {args.dataset} from {args.cache} to {args.out} "
               f"(SPIN's static fits; {count - filled} rows NaN)")  # fmt: skip
         return 0
-    count = export_npz(store, args.out, args.dataset)
+    with replace_atomically(args.out) as partial:
+        count = export_npz(store, partial, args.dataset)
     print(f"exported {count} records from {args.cache} to {args.out}")
     return 0
 
@@ -277,7 +282,7 @@ def run_import_spin(args: argparse.Namespace) -> int:
     }
 
     data = read_spin_npz(args.data, require=("center", "scale"))
-    keypoints = dataset_keypoints(data, config.fitting.crop_size)
+    keypoints = dataset_keypoints(data, config.fitting.crop_size, args.data)
     if keypoints.shape[0] != fits.shape[0]:
         raise SpinDataError(
             f"{args.fits} has {fits.shape[0]} rows but {args.data} has {keypoints.shape[0]} examples; SPIN's "

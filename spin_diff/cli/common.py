@@ -62,12 +62,33 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) 
     )
     # Only expected input errors become a one-line message; anything else is a bug and keeps
     # its traceback. With -v the traceback of an input error is printed too.
+    # The machine's answers to a command are not bugs either: a file system error (a path under
+    # a file, no permission, a full disk), memory, Ctrl-C, a closed pipe (`| head`).
     try:
         return int(args.handler(args) or 0)
     except InputError as err:
         if args.verbose:
             traceback.print_exc()
         print(f"spin-diff: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("spin-diff: interrupted (what was written before stays consistent; rerun to continue)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader of stdout went away: stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file (captured)
+            pass
+        return 141
+    except OSError as err:
+        if args.verbose:
+            traceback.print_exc()
+        where = f" {err.filename}" if err.filename else ""
+        print(f"spin-diff: error: cannot use{where}: {err.strerror or err}; check the path (a file where a folder "
+              "is expected?), its permissions and the free disk space", file=sys.stderr)  # fmt: skip
+        return 2
+    except MemoryError as err:
+        print(f"spin-diff: error: out of memory ({err}); use smaller inputs or sizes", file=sys.stderr)
         return 2
 
 

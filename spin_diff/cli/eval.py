@@ -22,6 +22,7 @@ from spin_diff.evaluation.run import (
 )
 from spin_diff.models.checkpoints import load_regressor
 from spin_diff.utils.configs import save_config
+from spin_diff.utils.outputs import prepare_output
 
 
 def add_parser(subparsers) -> None:
@@ -64,7 +65,8 @@ def add_parser(subparsers) -> None:
         help="also write every sample's predictions to FILE (.npz, SPIN's --result_file keys: pose, betas, "
         "camera, pred_joints; plus transl, spin_joints, index, imgname)",
     )  # fmt: skip
-    ev.add_argument("--overwrite", action="store_true", help="replace an existing --save-predictions file")
+    ev.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --save-predictions file, and earlier results in --out")  # fmt: skip
     ev.add_argument("--threads", type=int, help="torch CPU threads")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_arguments(ev)
@@ -83,6 +85,9 @@ def run_eval(args: argparse.Namespace) -> int:
     rows = parse_refinements(args.refine)
     if args.save_predictions is not None:
         check_predictions_path(args.save_predictions, args.overwrite)
+    if args.out is not None:  # checked before the evaluation runs, not after
+        prepare_output(args.out, ["per_sample.csv", "summary.json", "config.yaml"], replace=args.overwrite,
+                       what="evaluation results")  # fmt: skip
     config = resolve_config(args)
     evalset = load_eval_set(args.dataset, args.protocol)
     body = load_body_from_config(config)

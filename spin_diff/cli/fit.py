@@ -20,6 +20,7 @@ from spin_diff.fitting.smplify import SMPLify
 from spin_diff.recipes import recipe_path as shipped_recipe
 from spin_diff.utils.configs import save_config
 from spin_diff.utils.threads import set_threads
+from spin_diff.utils.outputs import check_writable_folder
 
 RECIPES = ("cold_start", "from_regressor")
 
@@ -100,8 +101,7 @@ def run_fit(args: argparse.Namespace) -> int:
         raise MissingInputError(f"images not found: {args.images}")
     if not args.keypoints.exists():
         raise MissingInputError(f"--keypoints not found: {args.keypoints}")
-    if args.out.exists() and not args.out.is_dir():
-        raise BadInputError(f"--out {args.out} is a file; give a folder (it is created if missing)")
+    check_writable_folder(args.out)  # before the fit runs, not after
     if args.batch_size < 1:
         raise BadInputError("--batch-size must be at least 1")
     if args.focal is not None and not args.focal > 0:

@@ -19,7 +19,9 @@ from spin_diff.data.synth import SynthConfig, generate_dataset
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.fitting.config import Config
 from spin_diff.priors.pose_files import read_smpl_poses
+from spin_diff.priors.pose_sampler import POSTURES
 from spin_diff.utils.configs import save_config
+from spin_diff.utils.outputs import prepare_output
 
 
 @dataclass
@@ -55,6 +57,8 @@ def add_parser(subparsers) -> None:
     )
     synth.add_argument("--postures", help="comma-separated pose sampler postures (default all)")
     synth.add_argument("--no-masks", action="store_true", help="do not write masks/")
+    synth.add_argument("--overwrite", action="store_true",
+                       help="replace an earlier synth set in --out (its images/, masks/, keypoints/, npz and config)")  # fmt: skip
     synth.add_argument(
         "--keypoints-only", action="store_true",
         help="no images: 2D keypoints in SPIN's 224 crop (crop camera) and the truth, one npz (what "
@@ -110,9 +114,16 @@ def run_synth(args: argparse.Namespace) -> int:
     config = resolve_config(args, cls=SynthCommandConfig)
     synth = _apply_arguments(config.synth, args)
     synth.validate()
+    unknown = sorted(set(synth.postures or ()) - set(POSTURES))
+    if unknown or (synth.postures is not None and not synth.postures):
+        raise BadInputError(f"--postures: unknown {unknown or '(none given)'}; choose from {', '.join(POSTURES)}")
     if not args.keypoints_only and (args.poses is not None or args.hide_truth):
         raise BadInputError("--poses and --hide-truth need --keypoints-only (the renderer draws its own poses)")
     poses = _read_poses(args.poses) if args.keypoints_only else None
+    # An earlier set's images beside a new npz would be mistaken for it: its outputs are
+    # replaced as a whole (--overwrite) or refused, before anything is drawn.
+    outputs = [f"{synth.name}.npz"] + ([] if args.keypoints_only else ["images", "masks", "keypoints", "config.yaml"])
+    prepare_output(args.out, outputs, replace=args.overwrite, what="synth sets")
     model = load_body_from_config(config)
     if args.keypoints_only:
         return _keypoints_only(synth, args, model, poses)

@@ -23,6 +23,7 @@ from spin_diff.errors import BadInputError
 __all__ = [
     "OpenPoseFileError",
     "read_openpose_json",
+    "read_openpose_people",
     "write_openpose_json",
     "openpose_to_keypoints49",
     "keypoints49_to_openpose",
@@ -37,22 +38,20 @@ class OpenPoseFileError(BadInputError):
     """An OpenPose JSON file is malformed; the message names the file and the problem."""
 
 
-def read_openpose_json(path: str | Path, allow_empty: bool = False, allow_nonfinite: bool = False) -> np.ndarray:
-    """Every person's BODY_25 keypoints in an OpenPose JSON file.
+def read_openpose_people(path: str | Path) -> tuple[np.ndarray, dict[int, str]]:
+    """Every person's BODY_25 keypoints in an OpenPose JSON file, with what is wrong with each.
 
-    Args:
-        path: the ``*_keypoints.json`` file.
-        allow_empty: return ``(0, 25, 3)`` for a file with no people instead of raising.
-        allow_nonfinite: keep people with NaN or inf values (the caller fails them one by one)
-            instead of rejecting the file.
+    A person whose keypoints cannot be used (not 75 numbers, not numeric, NaN or inf, or
+    confidences outside OpenPose's [0, 1]) gets a row of NaN and a reason, so that the others
+    of the image can still be used.
 
     Returns:
-        ``(P, 25, 3)`` float64: pixels ``x, y`` and confidence.
+        ``(P, 25, 3)`` float64 (pixels ``x, y`` and confidence; ``(0, 25, 3)`` for no people)
+        and ``{person index: reason}`` for the unusable ones.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        OpenPoseFileError: not JSON, no ``people`` list, a person without 75 numbers in
-            ``pose_keypoints_2d`` (or non-finite values), or no people (unless ``allow_empty``).
+        OpenPoseFileError: not JSON, or no ``people`` list.
     """
     path = Path(path)
     if not path.is_file():
@@ -68,29 +67,66 @@ def read_openpose_json(path: str | Path, allow_empty: bool = False, allow_nonfin
             f"{path}: expected an object with a 'people' list (OpenPose --write_json format), "
             f"got {type(content).__name__} with keys {sorted(content) if isinstance(content, dict) else []}"
         )
-    people = []
+    people, reasons = [], {}
     for index, person in enumerate(content["people"]):
-        values = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
-        if not isinstance(values, list):
-            raise OpenPoseFileError(f"{path}: person {index} has no 'pose_keypoints_2d' list")
-        if len(values) != _VALUES_PER_PERSON:
-            hint = " (COCO-18 model? spin_diff needs BODY_25)" if len(values) == 54 else ""
-            raise OpenPoseFileError(
-                f"{path}: person {index} has {len(values)} numbers in pose_keypoints_2d, expected "
-                f"{_VALUES_PER_PERSON} (25 BODY_25 joints x (x, y, confidence)){hint}"
-            )
-        try:
-            array = np.asarray(values, dtype=np.float64).reshape(NUM_OPENPOSE_JOINTS, 3)
-        except (TypeError, ValueError) as err:
-            raise OpenPoseFileError(f"{path}: person {index} has non-numeric keypoints ({err})") from err
-        if not allow_nonfinite and not np.all(np.isfinite(array)):
-            raise OpenPoseFileError(f"{path}: person {index} has NaN or inf keypoints")
+        array, reason = _person_keypoints(person, path, index)
         people.append(array)
-    if not people and not allow_empty:
-        raise OpenPoseFileError(f"{path}: no people detected; skip this image or pass allow_empty=True")
+        if reason is not None:
+            reasons[index] = reason
     if not people:
-        return np.zeros((0, NUM_OPENPOSE_JOINTS, 3))
-    return np.stack(people)
+        return np.zeros((0, NUM_OPENPOSE_JOINTS, 3)), reasons
+    return np.stack(people), reasons
+
+
+def _person_keypoints(person, path: Path, index: int) -> tuple[np.ndarray, str | None]:
+    bad = np.full((NUM_OPENPOSE_JOINTS, 3), np.nan)
+    values = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
+    if not isinstance(values, list):
+        return bad, f"{path}: person {index} has no 'pose_keypoints_2d' list"
+    if len(values) != _VALUES_PER_PERSON:
+        hint = " (COCO-18 model? spin_diff needs BODY_25)" if len(values) == 54 else ""
+        return bad, (
+            f"{path}: person {index} has {len(values)} numbers in pose_keypoints_2d, expected "
+            f"{_VALUES_PER_PERSON} (25 BODY_25 joints x (x, y, confidence)){hint}"
+        )
+    try:
+        array = np.asarray(values, dtype=np.float64).reshape(NUM_OPENPOSE_JOINTS, 3)
+    except (TypeError, ValueError) as err:
+        return bad, f"{path}: person {index} has non-numeric keypoints ({err})"
+    if not np.all(np.isfinite(array)):
+        return bad, f"{path}: person {index} has NaN or inf keypoints"
+    confidence = array[:, 2]
+    if confidence.min() < 0 or confidence.max() > 1:
+        return bad, (
+            f"{path}: person {index} has confidences from {confidence.min():g} to {confidence.max():g}; "
+            "OpenPose's lie in [0, 1] (are the columns x, y, confidence?)"
+        )
+    return array, None
+
+
+def read_openpose_json(path: str | Path, allow_empty: bool = False, allow_nonfinite: bool = False) -> np.ndarray:
+    """Every person's BODY_25 keypoints in an OpenPose JSON file (:func:`read_openpose_people`).
+
+    Args:
+        path: the ``*_keypoints.json`` file.
+        allow_empty: return ``(0, 25, 3)`` for a file with no people instead of raising.
+        allow_nonfinite: keep unusable people as rows of NaN (the caller fails them one by one)
+            instead of rejecting the file.
+
+    Returns:
+        ``(P, 25, 3)`` float64: pixels ``x, y`` and confidence.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        OpenPoseFileError: not JSON, no ``people`` list, an unusable person (unless
+            ``allow_nonfinite``), or no people (unless ``allow_empty``).
+    """
+    people, reasons = read_openpose_people(path)
+    if reasons and not allow_nonfinite:
+        raise OpenPoseFileError(reasons[min(reasons)])
+    if len(people) == 0 and not allow_empty:
+        raise OpenPoseFileError(f"{path}: no people detected in it; skip this image, or give it keypoints")
+    return people
 
 
 def _as_openpose_block(keypoints: np.ndarray, source: str) -> np.ndarray:

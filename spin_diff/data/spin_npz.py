@@ -305,13 +305,22 @@ def keypoints_49(data: Mapping[str, np.ndarray], detected: bool = False) -> np.n
     )
 
 
-def dataset_keypoints(data: dict, crop_size: int) -> np.ndarray:
+def dataset_keypoints(data: dict, crop_size: int, source: str | Path = "dataset") -> np.ndarray:
     """The 49 keypoints of every example in its canonical crop: ``(N, 49, 3)`` crop pixels
     and confidence. Uses the detector-like keypoints of synthetic sets when present (what a
-    real pipeline fits), otherwise ``openpose``/``part``."""
+    real pipeline fits), otherwise ``openpose``/``part``. ``source`` names the file in errors."""
     for key in ("center", "scale"):
         if key not in data:
-            raise SpinDataError(f"dataset has no {key!r} (SPIN's person box); present: {sorted(data)}")
+            raise SpinDataError(f"{source} has no {key!r} (SPIN's person box); present: {sorted(data)}")
+    scale = np.asarray(data["scale"], dtype=np.float64).reshape(-1)
+    if scale.size == 0:
+        raise SpinDataError(f"{source} has no examples (0 rows): nothing to fit; pass a dataset with people in it")
+    bad = np.flatnonzero(~(scale > 0) | ~np.isfinite(scale))
+    if bad.size:
+        raise SpinDataError(
+            f"{source}: 'scale' (SPIN's box side / 200) is 0, negative or not finite in {bad.size} row(s) "
+            f"(first {bad[:5].tolist()}); give every person a box"
+        )
     detected = "openpose_detected" in data or "part_detected" in data
     keypoints = keypoints_49(data, detected=detected)
     pixels = image_keypoints_to_crop(

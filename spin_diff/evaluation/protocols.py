@@ -149,6 +149,17 @@ def load_eval_set(path: str | Path, protocol: str | None = None) -> EvalSet:
             raise SpinDataError(
                 f"{path}: {without} rows have has_smpl = 0, so no ground truth to evaluate against"
             )
+    truth = [k for k in _NEEDS[protocol] if k in ("pose", "shape")]
+    for key in truth:  # NaN ground truth would poison the metrics (or their Procrustes solve)
+        values = np.asarray(data[key], dtype=np.float64).reshape(len(data[key]), -1)
+        bad = np.flatnonzero(~np.isfinite(values).all(1))
+        if bad.size:
+            raise SpinDataError(
+                f"{path}: ground truth {key!r} has NaN or inf in {bad.size} row(s) (first {bad[:5].tolist()}); "
+                "drop those rows (or, for SMPL, set has_smpl to 0 and evaluate another way)"
+            )
+    if len(data["center"]) == 0:
+        raise SpinDataError(f"{path} has no examples (0 rows): nothing to evaluate")
     notes = []
     if protocol == "h36m-p2":
         notes.append("H36M protocol 2: the file is taken as given (SPIN's holds camera 60457274 only)")

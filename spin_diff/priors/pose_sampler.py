@@ -36,6 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from spin_diff.body.joints import SMPL_PARENTS
+from spin_diff.errors import BadInputError
 from spin_diff.priors.joint_angles import (
     ANATOMICAL_LIMITS,
     BODY_JOINT_NAMES,
@@ -171,7 +172,7 @@ def sample_poses(
     names = tuple(POSTURES if postures is None else postures)
     unknown = [p for p in names if p not in POSTURE_GENERATORS]
     if unknown or not names:
-        raise ValueError(f"unknown postures {unknown or '(none given)'}; choose from {', '.join(POSTURES)}")
+        raise BadInputError(f"unknown postures {unknown or '(none given)'}; choose from {', '.join(POSTURES)}")
     if num < 0:
         raise ValueError(f"num must be >= 0, got {num}")
     index = rng.integers(0, len(names), num)

@@ -160,6 +160,8 @@ class SpinDataset:
         if np.any(self.scale <= 0):
             raise SpinDataError(f"{self.path}: 'scale' must be positive (box side / 200)")
         n = len(self.center)
+        if n == 0:
+            raise SpinDataError(f"{self.path} has no examples (0 rows); pass a dataset with people in it")
         self.has_smpl, self.ground_truth_rule = smpl_ground_truth(data)
         self.pose = np.zeros((n, NUM_POSE), dtype=np.float32)
         self.betas = np.zeros((n, 10), dtype=np.float32)

@@ -21,11 +21,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from spin_diff.errors import BadInputError
-from spin_diff.utils.outputs import prepare_output
+from spin_diff.utils.outputs import check_writable_folder, prepare_output
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +62,11 @@ def prepare_run_folder(run_dir: Path, *, resume: bool, overwrite: bool) -> Path:
             f"--out {run_dir} already holds a run ({listed}): continue it with --resume, start it again with "
             "--overwrite (its fit store is kept), or choose another --out (nothing was changed)"
         )
-    _check_writable(run_dir)
+    check_writable_folder(run_dir)
     if overwrite and previous:
         log.warning("--overwrite: removing the earlier run's %s from %s (its fit store is kept)", ", ".join(previous), run_dir)
         prepare_output(run_dir, previous, replace=True, what="a training run")
     return run_dir
-
-
-def _check_writable(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-"):
-            pass
-    except OSError as err:
-        raise BadInputError(
-            f"--out {run_dir} cannot be written ({err.strerror or err}): choose a folder you can write to"
-        ) from None
 
 
 def keep_step_checkpoint(last: Path, step: int, keep_last: int) -> Path | None:

@@ -9,13 +9,16 @@ else is refused with a message that says what to pass, and nothing is changed.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from spin_diff.errors import BadInputError
 
-__all__ = ["prepare_output"]
+__all__ = ["prepare_output", "check_writable_folder", "check_output_file", "replace_atomically"]
 
 
 def prepare_output(
@@ -64,7 +67,54 @@ def prepare_output(
             shutil.rmtree(path)
         else:
             path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(out)
     if marker is not None:
         (out / marker).write_text(marker_text)
     return out
+
+
+def check_writable_folder(out: str | Path, flag: str = "--out") -> Path:
+    """Create ``out`` if missing and try writing a file there; a path under a file, an
+    unwritable folder or a full disk becomes one :class:`BadInputError` before any work."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"{flag} {out} is a file: pass a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise BadInputError(f"{flag} {out} cannot be written ({err.strerror or err}): choose a folder you can write to") from None
+    return out
+
+
+def check_output_file(path: str | Path, *, overwrite: bool = False, suffixes: tuple[str, ...] = (),
+                      flag: str = "--out") -> Path:  # fmt: skip
+    """Check an output file's path before any work: its suffix (one of ``suffixes``, if
+    given), not a folder, not an existing file unless ``overwrite``, a writable folder."""
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise BadInputError(f"{flag} {path}: this writes {' or '.join(suffixes)} files; name the output so")
+    if path.is_dir():
+        raise BadInputError(f"{flag} {path} is a folder: pass a file name")
+    if path.exists() and not overwrite:
+        raise BadInputError(f"{flag} {path} exists: pass --overwrite to replace it, or choose another name")
+    check_writable_folder(path.parent if str(path.parent) else Path("."), flag=f"{flag} {path}: its folder")
+    return path
+
+
+@contextlib.contextmanager
+def replace_atomically(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; on success it replaces ``path``, on any
+    error it is removed (a full disk never leaves a partial file, the previous file stays)."""
+    path = Path(path)
+    handle, name = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.",
+                                    suffix=path.suffix)  # fmt: skip
+    os.close(handle)
+    partial = Path(name)
+    try:
+        yield partial
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

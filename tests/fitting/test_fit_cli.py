@@ -1,6 +1,7 @@
 """`spin-diff synth` then `spin-diff fit`, end to end, and fit's handling of bad items."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -97,6 +98,29 @@ def test_missing_inputs_and_checkpoint_fail_clearly(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "a.jpg"), "--keypoints", str(tmp_path), "--out", str(tmp_path / "o"),
                  "--checkpoint", str(tmp_path / "c.pt")]) == 2  # fmt: skip
     assert "checkpoint" in capsys.readouterr().err
+
+
+def test_an_unusable_person_is_refused_alone_and_the_image_s_others_are_fitted(synth_set, tmp_path, capsys):
+    """A wrong keypoint count or confidences outside [0, 1] fail that person only; the good
+    person of the same image is fitted (the whole image failed before)."""
+    images, keypoints = tmp_path / "images", tmp_path / "keypoints"
+    name = sorted(p.stem for p in (synth_set / "images").iterdir())[0]
+    images.mkdir()
+    keypoints.mkdir()
+    shutil.copy(synth_set / "images" / f"{name}.jpg", images / f"{name}.jpg")
+    good = json.loads((synth_set / "keypoints" / f"{name}_keypoints.json").read_text())["people"][0]
+    scaled = [v * 5.0 if k % 3 == 2 else v for k, v in enumerate(good["pose_keypoints_2d"])]
+    people = [{"pose_keypoints_2d": [1.0] * 54}, good, {"pose_keypoints_2d": scaled}]
+    (keypoints / f"{name}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": people}))
+    out = tmp_path / "fits"
+    code = main(["fit", str(images), "--keypoints", str(keypoints), "--out", str(out), *FAST])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "person 0 has 54 numbers" in printed and "COCO-18" in printed
+    assert re.search(r"person 2 has confidences from [0-9.]+ to [0-9.]+; OpenPose.s lie in \[0, 1\]", printed)
+    assert (out / name / "person_01" / "params.npz").is_file()
+    assert not (out / name / "person_00").exists() and not (out / name / "person_02").exists()
+    assert "fitted 1 people, 2 failed" in printed
 
 
 def test_guided_method_and_the_default_term_run_from_bundled_assets(synth_set, tmp_path, capsys):

@@ -63,6 +63,7 @@ def prepare_run_folder(run_dir: Path, *, resume: bool, overwrite: bool) -> Path:
             "--overwrite (its fit store is kept), or choose another --out (nothing was changed)"
         )
     check_writable_folder(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     if overwrite and previous:
         log.warning("--overwrite: removing the earlier run's %s from %s (its fit store is kept)", ", ".join(previous), run_dir)
         prepare_output(run_dir, previous, replace=True, what="a training run")

@@ -68,20 +68,26 @@ def prepare_output(
         else:
             path.unlink()
     check_writable_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
     if marker is not None:
         (out / marker).write_text(marker_text)
     return out
 
 
 def check_writable_folder(out: str | Path, flag: str = "--out") -> Path:
-    """Create ``out`` if missing and try writing a file there; a path under a file, an
-    unwritable folder or a full disk becomes one :class:`BadInputError` before any work."""
+    """Try writing a file in ``out`` or, if it does not exist yet, in its nearest existing
+    folder (nothing is created): a path under a file, an unwritable folder or a full disk
+    becomes one :class:`BadInputError` before any work."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BadInputError(f"{flag} {out} is a file: pass a folder (it is created if missing)")
+    probe = out.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise BadInputError(f"{flag} {out} cannot be written: {probe} is a file, not a folder; choose another path")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".write-test-"):
             pass
     except OSError as err:
         raise BadInputError(f"{flag} {out} cannot be written ({err.strerror or err}): choose a folder you can write to") from None
@@ -108,6 +114,7 @@ def replace_atomically(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write; on success it replaces ``path``, on any
     error it is removed (a full disk never leaves a partial file, the previous file stays)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.",
                                     suffix=path.suffix)  # fmt: skip
     os.close(handle)

@@ -30,8 +30,8 @@ from spin_diff.body import joints as J
 from spin_diff.body.files import BodyModelFiles, BodyModelNotFoundError, resolve_body_model
 from spin_diff.body.lbs import batch_rigid_transform, pose_feature
 from spin_diff.body.smpl_format import SMPLFileError, read_smpl_file
-from spin_diff.constants import NUM_BETAS, NUM_CAMERA, NUM_POSE_6D, NUM_SMPL_JOINTS
-from spin_diff.geometry.rotations import axis_angle_to_matrix, rot6d_to_matrix
+from spin_diff.constants import NUM_BETAS, NUM_CAMERA, NUM_POSE, NUM_POSE_6D, NUM_SMPL_JOINTS
+from spin_diff.geometry.rotations import axis_angle_to_matrix, rot6d_to_matrix, skew_matrix, so3_left_jacobian
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,15 @@ class BodyOutput:
     skeleton: torch.Tensor  # (B, 24, 3) SMPL's posed skeleton joints
     vertices: torch.Tensor | None = None  # (B, V, 3), full forward only
     h36m_joints: torch.Tensor | None = None  # (B, 17, 3), full forward with an H36M regressor
+
+
+@dataclass
+class JointsJacobian:
+    """SPIN's 49 joints and their derivatives (before any translation). B batch, S betas."""
+
+    joints: torch.Tensor  # (B, 49, 3)
+    pose: torch.Tensor  # (B, 49, 3, 72) d joints / d axis-angle (global orientation first)
+    betas: torch.Tensor  # (B, 49, 3, S) d joints / d betas
 
 
 def pose_to_rotmat(pose: torch.Tensor, name: str = "pose") -> torch.Tensor:
@@ -148,6 +157,28 @@ class JointsModel(nn.Module):
         buffer("surface_row_sums", rows.sum(1))  # translation moves a row by its sum
         self.register_buffer("pair_joint", torch.as_tensor(pair_j, dtype=torch.long), persistent=False)
         self.register_buffer("joint_map", torch.as_tensor(J.JOINT_MAP), persistent=False)
+        # What the closed-form Jacobian (joints_with_jacobian) reads: who is above whom in
+        # the tree, and per surface joint which pairs each joint's rotation moves.
+        num_joints = len(self.parents)
+        ancestor = np.zeros((num_joints, num_joints))  # [i, k]: i is a strict ancestor of k
+        for joint, parent in enumerate(self.parents):
+            if parent >= 0:
+                ancestor[:, joint] = ancestor[:, parent]
+                ancestor[parent, joint] = 1.0
+        ancestor_or_self = ancestor + np.eye(num_joints)
+        pair_ancestor = (np.arange(len(rows))[:, None] == pair_k[None])[:, None, :] * ancestor_or_self[:, pair_j][None]
+        parent_of = np.array([max(p, 0) for p in self.parents])
+        has_parent = np.array([p >= 0 for p in self.parents], dtype=np.float64)
+        joint_shapedirs = np.einsum("jv,vcs->jcs", regressor, shapedirs)
+        buffer("strict_ancestor", ancestor)
+        buffer("ancestor_or_self", ancestor_or_self)
+        buffer("pair_ancestor", pair_ancestor)  # (K, J, P)
+        buffer("pair_ancestor_weight", pair_ancestor @ coeff.sum(1))  # (K, J)
+        buffer("joint_offset_shapedirs", joint_shapedirs - has_parent[:, None, None] * joint_shapedirs[parent_of])
+        buffer("pair_local_shapedirs", np.einsum("pn,ncs->pcs", coeff, shapedirs[support])
+               - coeff.sum(1)[:, None, None] * joint_shapedirs[pair_j])  # fmt: skip
+        self.register_buffer("parent_index", torch.as_tensor(parent_of), persistent=False)
+        self.register_buffer("has_parent", torch.as_tensor(has_parent > 0), persistent=False)
         self.num_support_vertices = int(support.size)
         self.num_pairs = int(pair_k.size)
 
@@ -155,6 +186,16 @@ class JointsModel(nn.Module):
         self, rotmats: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor | None = None
     ) -> BodyOutput:
         """rotmats (B, 24, 3, 3), betas (B, S), transl (B, 3) -> BodyOutput without vertices."""
+        skeleton, transforms, moved = self._posed(rotmats, betas)
+        surface = torch.einsum("kp,bpc->bkc", self.pair_to_surface, moved)
+        if transl is not None:
+            skeleton = skeleton + transl[:, None]
+            surface = surface + self.surface_row_sums[:, None] * transl[:, None]
+        source = torch.cat([skeleton, surface], dim=1)
+        return BodyOutput(joints=source[:, self.joint_map], skeleton=skeleton)
+
+    def _posed(self, rotmats: torch.Tensor, betas: torch.Tensor):
+        """Skeleton (B, 24, 3), transforms (B, 24, 3, 4) and the skinned pair points (B, P, 3)."""
         num_betas = betas.shape[1]
         rest_joints = self.joint_template + torch.einsum(
             "bs,jcs->bjc", betas, self.joint_shapedirs[..., :num_betas]
@@ -165,12 +206,60 @@ class JointsModel(nn.Module):
             q = q + (pose_feature(rotmats) @ self.pair_posedirs).view_as(q)
         pair_transforms = transforms[:, self.pair_joint]  # (B, P, 3, 4)
         moved = (pair_transforms[..., :3] * q[:, :, None, :]).sum(-1) + pair_transforms[..., 3] * self.pair_weight[:, None]
+        return skeleton, transforms, moved
+
+    def joints_with_jacobian(self, axis_angle: torch.Tensor, betas: torch.Tensor) -> JointsJacobian:
+        """The 49 joints of ``axis_angle`` (B, 24, 3) and ``betas`` (B, S) with their
+        Jacobians, in closed form along the kinematic chain (no autograd).
+
+        A change ``da`` of joint i's axis-angle turns everything below it about the world axis
+        ``w = G_parent(i) J_l(a_i) da`` (:func:`so3_left_jacobian`), so a skeleton joint k
+        below i moves by ``w x (p_k - p_i)``. A surface joint is a sum of skinned pair points
+        ``G_j (q - w_p rest_j) + w_p p_j``; each moves by ``w x (point - w_p p_i)`` for every i
+        at or above its joint j, plus ``G_j dq`` through the pose blend shapes. The betas
+        enter linearly through the rest joints and the pair points.
+        """
+        batch, num_betas = axis_angle.shape[0], betas.shape[1]
+        rotmats = axis_angle_to_matrix(axis_angle)
+        skeleton, transforms, moved = self._posed(rotmats, betas)
+        world_rot = transforms[..., :3]
+        eye = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device)
+        parent_rot = torch.where(self.has_parent[None, :, None, None], world_rot[:, self.parent_index], eye)
+        # column c of axes[b, i]: the world rotation axis of a unit change of a_i's component c
+        axes = (parent_rot @ so3_left_jacobian(axis_angle)).transpose(-1, -2)[:, None]  # (B, 1, 24, 3c, 3)
+
+        lever = (skeleton[:, :, None] - skeleton[:, None, :]) * self.strict_ancestor.T[None, :, :, None]
+        skeleton_pose = torch.linalg.cross(axes, lever[:, :, :, None, :])  # (B, 24k, 24i, 3c, 3)
+        surface_lever = torch.einsum("kip,bpx->bkix", self.pair_ancestor, moved)
+        surface_lever = surface_lever - self.pair_ancestor_weight[None, :, :, None] * skeleton[:, None]
+        surface_pose = torch.linalg.cross(axes, surface_lever[:, :, :, None, :])  # (B, K, 24i, 3c, 3)
+        pose_jac = torch.cat([skeleton_pose, surface_pose], 1).permute(0, 1, 4, 2, 3).reshape(batch, -1, 3, NUM_POSE)
+
+        pair_rot = world_rot[:, self.pair_joint]  # (B, P, 3, 3)
+        if self.has_pose_blend:
+            # d R_i / d a_ic = [J_l(a_i) e_c]_x R_i, entering q through the pose-blend basis
+            local_axes = so3_left_jacobian(axis_angle[:, 1:]).transpose(-1, -2)  # (B, 23, 3c, 3)
+            d_rot = (skew_matrix(local_axes) @ rotmats[:, 1:, None]).flatten(-2)  # (B, 23, 3c, 9)
+            basis = self.pair_posedirs.view(rotmats.shape[1] - 1, 9, -1, 3)  # (23, 9, P, 3)
+            d_q = torch.einsum("bicf,ifpy->bpyic", d_rot, basis)
+            d_moved = torch.einsum("bpxy,bpyic->bpxic", pair_rot, d_q)
+            blend = torch.einsum("kp,bpxic->bkxic", self.pair_to_surface, d_moved).flatten(-2)
+            surface_rows = slice(skeleton.shape[1], None)
+            pose_jac = pose_jac.clone()
+            pose_jac[:, surface_rows, :, 3:] += blend
+
+        offsets = self.joint_offset_shapedirs[..., :num_betas]
+        skeleton_betas = torch.einsum("jk,bjcs->bkcs", self.ancestor_or_self, parent_rot @ offsets)
+        pair_betas = pair_rot @ self.pair_local_shapedirs[..., :num_betas]
+        pair_betas = pair_betas + self.pair_weight[None, :, None, None] * skeleton_betas[:, self.pair_joint]
+        surface_betas = torch.einsum("kp,bpcs->bkcs", self.pair_to_surface, pair_betas)
+        betas_jac = torch.cat([skeleton_betas, surface_betas], 1)
+
         surface = torch.einsum("kp,bpc->bkc", self.pair_to_surface, moved)
-        if transl is not None:
-            skeleton = skeleton + transl[:, None]
-            surface = surface + self.surface_row_sums[:, None] * transl[:, None]
-        source = torch.cat([skeleton, surface], dim=1)
-        return BodyOutput(joints=source[:, self.joint_map], skeleton=skeleton)
+        source = torch.cat([skeleton, surface], 1)
+        return JointsJacobian(
+            joints=source[:, self.joint_map], pose=pose_jac[:, self.joint_map], betas=betas_jac[:, self.joint_map]
+        )
 
 
 class BodyModel(nn.Module):

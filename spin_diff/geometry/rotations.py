@@ -53,6 +53,8 @@ __all__ = [
     "matrix_to_quaternion",
     "quaternion_to_axis_angle",
     "geodesic_angle",
+    "skew_matrix",
+    "so3_left_jacobian",
 ]
 
 # Below this squared angle the trigonometric ratios are evaluated by their Taylor series.
@@ -62,7 +64,7 @@ __all__ = [
 _SMALL_ANGLE_SQ = 1e-4
 
 
-def _skew(v: torch.Tensor) -> torch.Tensor:
+def skew_matrix(v: torch.Tensor) -> torch.Tensor:
     """Cross-product matrix ``[v]_x`` with ``[v]_x @ u == cross(v, u)``.
 
     Args:
@@ -115,7 +117,35 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
 
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
     outer = axis_angle[..., :, None] * axis_angle[..., None, :]
-    return cos * eye + sinc * _skew(axis_angle) + versine * outer
+    return cos * eye + sinc * skew_matrix(axis_angle) + versine * outer
+
+
+def so3_left_jacobian(axis_angle: torch.Tensor) -> torch.Tensor:
+    """The left Jacobian of the exponential map: ``d exp(a) = [J_l(a) da]_x exp(a)``.
+
+    ``J_l(a) = I + (1 - cos t) / t^2 [a]_x + (t - sin t) / t^3 [a]_x^2`` with ``t = |a|``: a
+    change ``da`` of an axis-angle vector turns its rotation by the small rotation
+    ``J_l(a) da`` on the left (in the frame the rotation maps into). Taylor series near zero,
+    as in :func:`axis_angle_to_matrix`.
+
+    Args:
+        axis_angle: ``(..., 3)``.
+
+    Returns:
+        ``(..., 3, 3)``.
+    """
+    theta_sq = (axis_angle * axis_angle).sum(-1)
+    small = theta_sq < _SMALL_ANGLE_SQ
+    theta_sq_safe = torch.where(small, torch.ones_like(theta_sq), theta_sq)
+    theta = torch.sqrt(theta_sq_safe)
+    half_sin = torch.sin(0.5 * theta)
+    first_large = 2.0 * half_sin * half_sin / theta_sq_safe
+    second_large = (theta - torch.sin(theta)) / (theta_sq_safe * theta)
+    first = torch.where(small, 0.5 - theta_sq / 24.0 + theta_sq * theta_sq / 720.0, first_large)
+    second = torch.where(small, 1.0 / 6.0 - theta_sq / 120.0 + theta_sq * theta_sq / 5040.0, second_large)
+    skew = skew_matrix(axis_angle)
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    return eye + first[..., None, None] * skew + second[..., None, None] * (skew @ skew)
 
 
 def quaternion_to_matrix(quaternion: torch.Tensor) -> torch.Tensor:

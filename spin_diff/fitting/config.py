@@ -67,7 +67,7 @@ class StageConfig:
     optimize: list[str] = field(default_factory=lambda: ["body_pose", "betas", "global_orient"])
     terms: dict[str, float] = field(default_factory=dict)
     lr: float | None = None  # None: FittingConfig.lr
-    optimizer: Literal["adam", "lbfgs"] | None = None  # None: FittingConfig.optimizer
+    optimizer: Literal["adam", "lbfgs", "lm"] | None = None  # None: FittingConfig.optimizer
 
 
 def spin_stages(iterations: int = 100) -> list[StageConfig]:
@@ -142,7 +142,8 @@ class FittingConfig:
     """The fitting stage (SPIN's SMPLify with the diffusion term by default)."""
 
     method: Literal["smplify", "guided"] = "smplify"
-    optimizer: Literal["adam", "lbfgs"] = "adam"  # lbfgs: batch-coupled line search (module doc)
+    optimizer: Literal["adam", "lbfgs", "lm"] = "adam"  # lbfgs: batch-coupled line search; lm: per-sample damped Newton (spin_diff.fitting.lm)
+    lm_damping: float = 1.0  # lm: starting damping (relative to the Hessian diagonal)
     lr: float = 1e-2
     lbfgs_lr: float = 1.0
     lbfgs_max_iter: int = 20  # inner iterations per L-BFGS step

@@ -36,6 +36,7 @@ from spin_diff.diffusion.model import BUNDLED_DIFFUSION_PRIOR, PRIOR_FILE_NAME, 
 from spin_diff.fitting.base import FitProblem, FitProgress, FittingMethod
 from spin_diff.fitting.config import PARAMETER_GROUPS, FittingConfig, StageConfig
 from spin_diff.fitting.guidance import GuidedRefinement
+from spin_diff.fitting.lm import minimise_per_sample
 from spin_diff.fitting.terms import FitState, TermContext, build_term
 from spin_diff.geometry.rotations import axis_angle_to_matrix, canonical_axis_angle, matrix_to_axis_angle
 from spin_diff.priors.gmm import load_gmm_prior
@@ -221,7 +222,21 @@ class SMPLify(FittingMethod):
         optimizer_name = stage.optimizer or cfg.optimizer
         lr = stage.lr if stage.lr is not None else cfg.lr
         active = valid.clone()
-        if optimizer_name == "lbfgs":
+        if optimizer_name == "lm":
+            names = list(stage.optimize)
+            sizes = [leaves[k].shape[1] for k in names]
+
+            def objective(flat):
+                moved = dict(leaves)
+                moved.update(zip(names, flat.split(sizes, dim=1)))
+                return self._stage_objective(index, moved, data, 0.0, body_stage)
+
+            flat = torch.cat([leaves[k].detach() for k in names], 1)
+            flat, its = minimise_per_sample(
+                objective, flat, stage.iterations, damping=cfg.lm_damping, active=valid
+            )
+            leaves.update({k: v.detach() for k, v in zip(names, flat.split(sizes, dim=1))})
+        elif optimizer_name == "lbfgs":
             # The batch shares one line search (the summed loss); early stopping is L-BFGS's
             # own tolerance on the whole batch.
             optimizer = torch.optim.LBFGS(

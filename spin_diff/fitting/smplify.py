@@ -99,6 +99,12 @@ class SMPLify(FittingMethod):
                 )
             if stage.iterations < 0:
                 raise ConfigError(f"stage {stage.name!r}: iterations must be >= 0")
+            if (stage.optimizer or self.config.optimizer) == "lm" and stage.terms.get("diffusion_pose", 0) != 0:
+                raise ConfigError(
+                    f"stage {stage.name!r} has the diffusion_pose term, which optimizer 'lm' does not support "
+                    "(its Hessian would need double backward through the prior network): set this stage's "
+                    "optimizer: adam, or use spin_stages' terms"
+                )
         if self.config.method not in ("smplify", "guided"):
             raise ConfigError(f"fitting.method must be 'smplify' or 'guided', got {self.config.method!r}")
 

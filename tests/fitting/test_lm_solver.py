@@ -9,6 +9,7 @@ from spin_diff.constants import NUM_KEYPOINTS
 from spin_diff.fitting.config import FittingConfig, spin_stages
 from spin_diff.fitting.lm import minimise_per_sample, per_sample_hessian
 from spin_diff.fitting.smplify import SMPLify
+from spin_diff.utils.configs import ConfigError
 from spin_diff.geometry.cameras import perspective_projection
 
 
@@ -20,7 +21,7 @@ def model64():
 def _projection_objective(model, truth_pose, betas, transl, focal=500.0):
     """Squared 2D error of all 49 joints (extra, vertex-regressed ones included) plus a weak
     pull to the true pose (fixes the twists joints cannot see): the truth is the minimum."""
-    center = torch.full((truth_pose.shape[0], 2), 112.0, dtype=truth_pose.dtype)
+    center = torch.full((truth_pose.shape[0], 2), 112.0, dtype=truth_pose.dtype, device=truth_pose.device)
     target = perspective_projection(model.joints(truth_pose, betas).joints, transl, focal, center)
 
     def objective(pose):
@@ -82,3 +83,18 @@ def test_an_outlier_in_the_batch_changes_no_other_sample(turned_problems):
     assert not torch.allclose(mixed.pose[2], clean.pose[2])
     assert torch.allclose(mixed.pose[others], clean.pose[others], atol=1e-6, rtol=0)
     assert torch.allclose(mixed.betas[others], clean.betas[others], atol=1e-6, rtol=0)
+
+
+def test_the_diffusion_term_with_lm_is_refused_with_the_fix(model64):
+    with pytest.raises(ConfigError, match="optimizer: adam"):
+        SMPLify(model64, FittingConfig(optimizer="lm"))  # the default body stage has diffusion_pose
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA part only: no GPU here")
+def test_the_solver_runs_on_cuda_like_on_cpu():
+    model = load_body_model(dtype=torch.float64, device="cuda")
+    truth, betas, transl, gen = _random_bodies(model, 2, seed=0)
+    truth, betas, transl = truth.cuda(), betas.cuda(), transl.cuda()
+    objective = _projection_objective(model, truth, betas, transl)
+    fitted, _ = minimise_per_sample(objective, truth + 0.05, iterations=20)
+    assert (fitted - truth).abs().max() < 1e-3

@@ -177,3 +177,25 @@ def test_eval_on_ground_truth_with_nan_pose_names_the_rows(synth_set, tmp_path, 
     bad = write_spin_npz(tmp_path / "nan_truth.npz", data)
     code, err = _run(["eval", "--init", "mean", "--dataset", str(bad), "--quiet"], capsys)
     _one_line(code, err, "nan_truth.npz", "'pose'", "[1]")
+
+
+def test_a_zero_scale_is_named_as_such(synth_set, tmp_path, capsys):
+    data = read_spin_npz(synth_set / "synth.npz")
+    data["scale"] = data["scale"].copy()
+    data["scale"][0] = 0.0
+    bad = write_spin_npz(tmp_path / "zero_scale.npz", data)
+    code, err = _run(["cache", "build", "--dataset", str(bad), "--cache", str(tmp_path / "c"), "--quiet"], capsys)
+    _one_line(code, err, "zero_scale.npz", "'scale'", "[0]")
+    assert "non-finite" not in err and not (tmp_path / "c").exists()
+
+
+def test_a_file_with_nobody_names_no_python_argument(tmp_path):
+    import json
+
+    from spin_diff.data.openpose import OpenPoseFileError, read_openpose_json
+
+    path = tmp_path / "nobody_keypoints.json"
+    path.write_text(json.dumps({"version": 1.3, "people": []}))
+    with pytest.raises(OpenPoseFileError, match="no people detected") as caught:
+        read_openpose_json(path)
+    assert "allow_empty" not in str(caught.value)

@@ -17,6 +17,9 @@ pretrained regressor; this one never saw 3D). Phase 2, per row and seed, from th
   f  as c, the diffusion prior conditioned on the regressor's features (trained with
      ``spin-diff prior train --features-from`` on the warm start's features; in the loop the
      network's own features are fed, drifting from the warm start's as it trains)
+  g  as c, with the ``objective`` keep rule (stored and new fits compared, and thresholded, by
+     reprojection plus the body stage's prior energies; ``spin_diff.fitting.keep``); opt-in:
+     ``--rows abcdefg``
 
 Each trained regressor is evaluated alone and with the test-time refinement rows (SMPLify,
 + term, guided). Also printed: the store's fits (share under SPIN's threshold, mean score),
@@ -56,6 +59,7 @@ ROWS = {
     "d": ("in-loop guided refinement", ["fitting.method=guided"]),
     "e": ("ground-truth supervised (bound)", ["fitting.in_loop=false"]),
     "f": ("in-loop, GMM + feature-conditioned term", ["fitting.prior=gmm+diffusion"]),
+    "g": ("in-loop, GMM + diffusion term, objective keep rule", ["fitting.prior=gmm+diffusion", "fitting.keep=objective"]),
 }
 REFINE = ("none", "smplify", "term", "guided")
 # The bundled regressor's network (scripts/train_bundled_keypoint_regressor.py)

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from spin_diff.body.files import body_model_hash
 from spin_diff.body.model import pose_to_rotmat
-from spin_diff.cache.header import dataset_identity
+from spin_diff.cache.header import SPIN_SCORE_RULE, dataset_identity
 from spin_diff.cache.provenance import describe_fitting
 from spin_diff.cache.records import FitBatch, Source, check_dataset_name
 from spin_diff.cache.store import FitStore
@@ -281,6 +281,7 @@ def build_fits(
     indices = np.arange(total if limit is None else min(limit, total), dtype=np.int64)[rank::world_size]
     identity = dataset_identity(dataset_fingerprint(data), data_file or "a dataset given in memory", total)
     store.claim_datasets({name: identity})  # before anything is written
+    store.claim_score_rule(dict(SPIN_SCORE_RULE))  # the builder keeps SPIN's best reprojection
     our_hash, description = fit_config_hash(fitter)
     store.register_config(our_hash, description)
     report = BuildReport(

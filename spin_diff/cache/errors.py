@@ -12,6 +12,7 @@ __all__ = [
     "BodyModelMismatchError",
     "StoreWriteError",
     "DatasetIdentityError",
+    "ScoreRuleMismatchError",
     "damaged_store_message",
 ]
 
@@ -34,6 +35,10 @@ class StoreWriteError(FitStoreError):
 
 class DatasetIdentityError(FitStoreError):
     """A dataset name of the store already belongs to a dataset of other content."""
+
+
+class ScoreRuleMismatchError(FitStoreError):
+    """The store's scores were written under another keep rule than the run's."""
 
 
 class StoreCorruptedError(StoreFormatError):

@@ -23,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from spin_diff.cache.errors import BodyModelMismatchError, DatasetIdentityError, StoreFormatError
+from spin_diff.cache.errors import BodyModelMismatchError, DatasetIdentityError, ScoreRuleMismatchError, StoreFormatError
 from spin_diff.cache.records import RECORD_SIZE, RECORD_VERSION, prefix_items
 
 FORMAT_NAME = "spin_diff.fit_cache"
@@ -31,6 +31,9 @@ FORMAT_VERSION = 1
 HEADER_KEY = b"\x00header"
 CONFIG_PREFIX = b"\x00config/"
 DATASET_PREFIX = b"\x00dataset/"
+SCORE_RULE_KEY = b"\x00score_rule"
+#: what a store's scores are when it records no rule: SPIN's, the only one before rules existed
+SPIN_SCORE_RULE = {"rule": "reprojection"}
 
 
 def read_header(txn) -> tuple[bytes | None, bytes | None]:
@@ -160,3 +163,36 @@ def claim_datasets(txn, path: Path, identities: dict[str, dict]) -> None:
     for name, identity in identities.items():
         if name not in recorded:
             txn.put(DATASET_PREFIX + name.encode(), json.dumps(identity, sort_keys=True).encode())
+
+
+def read_score_rule(txn) -> dict:
+    """The keep rule the store's scores were written under (:data:`SPIN_SCORE_RULE` where none
+    is recorded)."""
+    raw = txn.get(SCORE_RULE_KEY)
+    return json.loads(bytes(raw)) if raw is not None else dict(SPIN_SCORE_RULE)
+
+
+def claim_score_rule(txn, path: Path, rule: dict) -> None:
+    """Record ``rule`` (:func:`spin_diff.fitting.keep.rule_description`) as the rule of the
+    store's scores, or raise ScoreRuleMismatchError, writing nothing, if they were written under
+    another (a store without records takes any rule)."""
+    recorded = txn.get(SCORE_RULE_KEY)
+    theirs = json.loads(bytes(recorded)) if recorded is not None else None
+    if theirs is None:
+        with txn.cursor() as cursor:
+            has_records = cursor.set_range(b"\x01")  # record keys sort after the \x00 entries
+        theirs = dict(SPIN_SCORE_RULE) if has_records else None
+    if theirs is not None and theirs != rule:
+        raise ScoreRuleMismatchError(
+            f"{path}: its fits were scored under keep rule {_rule_text(theirs)}, but this run keeps fits by "
+            f"{_rule_text(rule)}; scores of two rules cannot be compared. Nothing was written: use another fit "
+            "cache (train --cache DIR, or a new --out), or the store's rule (fitting.keep, and the body stage's "
+            "prior weights for 'objective')"
+        )
+    if recorded is None:
+        txn.put(SCORE_RULE_KEY, json.dumps(rule, sort_keys=True).encode())
+
+
+def _rule_text(rule: dict) -> str:
+    weights = rule.get("weights")
+    return repr(rule.get("rule")) + (f" with weights {weights}" if weights else "")

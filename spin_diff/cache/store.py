@@ -48,12 +48,14 @@ from spin_diff.cache.errors import (
 from spin_diff.cache.header import (
     check_body_model,
     claim_datasets,
+    claim_score_rule,
     config_entry,
     new_header,
     parse_header,
     read_configs,
     read_datasets,
     read_header,
+    read_score_rule,
     refuse_missing_header,
     write_header,
 )
@@ -341,6 +343,16 @@ class FitStore:
         the store stands for a dataset of other content. Call it before writing its records."""
         if identities:
             self._write_txn(lambda txn: claim_datasets(txn, self.path, identities))
+
+    def score_rule(self) -> dict:
+        """The keep rule the store's scores were written under (SPIN's where none is recorded)."""
+        return self._read_txn(self._environment(), read_score_rule)
+
+    def claim_score_rule(self, rule: dict) -> None:
+        """Record the keep rule (:func:`spin_diff.fitting.keep.rule_description`) this writer
+        scores under, or raise :class:`~spin_diff.cache.errors.ScoreRuleMismatchError`, writing
+        nothing, if the store's scores are of another. Call it before writing records."""
+        self._write_txn(lambda txn: claim_score_rule(txn, self.path, rule))
 
     def info(self) -> dict:
         """Map size, bytes in use, number of keys (records plus header entries)."""

@@ -47,7 +47,8 @@ from typing import Iterable
 import numpy as np
 
 from spin_diff.cache.builder import score_fits
-from spin_diff.cache.errors import DatasetIdentityError
+from spin_diff.cache.errors import DatasetIdentityError, ScoreRuleMismatchError
+from spin_diff.cache.header import SPIN_SCORE_RULE
 from spin_diff.cache.records import NUM_POSE, FitBatch, Source, StoredFits, check_dataset_name
 from spin_diff.cache.store import BodyModelMismatchError, FitStore, StoreFormatError
 from spin_diff.constants import NUM_BETAS
@@ -166,6 +167,7 @@ def export_npz(store: FitStore, out: str | Path, dataset: str | None = None) -> 
         "header": np.array(json.dumps(store.header, sort_keys=True)),
         "configs": np.array(json.dumps({f"{k:016x}": v for k, v in store.configs().items()}, sort_keys=True)),
         "datasets": np.array(json.dumps(store.dataset_identities(), sort_keys=True)),
+        "score_rule": np.array(json.dumps(store.score_rule(), sort_keys=True)),
     }
     with out.open("wb") as handle:
         np.savez(handle, **arrays)
@@ -203,6 +205,8 @@ def import_npz(path: str | Path, cache: str | Path, chunk: int = 8192) -> Transf
     store = FitStore.open_or_create(cache, header["body_model_sha256"], header.get("body_model", ""))
     if "datasets" in data:
         store.claim_datasets(json.loads(str(data["datasets"])))  # before any record is written
+    # an export made before rules were recorded holds SPIN's scores
+    store.claim_score_rule(json.loads(str(data["score_rule"])) if "score_rule" in data else dict(SPIN_SCORE_RULE))
     for key, description in json.loads(str(data["configs"])).items():
         store.register_config(int(key, 16), description)
     report = TransferReport()
@@ -249,6 +253,13 @@ def merge_stores(destination: str | Path, sources: Iterable[str | Path]) -> Tran
                 f"{path} holds fits of another body model ({source.header.get('body_model')}) than "
                 f"{opened[0][0]} ({first.get('body_model')}); stores of different body models cannot merge"
             )
+    rules = [(path, source.score_rule()) for path, source in opened]
+    for path, rule in rules[1:]:
+        if rule != rules[0][1]:
+            raise ScoreRuleMismatchError(
+                f"{path} holds fits scored under keep rule {rule}, {rules[0][0]} under {rules[0][1]}; scores of two "
+                "rules cannot be compared, so they cannot merge. Nothing was written"
+            )
     identities: dict[str, dict] = {}
     for path, source in opened:
         for name, identity in source.dataset_identities().items():
@@ -274,6 +285,7 @@ def merge_stores(destination: str | Path, sources: Iterable[str | Path]) -> Tran
                 f"{destination} ({store.header.get('body_model')}); stores of different body models cannot merge"
             )
         store.claim_datasets(identities)  # before any record is written
+        store.claim_score_rule(rules[0][1])
         for path, source in opened:
             for key, description in source.configs().items():
                 store.register_config(key, description)
@@ -332,6 +344,7 @@ def import_spin_fits(
     the fits are unscored (+inf) and only fill examples that have no record yet.
     """
     check_dataset_name(dataset)
+    store.claim_score_rule(dict(SPIN_SCORE_RULE))  # scored as SPIN scores a stored fit (or unscored)
     n = fits.shape[0]
     if keypoints is not None and keypoints.shape[0] != n:
         raise BadInputError(

@@ -42,6 +42,10 @@ class InLoopFittingConfig(FittingConfig):
     prior: Literal["gmm", "gmm+diffusion", "stages"] = "gmm"
     diffusion_weight: float = DIFFUSION_POSE_WEIGHT
     threshold: float = 100.0  # SPIN's smplify_threshold: fits scoring below it supervise
+    # which of stored and new fit is kept, and what `threshold` bounds (spin_diff.fitting.keep):
+    # reprojection (SPIN's score) or objective (+ the body stage's GMM/angle/shape energies per joint)
+    keep: Literal["reprojection", "objective"] = "reprojection"
+    plausibility_gate: float | None = None  # a fit with GMM energy above it neither replaces nor supervises
     beta_limit: float = 3.0  # fits with any |beta| above it give no shape supervision (SPIN)
     stages: list[StageConfig] = field(default_factory=spin_stages)
 

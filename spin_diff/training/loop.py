@@ -23,6 +23,7 @@ import torch
 from spin_diff.cache.records import Source
 from spin_diff.constants import NUM_SMPL_JOINTS
 from spin_diff.fitting.base import FitResult
+from spin_diff.fitting.keep import KeepRule
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.geometry.cameras import perspective_projection
 from spin_diff.geometry.rotations import axis_angle_to_matrix
@@ -36,6 +37,8 @@ __all__ = ["Prediction", "StepParts", "train_step", "regress", "score_stored_fit
            "canonical_updates", "spin_losses"]  # fmt: skip
 
 _GROUND_TRUTH = int(Source.GROUND_TRUTH)
+_BODY_POSE = slice(3, None)  # axis-angle of joints 1..23 (the priors' input)
+SPIN_RULE = KeepRule()
 
 
 @dataclass
@@ -67,20 +70,23 @@ def train_step(run, batch: dict[str, torch.Tensor]) -> StepParts:
     """One SPIN step. ``run`` holds the model, body model, fitter, optimiser, scaler and
     config (:class:`spin_diff.training.run.Run`); ``batch`` is on ``run.device``."""
     config = run.config
-    stored_score = score_stored_fits(run.fitter, batch)
+    stored_score = score_stored_fits(run.fitter, batch, run.keep)
     prediction = regress(run, batch)
     fit = fit_from_prediction(run.fitter, prediction, batch, run.dataset_names) if config.fitting.in_loop else None
-    targets = supervise(batch, stored_score, prediction, fit, config.fitting)
-    updates = canonical_updates(run.fitter, batch, fit, targets)
+    targets = supervise(batch, stored_score, prediction, fit, config.fitting, run.keep)
+    updates = canonical_updates(run.fitter, batch, fit, targets, run.keep)
     losses = spin_losses(prediction, batch, targets, config)
     optimizer_step(run, losses.total)
     return StepParts(losses, targets, updates, targets.new_is_better, ~prediction.finite)
 
 
 # ---------------------------------------------------------------------------------- the parts
-def score_stored_fits(fitter: SMPLify, batch) -> torch.Tensor:
-    """SPIN's score of each stored fit in this view (least-squares camera); +inf where none."""
-    score, _, _ = fitter.score(batch["stored_pose"], batch["stored_betas"], batch["keypoints"])
+def score_stored_fits(fitter: SMPLify, batch, keep: KeepRule = SPIN_RULE) -> torch.Tensor:
+    """The keep rule's score of each stored fit in this view (SPIN's least-squares camera);
+    +inf where none."""
+    pose, betas = batch["stored_pose"], batch["stored_betas"]
+    score, _, _ = fitter.score(pose, betas, batch["keypoints"])
+    score = keep(score, pose[:, _BODY_POSE], betas)
     return torch.where(batch["stored_found"], score, torch.full_like(score, float("inf")))
 
 
@@ -94,12 +100,15 @@ def ground_truth(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return pose, betas, has_smpl | stored_gt
 
 
-def supervise(batch, stored_score: torch.Tensor, prediction: Prediction, fit: FitResult | None, fitting) -> Supervision:
-    """SPIN's choice of each example's target (:func:`~spin_diff.training.supervision.choose_supervision`)."""
+def supervise(batch, stored_score: torch.Tensor, prediction: Prediction, fit: FitResult | None, fitting,
+              keep: KeepRule = SPIN_RULE) -> Supervision:  # fmt: skip
+    """SPIN's choice of each example's target (:func:`~spin_diff.training.supervision.choose_supervision`),
+    the stored and new fits compared under the keep rule (``stored_score`` already is)."""
     gt_pose, gt_betas, has_gt = ground_truth(batch)
+    new_score = keep(fit.score, fit.pose[:, _BODY_POSE], fit.betas) if fit else None
     return choose_supervision(
         batch["stored_pose"], batch["stored_betas"], stored_score,
-        fit.pose if fit else None, fit.betas if fit else None, fit.score if fit else None,
+        fit.pose if fit else None, fit.betas if fit else None, new_score,
         fit.success & prediction.finite if fit else None, gt_pose, gt_betas, has_gt, prediction.finite,
         fitting.threshold, fitting.beta_limit,
     )  # fmt: skip
@@ -160,7 +169,8 @@ def _residuals(fitter: SMPLify, pose, betas, transl, keypoints) -> torch.Tensor:
         return torch.where(keypoints[..., 2] > 0, distance, torch.full_like(distance, float("nan")))
 
 
-def canonical_updates(fitter: SMPLify, batch, fit: FitResult | None, targets: Supervision) -> torch.Tensor:
+def canonical_updates(fitter: SMPLify, batch, fit: FitResult | None, targets: Supervision,
+                      keep: KeepRule = SPIN_RULE) -> torch.Tensor:  # fmt: skip
     """The step's store updates, packed: new fits that beat the stored one, and ground truth
     the store lacks, both mapped to the example's canonical frame and scored there.
 
@@ -173,6 +183,7 @@ def canonical_updates(fitter: SMPLify, batch, fit: FitResult | None, targets: Su
     write_gt = has_smpl & (batch["stored_source"] != _GROUND_TRUTH)
     gt_pose = to_canonical(batch["pose"], flip, rotation)
     gt_score, _, gt_transl = fitter.score(gt_pose, batch["betas"], keypoints)
+    gt_score = keep.without_gate(gt_score, gt_pose[:, _BODY_POSE], batch["betas"])
     if fit is None:
         write_fit = torch.zeros_like(has_smpl)
         pose, betas, transl, score = gt_pose, batch["betas"], gt_transl, gt_score
@@ -182,6 +193,7 @@ def canonical_updates(fitter: SMPLify, batch, fit: FitResult | None, targets: Su
         fit_pose, fit_transl = to_canonical(fit.pose, flip, rotation, fit.transl, root)
         fit_transl = fit_transl * torch.stack([torch.ones_like(scale), torch.ones_like(scale), 1.0 / scale], -1)
         fit_score, _, _ = fitter.score(fit_pose, fit.betas, keypoints, fit_transl)
+        fit_score = keep(fit_score, fit_pose[:, _BODY_POSE], fit.betas)
         pose = torch.where(write_gt[:, None], gt_pose, fit_pose)
         betas = torch.where(write_gt[:, None], batch["betas"], fit.betas)
         transl = torch.where(write_gt[:, None], gt_transl, fit_transl)

@@ -37,6 +37,7 @@ from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.evaluation.protocols import load_eval_set
 from spin_diff.fitting.conditioning import check_regressor
 from spin_diff.fitting.config import FittingConfig
+from spin_diff.fitting.keep import KeepRule
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.models.backbones import load_backbone_state_dict
 from spin_diff.models.checkpoints import load_regressor
@@ -101,6 +102,7 @@ class Run:
     scheduler: object
     amp: bool
     dataset_names: list[str] = dataclasses.field(default_factory=list)  # keys of the fits' seeds
+    keep: KeepRule = dataclasses.field(default_factory=KeepRule)  # which of stored and new fit wins
 
 
 def _prior_hashes(fitting: FittingConfig, body) -> dict[str, str | None]:
@@ -339,6 +341,9 @@ def train(
     fitting = effective_fitting_config(config.fitting)
     fitter = SMPLify(body, fitting if config.fitting.in_loop else scoring_config(fitting))
     _check_conditional_prior(fitter, model, pretrained, resumed=state is not None)
+    keep = KeepRule.of_stages(fitting, body, config.fitting.keep, config.fitting.plausibility_gate, fitter.context.gmm)
+    if writer_store is not None:  # refuses, before any write, a store scored under another rule
+        writer_store.claim_score_rule(keep.description())
     if context.enabled:
         ddp_device = [device] if device.type == "cuda" else None
         network = torch.nn.parallel.DistributedDataParallel(model, device_ids=ddp_device)
@@ -383,7 +388,8 @@ def train(
     hashes = _prior_hashes(fitting, body) if config.fitting.in_loop else {"body_model_sha256": body_model_hash(body)}
     if context.is_main:
         save_config(config, run_dir / "config.yaml")
-    run = Run(config, device, body, network, config.model.input, fitter, optimizer, scaler, scheduler, amp, data.names)
+    run = Run(config, device, body, network, config.model.input, fitter, optimizer, scaler, scheduler, amp, data.names,
+              keep)  # fmt: skip
     runlog = RunLog(run_dir, config.summary_every, total_steps, step, context.is_main, progress,
                     reduce=lambda sums: D.all_reduce_sum(context, sums), world_size=context.world_size)  # fmt: skip
     indices_file = _open_indices(run_dir, context) if config.log_indices else None

@@ -223,7 +223,8 @@ def test_the_regressor_training_stream_draws_the_regressor_preset(body_model, mo
     stream = SyntheticKeypoints(body_model, seed=9, pool_size=64)
     first, second = stream.sample(4), stream.sample(3)
     direct = draw_people(body_model, "regressor", 7, seed=9, pool=PosePool.from_sampler(64, seed=9))
-    torch.testing.assert_close(torch.cat([first.keypoints, second.keypoints]), direct.keypoints, atol=1e-5, rtol=0)
+    # pixels of a few hundred: float32 round-off of batches 4 + 3 against 7 is ~1e-5 (1.5e-5 on an AMD EPYC)
+    torch.testing.assert_close(torch.cat([first.keypoints, second.keypoints]), direct.keypoints, atol=1e-4, rtol=0)
     torch.testing.assert_close(first.pose, direct.pose[:4])
 
     presets = []

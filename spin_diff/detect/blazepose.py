@@ -6,8 +6,8 @@ Order of operations (:meth:`BlazePose.detect`):
    every result is scaled back, so it is always in the original image's pixels.
 2. Person detector (``pose_detection.tflite``, 224 x 224 input, RGB in [-1, 1]): the image is
    letterboxed (aspect kept, zero padding centred). The network scores 2254 SSD anchors
-   (:func:`ssd_anchors`) and regresses, per anchor, a box and four keypoints as offsets from
-   the anchor centre in input pixels (:func:`decode_detections`). Anchors scoring above
+   (:func:`ssd_anchors`) and regresses, per anchor, a box (around the face) and four
+   keypoints as offsets from the anchor centre in input pixels (:func:`decode_detections`). Anchors scoring above
    ``min_score`` are merged by weighted non-maximum suppression (:func:`weighted_nms`).
 3. Each detection's keypoint 0 (hip centre) and 1 (a point on the circle around the whole
    body) give a rotated square region (:func:`detection_roi`): centred on the hips, side
@@ -19,6 +19,8 @@ Order of operations (:meth:`BlazePose.detect`):
 5. Landmarks go back to image pixels through the crop's affine map; people whose pose flag
    is below ``min_presence`` are dropped, and a second detection of a person already found
    (landmark boxes overlapping by more than ``duplicate_iou``) is dropped too.
+6. The people found are blacked out and the detector looks again (step 2), until a look
+   finds nobody new: the detector is made for one prominent person.
 
 Coordinates: continuous pixel coordinates (the image spans ``[0, W] x [0, H]``, pixel centres at
 ``i + 0.5``) inside this module; :class:`PoseDetection` holds OpenPose's convention (pixel
@@ -111,6 +113,16 @@ def ssd_anchors(input_size: int = DETECTOR_SIZE, strides=ANCHOR_STRIDES) -> np.n
         cell_centres = np.stack([x.ravel(), y.ravel()], axis=-1)
         centres.append(np.repeat(cell_centres, same * ANCHORS_PER_LAYER, axis=0))
     return np.concatenate(centres).astype(np.float32)
+
+
+def _black_out(image: np.ndarray, landmarks: np.ndarray, padding: float = 0.1) -> None:
+    """Zero, in place, the box around landmarks (33, 2) (continuous pixels), padded by
+    ``padding`` of its size on every side."""
+    low, high = landmarks.min(0), landmarks.max(0)
+    margin = (high - low) * padding
+    x0, y0 = np.floor(np.maximum(low - margin, 0)).astype(int)
+    x1, y1 = np.ceil(high + margin).astype(int)
+    image[y0:max(y0, y1), x0:max(x0, x1)] = 0
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -279,6 +291,7 @@ class BlazePose:
         min_score: lowest detector score kept (MediaPipe's 0.5).
         min_presence: lowest pose flag of the landmark model kept (MediaPipe's 0.5).
         max_side: images with a longer side are downscaled to it for detection.
+        max_people: the most people looked for in one image.
     """
 
     def __init__(
@@ -289,16 +302,23 @@ class BlazePose:
         min_score: float = 0.5,
         min_presence: float = 0.5,
         max_side: int = 1280,
+        max_people: int = 20,
         nms_iou: float = 0.3,
         duplicate_iou: float = 0.5,
     ) -> None:
         self.detector, self.landmarker = load_interpreters(model_dir, threads)
         self.anchors = ssd_anchors()
         self.min_score, self.min_presence, self.max_side = min_score, min_presence, max_side
-        self.nms_iou, self.duplicate_iou = nms_iou, duplicate_iou
+        self.nms_iou, self.duplicate_iou, self.max_people = nms_iou, duplicate_iou, max_people
 
     def detect(self, image: np.ndarray) -> list[PoseDetection]:
-        """Every person in ``image`` ((H, W, 3) uint8 RGB), left to right."""
+        """Every person in ``image`` ((H, W, 3) uint8 RGB), left to right.
+
+        The detector looks at the whole image; the people it finds (confident pose flag, not
+        a second find of one already kept) are blacked out of its view (their landmark box,
+        padded) and it looks again, until a look adds nobody or ``max_people`` are found:
+        BlazePose's detector is made for one person, and finds the others once the most
+        prominent is hidden. The landmark model always sees the unmasked image."""
         height, width = image.shape[:2]
         factor = min(1.0, self.max_side / max(height, width))
         if factor < 1.0:
@@ -307,30 +327,49 @@ class BlazePose:
             factor_xy = np.array([size[0] / width, size[1] / height])
         else:
             factor_xy = np.ones(2)
-        boxes, keypoints, scores = self._find_people(image)
-        if len(scores) == 0:
-            return []
-        roi = detection_roi(keypoints[:, 0], keypoints[:, 1])
-        points, pose_scores = self._landmarks(image, roi)
-        keep = self._keep(points[:, :NUM_LANDMARKS, :2], pose_scores)
+        view = image.copy()
+        found: list[tuple[np.ndarray, float, np.ndarray, np.ndarray, float]] = []
+        while len(found) < self.max_people:
+            boxes, keypoints, scores = self._find_people(view)
+            if len(scores) == 0:
+                break
+            roi = detection_roi(keypoints[:, 0], keypoints[:, 1])
+            points, pose_scores = self._landmarks(image, roi)
+            added = 0
+            for i in np.argsort(-scores, kind="stable"):
+                if pose_scores[i] < self.min_presence or self._seen(points[i, :NUM_LANDMARKS], found):
+                    continue
+                found.append((boxes[i], float(scores[i]), roi[i], points[i, :NUM_LANDMARKS], float(pose_scores[i])))
+                _black_out(view, points[i, :NUM_LANDMARKS, :2])
+                added += 1
+            if added == 0:
+                break
         people = []
-        for i in keep:
-            scale_roi = np.array([factor_xy[0], factor_xy[1], factor_xy.mean(), 1.0])
-            landmarks = points[i, :NUM_LANDMARKS, :2] / factor_xy - 0.5
-            presence = points[i, :NUM_LANDMARKS, 3]
+        for face_box, score, roi, points, pose_score in found:
+            landmarks = points[:, :2] / factor_xy - 0.5
+            presence = points[:, 3]
             people.append(
                 PoseDetection(
                     landmarks=landmarks,
-                    visibility=points[i, :NUM_LANDMARKS, 2],
+                    visibility=points[:, 2],
                     presence=presence,
                     box=_landmark_box(landmarks, presence, (width, height)),
-                    face_box=boxes[i] / np.tile(factor_xy, 2) - 0.5,
-                    score=float(scores[i]),
-                    pose_score=float(pose_scores[i]),
-                    roi=roi[i] / scale_roi - np.array([0.5, 0.5, 0.0, 0.0]),
+                    face_box=face_box / np.tile(factor_xy, 2) - 0.5,
+                    score=score,
+                    pose_score=pose_score,
+                    roi=np.array([*(roi[:2] / factor_xy - 0.5), roi[2] / factor_xy.mean(), roi[3]]),
                 )
             )
         return sorted(people, key=lambda p: float(p.box[0] + p.box[2]))
+
+    def _seen(self, points: np.ndarray, found: list) -> bool:
+        """Whether the landmarks (33, 4) are a second find of a person in ``found``: their
+        boxes overlap by more than ``duplicate_iou``."""
+        if not found:
+            return False
+        box = np.concatenate([points[:, :2].min(0), points[:, :2].max(0)])
+        others = np.stack([np.concatenate([f[3][:, :2].min(0), f[3][:, :2].max(0)]) for f in found])
+        return bool(box_iou(box, others).max() > self.duplicate_iou)
 
     def _find_people(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Detector boxes (M, 4), keypoints (M, 4, 2) in pixels and scores (M,), best first."""
@@ -362,17 +401,6 @@ class BlazePose:
         xy = _apply_affine(to_image, normalised * LANDMARK_SIZE)
         points = np.concatenate([xy, _sigmoid(raw[..., 3:5])], axis=-1)
         return points, flag.reshape(-1)
-
-    def _keep(self, landmarks: np.ndarray, pose_scores: np.ndarray) -> list[int]:
-        """Indices of people with a confident pose flag, a duplicate (landmark boxes
-        overlapping one kept before it, detections being best first) dropped."""
-        boxes = np.concatenate([landmarks.min(1), landmarks.max(1)], axis=-1)
-        kept: list[int] = []
-        for i in np.flatnonzero(pose_scores >= self.min_presence):
-            if kept and box_iou(boxes[i], boxes[kept]).max() > self.duplicate_iou:
-                continue
-            kept.append(int(i))
-        return kept
 
     @staticmethod
     def _run(interpreter, batch: np.ndarray, outputs: tuple[str, ...]) -> list[np.ndarray]:

@@ -75,6 +75,8 @@ class PoseDetection:
 
     Attributes:
         landmarks: (33, 2) BlazePose landmarks, x and y.
+        depth: (33,) each landmark's depth relative to the hips, in the same pixels (larger:
+            farther from the camera); the network's estimate, coarse.
         visibility: (33,) probability that each landmark is visible (not occluded).
         presence: (33,) probability that each landmark is inside the image.
         box: (4,) the person's box, x1, y1, x2, y2: around its landmarks present in the
@@ -86,6 +88,7 @@ class PoseDetection:
     """
 
     landmarks: np.ndarray
+    depth: np.ndarray
     visibility: np.ndarray
     presence: np.ndarray
     box: np.ndarray
@@ -351,6 +354,7 @@ class BlazePose:
             people.append(
                 PoseDetection(
                     landmarks=landmarks,
+                    depth=points[:, 4] / factor_xy.mean(),
                     visibility=points[:, 2],
                     presence=presence,
                     box=_landmark_box(landmarks, presence, (width, height)),
@@ -363,7 +367,7 @@ class BlazePose:
         return sorted(people, key=lambda p: float(p.box[0] + p.box[2]))
 
     def _seen(self, points: np.ndarray, found: list) -> bool:
-        """Whether the landmarks (33, 4) are a second find of a person in ``found``: their
+        """Whether the landmarks (33, 5) are a second find of a person in ``found``: their
         boxes overlap by more than ``duplicate_iou``."""
         if not found:
             return False
@@ -390,7 +394,8 @@ class BlazePose:
         return boxes, to_pixels(keypoints), scores
 
     def _landmarks(self, image: np.ndarray, roi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 39, 4) points in image pixels with visibility and presence, and (N,) pose flags,
+        """(N, 39, 5) points in image pixels with visibility, presence and depth (image pixels),
+        and (N,) pose flags,
         for crops ``roi`` (N, 4); the landmark model runs on all crops as one batch."""
         to_image = roi_to_image_affine(roi)
         crops = np.stack([_warp(image, m, LANDMARK_SIZE, cv2.BORDER_REPLICATE) for m in to_image])
@@ -399,7 +404,8 @@ class BlazePose:
         raw = raw.reshape(len(roi), NUM_MODEL_POINTS, 5)
         normalised = refine_with_heatmap(raw[..., :2] / LANDMARK_SIZE, heatmap)
         xy = _apply_affine(to_image, normalised * LANDMARK_SIZE)
-        points = np.concatenate([xy, _sigmoid(raw[..., 3:5])], axis=-1)
+        depth = raw[..., 2:3] * (roi[:, 2] / LANDMARK_SIZE)[:, None, None]
+        points = np.concatenate([xy, _sigmoid(raw[..., 3:5]), depth], axis=-1)
         return points, flag.reshape(-1)
 
     @staticmethod

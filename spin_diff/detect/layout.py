@@ -7,7 +7,9 @@ OpenPose's big toe. The 24 "GT" joints stay at confidence 0, as for OpenPose inp
 
 The confidence of a joint is BlazePose's visibility (probability that the landmark is seen,
 not occluded); a midpoint takes the smaller of its two. A landmark outside the image (a
-cut-off person; BlazePose still places it) gets confidence 0.
+cut-off person; BlazePose still places it) gets confidence 0, and so does a face point the
+head hides (:func:`hidden_face_points`): BlazePose places those too, with full visibility,
+where OpenPose reports nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from spin_diff.body import joints as J
 from spin_diff.constants import NUM_KEYPOINTS
 
-__all__ = ["BLAZEPOSE_LANDMARK_NAMES", "BODY25_FROM_BLAZEPOSE", "blazepose_to_keypoints49"]
+__all__ = ["BLAZEPOSE_LANDMARK_NAMES", "BODY25_FROM_BLAZEPOSE", "blazepose_to_keypoints49", "hidden_face_points"]
 
 BLAZEPOSE_LANDMARK_NAMES = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
@@ -70,10 +72,40 @@ def _mixing_matrix() -> np.ndarray:
 
 
 _MIX = _mixing_matrix()
+_INDEX = {name: i for i, name in enumerate(BLAZEPOSE_LANDMARK_NAMES)}
+_FACE_FRONT = [_INDEX[n] for n in ("nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner",
+                                   "right_eye", "right_eye_outer", "mouth_left", "mouth_right")]  # fmt: skip
+_PAIRS = [("left_ear", "right_ear"), ("left_eye", "right_eye")]
+
+
+def hidden_face_points(landmarks: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """(..., 33) bool: face landmarks the head itself hides, from BlazePose's depths.
+
+    The face looks away when the ears are nearer the camera than the nose: then the nose,
+    eyes and mouth are hidden. The head is turned side-on when an ear pair (eye pair) is
+    further apart in depth than across the image: then the farther of the pair is hidden.
+
+    Args: landmarks (..., 33, 2) pixels; depth (..., 33) in the same pixels, larger = farther.
+    """
+    hidden = np.zeros(depth.shape, dtype=bool)
+    ears = (depth[..., _INDEX["left_ear"]] + depth[..., _INDEX["right_ear"]]) / 2
+    away = ears < depth[..., _INDEX["nose"]]
+    hidden[..., _FACE_FRONT] |= away[..., None]
+    for left, right in _PAIRS:
+        i, j = _INDEX[left], _INDEX[right]
+        across = np.linalg.norm(landmarks[..., i, :] - landmarks[..., j, :], axis=-1)
+        apart = depth[..., i] - depth[..., j]
+        side_on = np.abs(apart) > across
+        hidden[..., i] |= side_on & (apart > 0)
+        hidden[..., j] |= side_on & (apart < 0)
+    return hidden
 
 
 def blazepose_to_keypoints49(
-    landmarks: np.ndarray, confidence: np.ndarray, image_size: tuple[int, int] | None = None
+    landmarks: np.ndarray,
+    confidence: np.ndarray,
+    image_size: tuple[int, int] | None = None,
+    depth: np.ndarray | None = None,
 ) -> np.ndarray:
     """BlazePose landmarks as 49-joint keypoints.
 
@@ -82,6 +114,8 @@ def blazepose_to_keypoints49(
         confidence: (..., 33) in [0, 1] (BlazePose's visibility).
         image_size: (width, height); landmarks outside ``[0, width) x [0, height)`` get
             confidence 0. None: no such check.
+        depth: (..., 33) BlazePose's depths; face points the head hides
+            (:func:`hidden_face_points`) get confidence 0. None: no such check.
 
     Returns:
         (..., 49, 3) pixels and confidence; a missing joint is ``0, 0, 0``.
@@ -92,6 +126,8 @@ def blazepose_to_keypoints49(
         width, height = image_size
         x, y = landmarks[..., 0], landmarks[..., 1]
         confidence = np.where((x >= 0) & (x < width) & (y >= 0) & (y < height), confidence, 0.0)
+    if depth is not None:
+        confidence = np.where(hidden_face_points(landmarks, np.asarray(depth, np.float64)), 0.0, confidence)
     xy = np.einsum("jl,...lc->...jc", _MIX, landmarks)
     used = _MIX > 0  # (25, 33)
     # a midpoint is as confident as its less confident end; a missing joint not at all

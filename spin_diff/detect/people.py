@@ -69,7 +69,8 @@ def detect_people(detector: BlazePose, image: np.ndarray) -> DetectedPeople:
         return DetectedPeople(np.zeros((0, NUM_KEYPOINTS, 3)), np.zeros((0, 4)), np.zeros(0), [])
     landmarks = np.stack([p.landmarks for p in found])
     visibility = np.stack([p.visibility for p in found])
-    keypoints = blazepose_to_keypoints49(landmarks, visibility, (width, height))
+    depth = np.stack([p.depth for p in found])
+    keypoints = blazepose_to_keypoints49(landmarks, visibility, (width, height), depth)
     boxes = np.stack([p.box for p in found])
     flags = [person_flags(p.landmarks, p.box, (width, height)) for p in found]
     return DetectedPeople(keypoints, boxes, np.array([p.score for p in found]), flags)

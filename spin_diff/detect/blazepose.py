@@ -17,10 +17,12 @@ Order of operations (:meth:`BlazePose.detect`):
    and visibility and presence logits; a 64 x 64 heatmap per point sharpens the positions
    (:func:`refine_with_heatmap`); a pose flag in [0, 1] says whether a body is in the crop.
 5. Landmarks go back to image pixels through the crop's affine map; people whose pose flag
-   is below ``min_presence`` are dropped, and a second detection of a person already found
-   (landmark boxes overlapping by more than ``duplicate_iou``) is dropped too.
+   is below ``min_presence``, or with fewer than ``min_body_landmarks`` limb landmarks seen,
+   are dropped, and so is a second find of a person already found (:meth:`BlazePose._seen`).
 6. The people found are blacked out and the detector looks again (step 2), until a look
-   finds nobody new: the detector is made for one prominent person.
+   finds nobody new: the detector is made for one prominent person. Then it looks the same
+   way through overlapping windows of half the image (:func:`look_windows`), for people
+   too small in the whole view.
 
 Coordinates: continuous pixel coordinates (the image spans ``[0, W] x [0, H]``, pixel centres at
 ``i + 0.5``) inside this module; :class:`PoseDetection` holds OpenPose's convention (pixel
@@ -50,12 +52,15 @@ __all__ = [
     "roi_to_image_affine",
     "refine_with_heatmap",
     "box_iou",
+    "look_windows",
 ]
 
 DETECTOR_SIZE = 224  # the person detector's square input
 LANDMARK_SIZE = 256  # the landmark model's square input
 NUM_LANDMARKS = 33  # BlazePose's body landmarks (the first 33 of the 39 the network outputs)
 NUM_MODEL_POINTS = 39
+# shoulders, elbows, wrists, hips, knees, ankles (left, right) in BlazePose's order
+BODY_LANDMARKS = (11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 ROI_SCALE = 1.25  # the detection's body circle enlarged by this much (MediaPipe's setting)
 HEATMAP_KERNEL = 7  # window of the heatmap refinement, in heatmap cells
 HEATMAP_MIN_CONFIDENCE = 0.5  # a heatmap peak below this leaves the regressed position alone
@@ -116,6 +121,29 @@ def ssd_anchors(input_size: int = DETECTOR_SIZE, strides=ANCHOR_STRIDES) -> np.n
         cell_centres = np.stack([x.ravel(), y.ravel()], axis=-1)
         centres.append(np.repeat(cell_centres, same * ANCHORS_PER_LAYER, axis=0))
     return np.concatenate(centres).astype(np.float32)
+
+
+def look_windows(width: int, height: int, zoom_levels: int = 1) -> np.ndarray:
+    """(K, 3) square windows x0, y0, side the detector looks through, in order: the whole
+    image (letterboxed), then, per zoom level z = 1 .. ``zoom_levels``, squares of
+    1 / 2^z of its longer side every half side, covering it (people too small for the
+    whole view; by then everyone found is blacked out, so a window's edge rarely cuts one)."""
+    longer = float(max(width, height))
+    windows = [((width - longer) / 2, (height - longer) / 2, longer)]
+    for level in range(1, zoom_levels + 1):
+        side = longer / 2**level
+        for y in _starts(height, side):
+            for x in _starts(width, side):
+                windows.append((x, y, side))
+    return np.array(windows, dtype=np.float64)
+
+
+def _starts(length: float, side: float) -> np.ndarray:
+    """Starts of windows of ``side`` every half side covering ``[0, length]`` (one centred
+    window when it is shorter)."""
+    if length <= side:
+        return np.array([(length - side) / 2])
+    return np.linspace(0.0, length - side, math.ceil((length - side) / (side / 2)) + 1)
 
 
 def _black_out(image: np.ndarray, landmarks: np.ndarray, padding: float = 0.1) -> None:
@@ -295,6 +323,10 @@ class BlazePose:
         min_presence: lowest pose flag of the landmark model kept (MediaPipe's 0.5).
         max_side: images with a longer side are downscaled to it for detection.
         max_people: the most people looked for in one image.
+        zoom_levels: how many times the detector looks again through windows half as large
+            (:func:`look_windows`); 0: the whole image only.
+        min_body_landmarks: fewest of the 12 limb landmarks (shoulders to ankles) seen
+            (visibility > 0.5) for a person to count: fewer is a body part or a shadow.
     """
 
     def __init__(
@@ -306,6 +338,8 @@ class BlazePose:
         min_presence: float = 0.5,
         max_side: int = 1280,
         max_people: int = 20,
+        zoom_levels: int = 1,
+        min_body_landmarks: int = 6,
         nms_iou: float = 0.3,
         duplicate_iou: float = 0.5,
     ) -> None:
@@ -313,6 +347,7 @@ class BlazePose:
         self.anchors = ssd_anchors()
         self.min_score, self.min_presence, self.max_side = min_score, min_presence, max_side
         self.nms_iou, self.duplicate_iou, self.max_people = nms_iou, duplicate_iou, max_people
+        self.min_body_landmarks, self.zoom_levels = min_body_landmarks, zoom_levels
 
     def detect(self, image: np.ndarray) -> list[PoseDetection]:
         """Every person in ``image`` ((H, W, 3) uint8 RGB), left to right.
@@ -332,21 +367,25 @@ class BlazePose:
             factor_xy = np.ones(2)
         view = image.copy()
         found: list[tuple[np.ndarray, float, np.ndarray, np.ndarray, float]] = []
-        while len(found) < self.max_people:
-            boxes, keypoints, scores = self._find_people(view)
-            if len(scores) == 0:
-                break
-            roi = detection_roi(keypoints[:, 0], keypoints[:, 1])
-            points, pose_scores = self._landmarks(image, roi)
-            added = 0
-            for i in np.argsort(-scores, kind="stable"):
-                if pose_scores[i] < self.min_presence or self._seen(points[i, :NUM_LANDMARKS], found):
-                    continue
-                found.append((boxes[i], float(scores[i]), roi[i], points[i, :NUM_LANDMARKS], float(pose_scores[i])))
-                _black_out(view, points[i, :NUM_LANDMARKS, :2])
-                added += 1
-            if added == 0:
-                break
+        for window in look_windows(image.shape[1], image.shape[0], self.zoom_levels):
+            while len(found) < self.max_people:
+                boxes, keypoints, scores = self._find_people(view, window)
+                if len(scores) == 0:
+                    break
+                roi = detection_roi(keypoints[:, 0], keypoints[:, 1])
+                points, pose_scores = self._landmarks(image, roi)
+                added = 0
+                for i in np.argsort(-scores, kind="stable"):
+                    visible = int((points[i, BODY_LANDMARKS, 2] > 0.5).sum())
+                    if pose_scores[i] < self.min_presence or visible < self.min_body_landmarks:
+                        continue
+                    if self._seen(points[i, :NUM_LANDMARKS], found):
+                        continue
+                    found.append((boxes[i], float(scores[i]), roi[i], points[i, :NUM_LANDMARKS], float(pose_scores[i])))
+                    _black_out(view, points[i, :NUM_LANDMARKS, :2])
+                    added += 1
+                if added == 0:
+                    break
         people = []
         for face_box, score, roi, points, pose_score in found:
             landmarks = points[:, :2] / factor_xy - 0.5
@@ -368,19 +407,21 @@ class BlazePose:
 
     def _seen(self, points: np.ndarray, found: list) -> bool:
         """Whether the landmarks (33, 5) are a second find of a person in ``found``: their
-        boxes overlap by more than ``duplicate_iou``."""
+        box overlaps one of theirs by more than ``duplicate_iou``, or lies mostly (80%) inside
+        it (a part of the body found again)."""
         if not found:
             return False
         box = np.concatenate([points[:, :2].min(0), points[:, :2].max(0)])
         others = np.stack([np.concatenate([f[3][:, :2].min(0), f[3][:, :2].max(0)]) for f in found])
-        return bool(box_iou(box, others).max() > self.duplicate_iou)
+        low, high = np.maximum(box[:2], others[:, :2]), np.minimum(box[2:], others[:, 2:])
+        inside = np.clip(high - low, 0, None).prod(-1) / max(float(np.prod(box[2:] - box[:2])), 1e-9)
+        return bool(box_iou(box, others).max() > self.duplicate_iou or inside.max() > 0.8)
 
-    def _find_people(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Detector boxes (M, 4), keypoints (M, 4, 2) in pixels and scores (M,), best first."""
-        height, width = image.shape[:2]
-        zoom = DETECTOR_SIZE / max(height, width)
-        pad = (np.array([DETECTOR_SIZE, DETECTOR_SIZE]) - zoom * np.array([width, height])) / 2.0
-        to_source = np.array([[1 / zoom, 0, -pad[0] / zoom], [0, 1 / zoom, -pad[1] / zoom]])
+    def _find_people(self, image: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Detector boxes (M, 4), keypoints (M, 4, 2) in image pixels and scores (M,), best
+        first, seen through the square ``window`` (x0, y0, side) letterboxed to its input."""
+        (x0, y0, side), zoom = window, DETECTOR_SIZE / window[2]
+        to_source = np.array([[1 / zoom, 0, x0], [0, 1 / zoom, y0]])
         letterboxed = _warp(image, to_source, DETECTOR_SIZE, cv2.BORDER_CONSTANT)
         tensor = letterboxed.astype(np.float32)[None] / 127.5 - 1.0
         raw_boxes, raw_scores = self._run(self.detector, tensor, ("Identity", "Identity_1"))
@@ -389,7 +430,7 @@ class BlazePose:
         boxes, keypoints, scores = weighted_nms(
             boxes[confident], keypoints[confident], scores[confident], self.nms_iou
         )
-        to_pixels = lambda xy: (xy * DETECTOR_SIZE - pad) / zoom  # noqa: E731
+        to_pixels = lambda xy: xy * side + np.array([x0, y0])  # noqa: E731
         boxes = np.concatenate([to_pixels(boxes[:, :2]), to_pixels(boxes[:, 2:])], axis=-1)
         return boxes, to_pixels(keypoints), scores
 

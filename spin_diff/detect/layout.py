@@ -18,6 +18,7 @@ import numpy as np
 
 from spin_diff.body import joints as J
 from spin_diff.constants import NUM_KEYPOINTS
+from spin_diff.detect.blazepose import BODY_LANDMARKS
 
 __all__ = ["BLAZEPOSE_LANDMARK_NAMES", "BODY25_FROM_BLAZEPOSE", "blazepose_to_keypoints49", "hidden_face_points"]
 
@@ -59,6 +60,9 @@ BODY25_FROM_BLAZEPOSE: dict[str, tuple[str, ...]] = {
     "OP RHeel": ("right_heel",),
 }
 assert tuple(BODY25_FROM_BLAZEPOSE) == J.OPENPOSE_JOINT_NAMES
+assert tuple(BLAZEPOSE_LANDMARK_NAMES[i] for i in BODY_LANDMARKS) == tuple(
+    f"{side}_{part}" for part in ("shoulder", "elbow", "wrist") for side in ("left", "right")
+) + tuple(f"{side}_{part}" for part in ("hip", "knee", "ankle") for side in ("left", "right"))
 
 
 def _mixing_matrix() -> np.ndarray:

@@ -14,16 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from spin_diff.constants import NUM_KEYPOINTS
-from spin_diff.detect.blazepose import BlazePose
+from spin_diff.detect.blazepose import BODY_LANDMARKS, BlazePose
 from spin_diff.detect.layout import BLAZEPOSE_LANDMARK_NAMES, blazepose_to_keypoints49
 
 __all__ = ["DetectedPeople", "detect_people", "SMALL_PERSON_PX"]
 
 SMALL_PERSON_PX = 100.0
-BODY_LANDMARKS = tuple(
-    i for i, n in enumerate(BLAZEPOSE_LANDMARK_NAMES) if n.split("_", 1)[-1] in
-    ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
-)  # fmt: skip
 
 
 @dataclass

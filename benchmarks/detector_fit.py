@@ -33,9 +33,9 @@ LSP14 = J.joint_indices(J.GT_JOINT_NAMES[:14])
 RESIDUAL_TARGET, PA_TARGET = 7.0, 30.0
 
 
-def fit(image: Path, out: Path, keypoints: Path | None) -> dict[str, dict]:
-    """Run ``spin-diff fit`` (defaults, one thread); person folder -> its params.json."""
-    argv = ["fit", str(image), "--out", str(out), "--threads", "1", "--quiet"]
+def fit(image: Path, out: Path, keypoints: Path | None, extra: list[str]) -> dict[str, dict]:
+    """Run ``spin-diff fit`` (defaults and ``extra``, one thread); person folder -> its params.json."""
+    argv = ["fit", str(image), "--out", str(out), "--threads", "1", "--quiet", *extra]
     if keypoints is not None:
         argv += ["--keypoints", str(keypoints)]
     with contextlib.redirect_stdout(io.StringIO()):
@@ -47,8 +47,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("photos", type=Path)
     parser.add_argument("names", nargs="+", help="photo folders under PHOTOS")
+    parser.add_argument("--init", help="passed to both fits (e.g. mean: the cold start); default: spin-diff fit's")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    print(f"spin-diff fit defaults{' with --init ' + args.init if args.init else ''}, 1 thread")
     print(f"targets: residual to the given keypoints <= {RESIDUAL_TARGET} px (224 crop), PA-MPJPE between fits <= {PA_TARGET} mm")
     print(f"{'photo/person':40s} {'res_det':>7s} {'res_pub':>7s} {'pa_mm':>6s}  det_ok pub_ok  verdict")
     residuals, distances = [], []
@@ -57,8 +59,9 @@ def main() -> None:
         image = next(p for p in sorted(folder.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         keypoints = folder / f"{image.stem}_keypoints.json"
         with tempfile.TemporaryDirectory() as tmp:
-            detected = fit(image, Path(tmp) / "detected", None)
-            published = fit(image, Path(tmp) / "published", keypoints)
+            extra = ["--init", args.init] if args.init else []
+            detected = fit(image, Path(tmp) / "detected", None, extra)
+            published = fit(image, Path(tmp) / "published", keypoints, extra)
         for person, pub in published.items():
             centre, size = np.array(pub["box_center"]), float(pub["box_size"])
             nearest = min(
@@ -78,7 +81,7 @@ def main() -> None:
             verdict = "ok" if residual <= RESIDUAL_TARGET and distance <= PA_TARGET else "OVER"
             print(
                 f"{label:40s} {residual:7.2f} {float(pub['residual_px']):7.2f} {distance:6.1f}  "
-                f"{str(det['success']):>6s} {str(pub['success']):>6s}  {verdict}"
+                f"{det['success']!s:>6s} {pub['success']!s:>6s}  {verdict}"
             )
     residuals, distances = np.array(residuals), np.array(distances)
     print(

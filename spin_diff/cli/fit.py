@@ -24,8 +24,8 @@ from spin_diff.fitting.initialisation import default_init, resolve_init
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.recipes import recipe_path as shipped_recipe
 from spin_diff.utils.configs import save_config
-from spin_diff.utils.threads import set_threads
 from spin_diff.utils.outputs import check_writable_folder
+from spin_diff.utils.threads import set_threads
 
 RECIPES = ("cold_start", "from_regressor")
 

@@ -45,14 +45,14 @@ from spin_diff.detect.models import load_interpreters
 __all__ = [
     "BlazePose",
     "PoseDetection",
-    "ssd_anchors",
-    "decode_detections",
-    "weighted_nms",
-    "detection_roi",
-    "roi_to_image_affine",
-    "refine_with_heatmap",
     "box_iou",
+    "decode_detections",
+    "detection_roi",
     "look_windows",
+    "refine_with_heatmap",
+    "roi_to_image_affine",
+    "ssd_anchors",
+    "weighted_nms",
 ]
 
 DETECTOR_SIZE = 224  # the person detector's square input
@@ -187,7 +187,7 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     low = np.maximum(box[:2], boxes[:, :2])
     high = np.minimum(box[2:], boxes[:, 2:])
     inter = np.clip(high - low, 0.0, None).prod(-1)
-    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)  # noqa: E731
+    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
     union = area(box) + area(boxes) - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
@@ -430,7 +430,7 @@ class BlazePose:
         boxes, keypoints, scores = weighted_nms(
             boxes[confident], keypoints[confident], scores[confident], self.nms_iou
         )
-        to_pixels = lambda xy: xy * side + np.array([x0, y0])  # noqa: E731
+        to_pixels = lambda xy: xy * side + np.array([x0, y0])
         boxes = np.concatenate([to_pixels(boxes[:, :2]), to_pixels(boxes[:, 2:])], axis=-1)
         return boxes, to_pixels(keypoints), scores
 

@@ -17,7 +17,7 @@ from spin_diff.constants import NUM_KEYPOINTS
 from spin_diff.detect.blazepose import BODY_LANDMARKS, BlazePose
 from spin_diff.detect.layout import BLAZEPOSE_LANDMARK_NAMES, blazepose_to_keypoints49
 
-__all__ = ["DetectedPeople", "detect_people", "SMALL_PERSON_PX"]
+__all__ = ["SMALL_PERSON_PX", "DetectedPeople", "detect_people"]
 
 SMALL_PERSON_PX = 100.0
 

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spin_diff.constants import NUM_POSE, NUM_SMPL_JOINTS
 from spin_diff.body.measures import torso_lean
 from spin_diff.body.model import BodyModel
+from spin_diff.constants import NUM_POSE, NUM_SMPL_JOINTS
 from spin_diff.data.crops import load_crops
 from spin_diff.errors import BadInputError
 from spin_diff.fitting.base import FitProgress, FitResult, Fitter, FittingMethod

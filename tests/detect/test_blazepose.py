@@ -3,10 +3,8 @@
 
 import numpy as np
 import pytest
-import torch
 
 from spin_diff.detect import blazepose as B
-from spin_diff.detect.models import missing_models
 
 
 def test_anchor_layout_matches_the_detector_output():
@@ -66,50 +64,12 @@ def test_heatmap_refinement_moves_confident_points_to_the_peak_only():
     assert refined[0, 1] == pytest.approx([0.5, 0.5])  # no confident heatmap: unchanged
 
 
-needs_detector = pytest.mark.skipif(
-    bool(missing_models()) or __import__("importlib").util.find_spec("ai_edge_litert") is None,
-    reason="the detect extra (ai-edge-litert) or its model files are missing: bash scripts/setup.sh installs both",
-)
-
-
-def render_people(model, poses, size=(384, 288)):
-    """A picture of our body model in ``poses`` ((P, 72), side by side) and each one's 49
-    projected joints (P, 49, 2) in pixels (OpenPose's convention)."""
-    from spin_diff.render import render_mesh
-
-    width, height = size
-    focal = 600.0
-    spacing = 1.0
-    image = np.full((height, width, 3), (120, 140, 110), np.uint8)
-    projected = []
-    for k, pose in enumerate(poses):
-        pose = torch.as_tensor(pose, dtype=torch.float32)[None]
-        out = model(pose, torch.zeros(1, 10))
-        offset = np.array([(k - (len(poses) - 1) / 2) * spacing, 0.0, 4.5], np.float32)
-        vertices = out.vertices[0].numpy()
-        image = render_mesh(vertices, model.faces, translation=offset, focal_length=focal, image=image,
-                            color=(0.85, 0.65, 0.55)).image  # fmt: skip
-        joints = out.joints[0].numpy() + offset
-        projected.append(focal * joints[:, :2] / joints[:, 2:] + np.array([width, height]) / 2 - 0.5)
-    return image, np.stack(projected)
-
-
-def upright(name):
-    from spin_diff.body.demo_poses import named_pose
-
-    pose = np.asarray(named_pose(name), np.float32).copy()
-    pose[:3] = [np.pi, 0, 0]  # SMPL's y up becomes the image's y down, facing the camera
-    return pose
-
-
-@needs_detector
-def test_detector_finds_each_rendered_person_at_its_joints(body_model):
+def test_detector_finds_each_rendered_person_at_its_joints(blazepose, render_people):
     from spin_diff.body import joints as J
-    from spin_diff.detect import BlazePose
     from spin_diff.detect.people import detect_people
 
-    image, truth = render_people(body_model, [upright("walk"), upright("apose")], size=(512, 320))
-    found = detect_people(BlazePose(threads=1), image)
+    image, truth = render_people(["walk", "apose"], size=(512, 320))
+    found = detect_people(blazepose, image)
     assert len(found) == 2
     limbs = J.joint_indices([f"OP {s}{p}" for s in "RL" for p in ("Shoulder", "Elbow", "Wrist", "Knee", "Ankle")])
     for person in range(2):  # left to right, as rendered
@@ -123,31 +83,25 @@ def test_detector_finds_each_rendered_person_at_its_joints(body_model):
     assert found.flags == [[], []]
 
 
-@needs_detector
-def test_huge_image_is_detected_in_its_own_pixels(body_model):
+def test_huge_image_is_detected_in_its_own_pixels(blazepose, render_people):
     import cv2
 
-    from spin_diff.detect import BlazePose
     from spin_diff.detect.people import detect_people
 
-    image, truth = render_people(body_model, [upright("walk")], size=(384, 288))
+    image, _ = render_people(["walk"], size=(384, 288))
     big = cv2.resize(image, (384 * 8, 288 * 8), interpolation=cv2.INTER_LINEAR)
-    detector = BlazePose(threads=1)
-    small, large = detect_people(detector, image), detect_people(detector, big)
+    small, large = detect_people(blazepose, image), detect_people(blazepose, big)
     assert len(small) == len(large) == 1
     scaled = (small.keypoints[0, :25, :2] + 0.5) * 8 - 0.5
     confident = small.keypoints[0, :25, 2] > 0.5
     assert np.abs(large.keypoints[0, :25, :2] - scaled)[confident].mean() < 0.02 * 288 * 8
 
 
-@needs_detector
-def test_nobody_in_a_plain_picture_and_small_or_cut_off_people_are_flagged(body_model):
-    from spin_diff.detect import BlazePose
+def test_nobody_in_a_plain_picture_and_cut_off_people_are_flagged(blazepose, render_people):
     from spin_diff.detect.people import detect_people
 
-    detector = BlazePose(threads=1)
-    assert len(detect_people(detector, np.full((240, 320, 3), 128, np.uint8))) == 0
-    image, _ = render_people(body_model, [upright("walk")], size=(384, 288))
+    assert len(detect_people(blazepose, np.full((240, 320, 3), 128, np.uint8))) == 0
+    image, _ = render_people(["walk"], size=(384, 288))
     cut = np.ascontiguousarray(image[:200])  # the legs below the knees cut off
-    found = detect_people(detector, cut)
+    found = detect_people(blazepose, cut)
     assert len(found) == 1 and any(flag.startswith("cut off") for flag in found.flags[0])

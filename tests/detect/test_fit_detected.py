@@ -7,18 +7,16 @@ import numpy as np
 import pytest
 
 from spin_diff.cli.main import main
-from test_blazepose import needs_detector, render_people, upright
 
 
 @pytest.fixture(scope="module")
-def two_people(body_model, tmp_path_factory):
+def two_people(blazepose, render_people, tmp_path_factory):
     folder = tmp_path_factory.mktemp("photos")
-    image, _ = render_people(body_model, [upright("walk"), upright("apose")], size=(512, 320))
+    image, _ = render_people(["walk", "apose"], size=(512, 320))
     cv2.imwrite(str(folder / "pair.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return folder
 
 
-@needs_detector
 def test_every_person_is_detected_fitted_and_their_keypoints_written(two_people, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["fit", str(two_people / "pair.png"), "--out", str(out), "--quiet", "--threads", "1",
@@ -39,7 +37,6 @@ def test_every_person_is_detected_fitted_and_their_keypoints_written(two_people,
     assert [p.name for p in (again / "pair").iterdir()] == ["person_01"]
 
 
-@needs_detector
 def test_no_optimise_gives_the_regressor_bodies_without_a_fit(two_people, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["fit", str(two_people), "--out", str(out), "--no-optimise", "--quiet", "--threads", "1"]) in (0, 1)
@@ -53,8 +50,7 @@ def test_no_optimise_gives_the_regressor_bodies_without_a_fit(two_people, tmp_pa
     assert fit["optimised"] is True and fit["residual_px"] < params["residual_px"]  # the fit did what it skipped
 
 
-@needs_detector
-def test_an_image_without_people_is_an_empty_result_not_a_failure(tmp_path, capsys):
+def test_an_image_without_people_is_an_empty_result_not_a_failure(blazepose, tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()
     cv2.imwrite(str(folder / "wall.png"), np.full((240, 320, 3), 128, np.uint8))
@@ -67,7 +63,6 @@ def test_an_image_without_people_is_an_empty_result_not_a_failure(tmp_path, caps
     assert json.loads((out / "keypoints" / "wall_keypoints.json").read_text())["people"] == []
 
 
-@needs_detector
 def test_a_file_that_is_not_an_image_fails_alone(two_people, tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()

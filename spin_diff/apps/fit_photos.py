@@ -1,4 +1,5 @@
-"""``spin-diff fit`` on files: pair photos with OpenPose JSON, fit every person, write results.
+"""``spin-diff fit`` on files: pair photos with OpenPose JSON (or detect their people), fit every
+person, write results.
 
 The fitting itself is :mod:`spin_diff.fitting.images` (people in memory -> fits); this module
 reads the inputs and writes the outputs.
@@ -9,6 +10,12 @@ serves exactly one image; images sharing a stem (``x.jpg``, ``x.png``) get outpu
 named by their whole file name; JSON files no image claims are reported. SPIN's
 ``x_bbox.json`` (``{"bbox": [x, y, w, h]}``) next to the image, or in the keypoint folder, is
 that image's person box, as ``--bbox`` is for one image (which it overrides).
+
+Without a keypoint file (``keypoints`` None) every image goes to the detector
+(:mod:`spin_diff.detect`), whose people are written as ``--out/keypoints/<name>_keypoints.json``
+(OpenPose's format, so a rerun with ``--keypoints --out/keypoints`` reads them back) and
+then treated as OpenPose's; an image with nobody in it is a note, not a failure, and each
+person carries the detector's flags (small, cut off) into ``params.json`` and ``summary.json``.
 
 For every image, each person in its OpenPose BODY_25 JSON is cropped (SPIN's square box
 around the confident keypoints, or ``--bbox``), refused when the crop is degenerate, fitted

@@ -31,7 +31,7 @@ RECIPES = ("cold_start", "from_regressor")
 
 
 def add_parser(subparsers) -> None:
-    fit = subparsers.add_parser("fit", help="fit SMPL to people in images (detected, or OpenPose JSON)")
+    fit = subparsers.add_parser("fit", help="fit SMPL to people in images (detected, or from OpenPose JSON)")
     fit.add_argument("images", type=Path, help="an image or a folder of images")
     fit.add_argument(
         "--keypoints", type=Path,

@@ -1,7 +1,8 @@
 """``spin-diff detect`` on files: every person's 2D keypoints in each image, as OpenPose JSON.
 
 Each image ``x.jpg`` gets ``--out/x_keypoints.json`` (OpenPose BODY_25, every person found,
-left to right; ``spin-diff fit --keypoints`` reads the folder back). An unreadable image is a
+left to right; ``spin-diff fit --keypoints`` reads the folder back, so nothing else is written
+there: any other JSON file would be taken for an image's keypoints). An unreadable image is a
 failure of that image alone; an image where nobody is found gets a file with no people.
 """
 

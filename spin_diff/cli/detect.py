@@ -9,7 +9,6 @@ from pathlib import Path
 from spin_diff.apps.detect_photos import detect_images
 from spin_diff.detect import BlazePose, fetch_models
 from spin_diff.errors import BadInputError, MissingInputError
-from spin_diff.utils.jsonio import write_json
 from spin_diff.utils.threads import set_threads
 
 
@@ -37,7 +36,6 @@ def run_detect(args: argparse.Namespace) -> int:
         raise MissingInputError(f"images not found: {args.images}")
     threads = set_threads(args.threads)
     report = detect_images(args.images, args.out, BlazePose(threads=threads), overwrite=args.overwrite)
-    write_json(args.out / "summary.json", {"items": report.summary, "notes": report.notes})
     for note in report.notes:
         print(note)
     for name, reason in report.failed:

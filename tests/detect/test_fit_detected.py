@@ -79,3 +79,16 @@ def test_missing_detector_files_are_one_line_naming_the_setup_step(two_people, t
     monkeypatch.setenv("SPIN_DIFF_DETECTOR_DIR", str(tmp_path / "nothing"))
     assert main(["fit", str(two_people), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     assert "spin-diff detect --setup" in capsys.readouterr().err
+
+
+def test_detect_writes_keypoints_that_fit_reads_back(two_people, tmp_path, capsys):
+    keypoints = tmp_path / "keypoints"
+    assert main(["detect", str(two_people), "--out", str(keypoints), "--threads", "1"]) == 0
+    assert "2 people found" in capsys.readouterr().out
+    assert [p.name for p in keypoints.iterdir()] == ["pair_keypoints.json"]
+    out = tmp_path / "out"
+    code = main(["fit", str(two_people), "--keypoints", str(keypoints), "--out", str(out), "--no-optimise",
+                 "--quiet", "--threads", "1"])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code in (0, 1) and "keypoint JSON with no image" not in printed
+    assert sorted(p.name for p in (out / "pair").iterdir()) == ["person_00", "person_01"]

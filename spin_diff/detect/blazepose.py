@@ -86,7 +86,8 @@ class PoseDetection:
         presence: (33,) probability that each landmark is inside the image.
         box: (4,) the person's box, x1, y1, x2, y2: around its landmarks present in the
             image (presence > 0.5; all of them if none is), clipped to the image.
-        face_box: (4,) the person detector's box (BlazePose's detector boxes the face).
+        face_box: (4,) the person detector's box, x1, y1, x2, y2, at the face (BlazePose's
+            detector places it there, of one size per view: it does not measure the person).
         score: the person detector's score in [0, 1].
         pose_score: the landmark model's pose flag in [0, 1].
         roi: (4,) the landmark crop: centre x, y, side (pixels), angle (radians).
@@ -352,58 +353,65 @@ class BlazePose:
     def detect(self, image: np.ndarray) -> list[PoseDetection]:
         """Every person in ``image`` ((H, W, 3) uint8 RGB), left to right.
 
-        The detector looks at the whole image; the people it finds (confident pose flag, not
-        a second find of one already kept) are blacked out of its view (their landmark box,
-        padded) and it looks again, until a look adds nobody or ``max_people`` are found:
+        The detector looks at the whole image; the people it finds (confident pose flag,
+        enough limb landmarks seen, not a second find of one already kept) are blacked out of
+        its view (their landmark box, padded) and it looks again, until a look adds nobody:
         BlazePose's detector is made for one person, and finds the others once the most
-        prominent is hidden. The landmark model always sees the unmasked image."""
+        prominent is hidden. Then it does the same through each window of
+        :func:`look_windows`. The landmark model always sees the unmasked image."""
         height, width = image.shape[:2]
         factor = min(1.0, self.max_side / max(height, width))
+        scale = np.ones(2)
         if factor < 1.0:
             size = (max(1, round(width * factor)), max(1, round(height * factor)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            factor_xy = np.array([size[0] / width, size[1] / height])
-        else:
-            factor_xy = np.ones(2)
+            scale = np.array([size[0] / width, size[1] / height])
         view = image.copy()
-        found: list[tuple[np.ndarray, float, np.ndarray, np.ndarray, float]] = []
+        found: list[dict] = []
         for window in look_windows(image.shape[1], image.shape[0], self.zoom_levels):
-            while len(found) < self.max_people:
-                boxes, keypoints, scores = self._find_people(view, window)
-                if len(scores) == 0:
-                    break
-                roi = detection_roi(keypoints[:, 0], keypoints[:, 1])
-                points, pose_scores = self._landmarks(image, roi)
-                added = 0
-                for i in np.argsort(-scores, kind="stable"):
-                    visible = int((points[i, BODY_LANDMARKS, 2] > 0.5).sum())
-                    if pose_scores[i] < self.min_presence or visible < self.min_body_landmarks:
-                        continue
-                    if self._seen(points[i, :NUM_LANDMARKS], found):
-                        continue
-                    found.append((boxes[i], float(scores[i]), roi[i], points[i, :NUM_LANDMARKS], float(pose_scores[i])))
-                    _black_out(view, points[i, :NUM_LANDMARKS, :2])
-                    added += 1
-                if added == 0:
-                    break
-        people = []
-        for face_box, score, roi, points, pose_score in found:
-            landmarks = points[:, :2] / factor_xy - 0.5
-            presence = points[:, 3]
-            people.append(
-                PoseDetection(
-                    landmarks=landmarks,
-                    depth=points[:, 4] / factor_xy.mean(),
-                    visibility=points[:, 2],
-                    presence=presence,
-                    box=_landmark_box(landmarks, presence, (width, height)),
-                    face_box=face_box / np.tile(factor_xy, 2) - 0.5,
-                    score=score,
-                    pose_score=pose_score,
-                    roi=np.array([*(roi[:2] / factor_xy - 0.5), roi[2] / factor_xy.mean(), roi[3]]),
-                )
-            )
+            while len(found) < self.max_people and self._look(image, view, window, found):
+                pass
+        people = [self._in_original_pixels(person, scale, (width, height)) for person in found]
         return sorted(people, key=lambda p: float(p.box[0] + p.box[2]))
+
+    def _look(self, image: np.ndarray, view: np.ndarray, window: np.ndarray, found: list[dict]) -> int:
+        """One look through ``window`` at ``view`` (the image with the people found blacked
+        out): the new people are appended to ``found`` and blacked out. Returns how many."""
+        boxes, keypoints, scores = self._find_people(view, window)
+        if len(scores) == 0:
+            return 0
+        roi = detection_roi(keypoints[:, 0], keypoints[:, 1])
+        points, pose_scores = self._landmarks(image, roi)
+        added = 0
+        for i in np.argsort(-scores, kind="stable"):
+            visible = int((points[i, BODY_LANDMARKS, 2] > 0.5).sum())
+            if pose_scores[i] < self.min_presence or visible < self.min_body_landmarks:
+                continue
+            if self._seen(points[i, :NUM_LANDMARKS], found) or len(found) >= self.max_people:
+                continue
+            found.append({"face_box": boxes[i], "score": float(scores[i]), "roi": roi[i],
+                          "points": points[i, :NUM_LANDMARKS], "pose_score": float(pose_scores[i])})  # fmt: skip
+            _black_out(view, points[i, :NUM_LANDMARKS, :2])
+            added += 1
+        return added
+
+    @staticmethod
+    def _in_original_pixels(person: dict, scale: np.ndarray, image_size) -> PoseDetection:
+        """A person found in the (downscaled) image, in the original image's pixels (OpenPose's
+        convention); ``scale`` (2,) is the downscaled size over the original."""
+        points, roi = person["points"], person["roi"]
+        landmarks = points[:, :2] / scale - 0.5
+        return PoseDetection(
+            landmarks=landmarks,
+            depth=points[:, 4] / scale.mean(),
+            visibility=points[:, 2],
+            presence=points[:, 3],
+            box=_landmark_box(landmarks, points[:, 3], image_size),
+            face_box=person["face_box"] / np.tile(scale, 2) - 0.5,
+            score=person["score"],
+            pose_score=person["pose_score"],
+            roi=np.array([*(roi[:2] / scale - 0.5), roi[2] / scale.mean(), roi[3]]),
+        )
 
     def _seen(self, points: np.ndarray, found: list) -> bool:
         """Whether the landmarks (33, 5) are a second find of a person in ``found``: their
@@ -412,7 +420,7 @@ class BlazePose:
         if not found:
             return False
         box = np.concatenate([points[:, :2].min(0), points[:, :2].max(0)])
-        others = np.stack([np.concatenate([f[3][:, :2].min(0), f[3][:, :2].max(0)]) for f in found])
+        others = np.stack([np.concatenate([f["points"][:, :2].min(0), f["points"][:, :2].max(0)]) for f in found])
         low, high = np.maximum(box[:2], others[:, :2]), np.minimum(box[2:], others[:, 2:])
         inside = np.clip(high - low, 0, None).prod(-1) / max(float(np.prod(box[2:] - box[:2])), 1e-9)
         return bool(box_iou(box, others).max() > self.duplicate_iou or inside.max() > 0.8)

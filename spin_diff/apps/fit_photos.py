@@ -215,8 +215,8 @@ def collect_people(
             report.notes.append(f"{pair.name}: person box from {pair.bbox}")
         image = cv2.imread(str(pair.image)) if pair.image.is_file() else None
         if image is None:
-            why = "not found" if not pair.image.exists() else "not an image cv2 can read (or damaged)"
-            report.failed.append((str(pair.image), f"image {why}"))
+            why = "not found" if not pair.image.exists() else "not an image cv2 can read, or damaged"
+            report.failed.append((str(pair.image), f"image missing or unreadable ({why})"))
             continue
         flags: list[list[str]] = []
         if pair.keypoints is None and detector is not None:

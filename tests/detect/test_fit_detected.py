@@ -71,7 +71,7 @@ def test_a_file_that_is_not_an_image_fails_alone(two_people, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["fit", str(folder), "--out", str(out), "--no-optimise", "--quiet", "--threads", "1"]) == 1
     printed = capsys.readouterr().out
-    assert "FAILED" in printed and "notes.jpg: image not an image cv2 can read" in printed
+    assert "FAILED" in printed and "notes.jpg: image missing or unreadable (not an image cv2 can read" in printed
     assert (out / "pair" / "person_01" / "params.json").is_file()
 
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spin_diff.body.model import load_body_model  # noqa: E402
 from spin_diff.data.keypoint_sets import make_problems, perturbed_start  # noqa: E402
-from spin_diff.fitting.config import FittingConfig, default_stages  # noqa: E402
+from spin_diff.fitting.config import FittingConfig, default_stages, spin_stages  # noqa: E402
 from spin_diff.fitting.smplify import SMPLify  # noqa: E402
 
 _READS = ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy")
@@ -71,13 +71,13 @@ def counting_host_reads(counter: Counter):
 
 def count_objective_calls(fitter: SMPLify) -> Counter:
     calls = Counter()
-    original = fitter._stage_objective
+    original = fitter._objective_of
 
     def counted(*args, **kwargs):
         calls["objective"] += 1
         return original(*args, **kwargs)
 
-    fitter._stage_objective = counted
+    fitter._objective_of = counted
     return calls
 
 
@@ -94,6 +94,7 @@ def main() -> None:
     recipes = {
         "adam (default: 2 x 100 iterations)": FittingConfig(stages=default_stages(100)),
         "lbfgs (2 x 10 steps, up to 20 inner iterations)": FittingConfig(stages=default_stages(10), optimizer="lbfgs"),
+        "lm (SPIN's objective, 2 x 10 iterations)": FittingConfig(stages=spin_stages(10), optimizer="lm"),
     }
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     print(f"device {args.device} ({device_name}), batch {args.batch}, torch {torch.__version__}")

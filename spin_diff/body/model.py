@@ -99,6 +99,14 @@ def _check_inputs(rotmats: torch.Tensor, betas: torch.Tensor, transl, num_betas:
                 raise ValueError(f"{name} contains NaN or inf")
 
 
+def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``b x a`` along dim -2 (vectors as columns), broadcasting: a (..., 3, 1), b (..., 3, n)
+    -> (..., 3, n). Written out: ``torch.linalg.cross`` is several times slower on small vectors."""
+    a0, a1, a2 = a[..., 0, :], a[..., 1, :], a[..., 2, :]
+    b0, b1, b2 = b[..., 0, :], b[..., 1, :], b[..., 2, :]
+    return torch.stack([b1 * a2 - b2 * a1, b2 * a0 - b0 * a2, b0 * a1 - b1 * a0], -2)
+
+
 class JointsModel(nn.Module):
     """Joints-only SMPL forward: 24 skeleton joints by FK, extra joints from a few vertices.
 
@@ -170,8 +178,19 @@ class JointsModel(nn.Module):
         parent_of = np.array([max(p, 0) for p in self.parents])
         has_parent = np.array([p >= 0 for p in self.parents], dtype=np.float64)
         joint_shapedirs = np.einsum("jv,vcs->jcs", regressor, shapedirs)
-        buffer("strict_ancestor", ancestor)
         buffer("ancestor_or_self", ancestor_or_self)
+        # The (output joint, rotated joint) pairs whose Jacobian block is not zero: joint i's
+        # rotation moves skeleton joint k when i is a strict ancestor of k, and a surface joint
+        # when i is at or above any joint its points are skinned to.
+        sources = np.asarray(J.JOINT_MAP)
+        moves = np.concatenate([ancestor.T, np.abs(pair_ancestor).sum(-1) > 0], 0)[sources]  # (49, 24)
+        out_rows, rotated = np.nonzero(moves)
+        self.register_buffer("jacobian_lever", torch.as_tensor(sources[out_rows] * num_joints + rotated), persistent=False)
+        self.register_buffer("jacobian_joint", torch.as_tensor(rotated), persistent=False)
+        self.register_buffer("jacobian_row", torch.as_tensor(out_rows), persistent=False)
+        surface_out = np.flatnonzero(sources >= num_joints)
+        self.register_buffer("surface_out_rows", torch.as_tensor(surface_out), persistent=False)
+        self.register_buffer("surface_out_sources", torch.as_tensor(sources[surface_out] - num_joints), persistent=False)
         buffer("pair_ancestor", pair_ancestor)  # (K, J, P)
         buffer("pair_ancestor_weight", pair_ancestor @ coeff.sum(1))  # (K, J)
         buffer("joint_offset_shapedirs", joint_shapedirs - has_parent[:, None, None] * joint_shapedirs[parent_of])
@@ -228,12 +247,16 @@ class JointsModel(nn.Module):
         # column c of axes[b, i]: the world rotation axis of a unit change of a_i's component c
         axes = (parent_rot @ so3_left_jacobian(axis_angle)).transpose(-1, -2)[:, None]  # (B, 1, 24, 3c, 3)
 
-        lever = (skeleton[:, :, None] - skeleton[:, None, :]) * self.strict_ancestor.T[None, :, :, None]
-        skeleton_pose = torch.linalg.cross(axes, lever[:, :, :, None, :])  # (B, 24k, 24i, 3c, 3)
+        # The lever of every (source joint, rotated joint) pair, then only the pairs that move.
+        lever = skeleton[:, :, None] - skeleton[:, None, :]  # (B, 24k, 24i, 3)
         surface_lever = torch.einsum("kip,bpx->bkix", self.pair_ancestor, moved)
         surface_lever = surface_lever - self.pair_ancestor_weight[None, :, :, None] * skeleton[:, None]
-        surface_pose = torch.linalg.cross(axes, surface_lever[:, :, :, None, :])  # (B, K, 24i, 3c, 3)
-        pose_jac = torch.cat([skeleton_pose, surface_pose], 1).permute(0, 1, 4, 2, 3).reshape(batch, -1, 3, NUM_POSE)
+        levers = torch.cat([lever, surface_lever], 1).flatten(1, 2)[:, self.jacobian_lever]  # (B, N, 3)
+        blocks = _cross(levers[:, :, :, None], axes[:, 0, self.jacobian_joint].transpose(-1, -2))  # (B, N, 3, 3c)
+        num_out, num_joints = len(J.JOINT_MAP), rotmats.shape[1]
+        pose_jac = blocks.new_zeros(batch, num_out, 3, num_joints, 3)
+        pose_jac[:, self.jacobian_row, :, self.jacobian_joint] = blocks.transpose(0, 1)  # (N, B, 3, 3c)
+        pose_jac = pose_jac.view(batch, num_out, 3, NUM_POSE)
 
         pair_rot = world_rot[:, self.pair_joint]  # (B, P, 3, 3)
         if self.has_pose_blend:
@@ -244,9 +267,7 @@ class JointsModel(nn.Module):
             d_q = torch.einsum("bicf,ifpy->bpyic", d_rot, basis)
             d_moved = torch.einsum("bpxy,bpyic->bpxic", pair_rot, d_q)
             blend = torch.einsum("kp,bpxic->bkxic", self.pair_to_surface, d_moved).flatten(-2)
-            surface_rows = slice(skeleton.shape[1], None)
-            pose_jac = pose_jac.clone()
-            pose_jac[:, surface_rows, :, 3:] += blend
+            pose_jac[:, self.surface_out_rows, :, 3:] += blend[:, self.surface_out_sources]
 
         offsets = self.joint_offset_shapedirs[..., :num_betas]
         skeleton_betas = torch.einsum("jk,bjcs->bkcs", self.ancestor_or_self, parent_rot @ offsets)
@@ -257,9 +278,7 @@ class JointsModel(nn.Module):
 
         surface = torch.einsum("kp,bpc->bkc", self.pair_to_surface, moved)
         source = torch.cat([skeleton, surface], 1)
-        return JointsJacobian(
-            joints=source[:, self.joint_map], pose=pose_jac[:, self.joint_map], betas=betas_jac[:, self.joint_map]
-        )
+        return JointsJacobian(joints=source[:, self.joint_map], pose=pose_jac, betas=betas_jac[:, self.joint_map])
 
 
 class BodyModel(nn.Module):

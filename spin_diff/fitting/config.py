@@ -144,6 +144,9 @@ class FittingConfig:
     method: Literal["smplify", "guided"] = "smplify"
     optimizer: Literal["adam", "lbfgs", "lm"] = "adam"  # lbfgs: batch-coupled line search; lm: per-sample damped Newton (spin_diff.fitting.lm)
     lm_damping: float = 1.0  # lm: starting damping (relative to the Hessian diagonal)
+    # lm: every parameter's damping scale is its curvature plus this fraction of its group's mean
+    # curvature, so a direction the keypoints barely see (a torso's yaw) cannot take a huge step
+    lm_damping_floor: float = 1.0
     lr: float = 1e-2
     lbfgs_lr: float = 1.0
     lbfgs_max_iter: int = 20  # inner iterations per L-BFGS step

@@ -36,7 +36,14 @@ from spin_diff.diffusion.model import BUNDLED_DIFFUSION_PRIOR, PRIOR_FILE_NAME, 
 from spin_diff.fitting.base import FitProblem, FitProgress, FittingMethod
 from spin_diff.fitting.config import PARAMETER_GROUPS, FittingConfig, StageConfig
 from spin_diff.fitting.guidance import GuidedRefinement
-from spin_diff.fitting.lm import minimise_per_sample
+from spin_diff.fitting.least_squares import (
+    Linearisation,
+    camera_jacobian,
+    has_least_squares_form,
+    joints_and_jacobian,
+    normal_equations,
+)
+from spin_diff.fitting.lm import minimise_gauss_newton, minimise_per_sample
 from spin_diff.fitting.terms import FitState, TermContext, build_term
 from spin_diff.geometry.rotations import axis_angle_to_matrix, canonical_axis_angle, matrix_to_axis_angle
 from spin_diff.priors.gmm import load_gmm_prior
@@ -179,8 +186,9 @@ class SMPLify(FittingMethod):
                 if hasattr(term, "reset"):
                     term.reset()
 
-    def _state(self, params, data, stage_index: int, progress: float, body_stage: bool) -> FitState:
-        joints = self._joints(params["global_orient"], params["body_pose"], params["betas"])
+    def _state(self, params, data, stage_index: int, progress: float, body_stage: bool, joints=None) -> FitState:
+        if joints is None:
+            joints = self._joints(params["global_orient"], params["body_pose"], params["betas"])
         projected = self._project(joints, params["transl"], data["center"], data["focal"])
         return FitState(
             global_orient=params["global_orient"],
@@ -202,11 +210,41 @@ class SMPLify(FittingMethod):
         )
 
     def _stage_objective(self, index: int, params, data, progress: float, body_stage: bool) -> torch.Tensor:
-        state = self._state(params, data, index, progress, body_stage)
+        return self._objective_of(index, self._state(params, data, index, progress, body_stage))
+
+    def _objective_of(self, index: int, state: FitState) -> torch.Tensor:
         total = torch.zeros(state.joints.shape[0], device=self.device, dtype=self.dtype)
         for _, weight, term in self.stage_terms[index]:
             total = total + weight * term(state)
         return total
+
+    def _gauss_newton_stage(self, index: int, stage: StageConfig, leaves: dict, data: dict, valid, body_stage: bool):
+        """``optimizer: lm`` on a stage whose terms all have least-squares forms: per-sample
+        Levenberg-Marquardt on closed-form normal equations (:mod:`spin_diff.fitting.least_squares`).
+        Returns (params, accepted steps (B,))."""
+        names = list(stage.optimize)
+        sizes = [leaves[k].shape[1] for k in names]
+        offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        columns = {k: slice(o, o + n) for k, o, n in zip(names, offsets, sizes)}
+        weights = [(name, weight) for name, weight, _ in self.stage_terms[index]]
+
+        @torch.no_grad()
+        def linearise(flat):
+            moved = dict(leaves)
+            moved.update(zip(names, flat.split(sizes, dim=1)))
+            joints, jac = joints_and_jacobian(self.body, moved, columns, flat.shape[1])
+            state = self._state(moved, data, index, 0.0, body_stage, joints=joints)
+            camera = camera_jacobian(joints + moved["transl"][:, None], data["focal"])
+            lin = Linearisation(state=state, columns=columns, projected_jacobian=camera @ jac, size=flat.shape[1])
+            grad, hess = normal_equations(lin, weights, self.context)
+            return self._objective_of(index, state), grad, hess
+
+        flat = torch.cat([leaves[k].detach() for k in names], 1)
+        flat, accepted = minimise_gauss_newton(
+            linearise, flat, stage.iterations, self.config.lm_damping, active=valid, groups=list(columns.values()),
+            floor=self.config.lm_damping_floor,
+        )
+        return dict(zip(names, flat.split(sizes, dim=1))), accepted
 
     def _run_stage(self, index: int, stage: StageConfig, params: dict, data: dict, valid: torch.Tensor):
         """Optimise one stage. Returns (params, iterations (B,), start loss (B,), end loss (B,))."""
@@ -228,7 +266,10 @@ class SMPLify(FittingMethod):
         optimizer_name = stage.optimizer or cfg.optimizer
         lr = stage.lr if stage.lr is not None else cfg.lr
         active = valid.clone()
-        if optimizer_name == "lm":
+        if optimizer_name == "lm" and has_least_squares_form(dict(_term_weights(stage))):
+            solved, its = self._gauss_newton_stage(index, stage, leaves, data, valid, body_stage)
+            leaves.update({k: v.detach() for k, v in solved.items()})
+        elif optimizer_name == "lm":
             names = list(stage.optimize)
             sizes = [leaves[k].shape[1] for k in names]
 

@@ -155,3 +155,13 @@ def test_diffusion_prior_in_the_loop(two_d_only, tmp_path, settings):
     assert (fits.source == int(Source.IN_LOOP)).sum() >= 12  # both steps' fits were stored
     hashes = torch.load(report.checkpoint, weights_only=False)["hashes"]
     assert hashes["diffusion_prior_sha256"] is not None  # the prior the fits used is recorded
+
+
+def test_spins_loop_runs_with_the_lm_solver(two_d_only, tmp_path):
+    """SPIN's in-loop recipe with ``optimizer: lm`` (the documented --set lines): every
+    example's fit is stored, finite, and most score under SPIN's threshold."""
+    config = tiny_config(iterations=5, **{"epochs": 1, "fitting.optimizer": "lm"})
+    train(config, [(two_d_only, None)], tmp_path / "run", progress=False)
+    fits = FitStore(tmp_path / "run" / "fits", readonly=True).get_many("twod", np.arange(16))
+    assert (fits.source == int(Source.IN_LOOP)).all() and np.isfinite(fits.score).all()
+    assert (fits.score < config.fitting.threshold).mean() > 0.5, fits.score

@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("priors",),
     ("diffusion",),
     ("data",),
-    ("models",),
+    ("models", "detect"),  # detect: 2D keypoints from photos (BlazePose), beside the regressors
     ("fitting",),
     ("evaluation",),
     ("cache",),

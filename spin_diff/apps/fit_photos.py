@@ -1,4 +1,5 @@
-"""``spin-diff fit`` on files: pair photos with OpenPose JSON, fit every person, write results.
+"""``spin-diff fit`` on files: pair photos with OpenPose JSON (or detect their people), fit every
+person, write results.
 
 The fitting itself is :mod:`spin_diff.fitting.images` (people in memory -> fits); this module
 reads the inputs and writes the outputs.
@@ -9,6 +10,12 @@ serves exactly one image; images sharing a stem (``x.jpg``, ``x.png``) get outpu
 named by their whole file name; JSON files no image claims are reported. SPIN's
 ``x_bbox.json`` (``{"bbox": [x, y, w, h]}``) next to the image, or in the keypoint folder, is
 that image's person box, as ``--bbox`` is for one image (which it overrides).
+
+Without a keypoint file (``keypoints`` None) every image goes to the detector
+(:mod:`spin_diff.detect`), whose people are written as ``--out/keypoints/<name>_keypoints.json``
+(OpenPose's format, so a rerun with ``--keypoints --out/keypoints`` reads them back) and
+then treated as OpenPose's; an image with nobody in it is a note, not a failure, and each
+person carries the detector's flags (small, cut off) into ``params.json`` and ``summary.json``.
 
 For every image, each person in its OpenPose BODY_25 JSON is cropped (SPIN's square box
 around the confident keypoints, or ``--bbox``), refused when the crop is degenerate, fitted
@@ -39,10 +46,13 @@ from spin_diff.body.model import BodyModel
 from spin_diff.constants import FOCAL_LENGTH
 from spin_diff.data.openpose import (
     OpenPoseFileError,
+    keypoints49_to_openpose,
     openpose_to_keypoints49,
     read_openpose_people,
     select_person,
+    write_openpose_json,
 )
+from spin_diff.detect.people import detect_people
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.fitting.images import Box, ImageFit, Person, crop_problem, fit_people, keypoint_box
 from spin_diff.fitting.quality import assess_fits, confident_residual
@@ -61,6 +71,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 KEYPOINT_SUFFIXES = ("_keypoints.json", "_openpose.json", ".json")  # searched in this order
 BBOX_SUFFIX = "_bbox.json"  # SPIN's person box beside an image (examples/im1010_bbox.json)
+KEYPOINT_FOLDER = "keypoints"  # detected keypoints go to --out/keypoints/<stem>_keypoints.json
 OVERLAY_MAX_SIDE = 1600  # overlays of larger images are written downscaled to this side
 
 
@@ -93,8 +104,9 @@ class FitReport:
 # Inputs
 
 
-def find_inputs(images: Path, keypoints: Path) -> tuple[list[ImageInput], list[Path]]:
-    """Pair images with their OpenPose JSON. Returns (pairs, JSON files no image claims).
+def find_inputs(images: Path, keypoints: Path | None) -> tuple[list[ImageInput], list[Path]]:
+    """Pair images with their OpenPose JSON (``keypoints`` None: none, the people are to be
+    detected). Returns (pairs, JSON files no image claims).
 
     Raises:
         BadInputError: one JSON file given for a folder of several images.
@@ -103,7 +115,7 @@ def find_inputs(images: Path, keypoints: Path) -> tuple[list[ImageInput], list[P
         image_paths = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     else:
         image_paths = [images]
-    if keypoints.is_file() and len(image_paths) > 1:
+    if keypoints is not None and keypoints.is_file() and len(image_paths) > 1:
         raise BadInputError(
             f"--keypoints {keypoints} is one JSON file but {images} holds {len(image_paths)} images: "
             "pass a folder with <image stem>_keypoints.json per image, or one image"
@@ -112,25 +124,26 @@ def find_inputs(images: Path, keypoints: Path) -> tuple[list[ImageInput], list[P
     pairs, claimed = [], set()
     for image in image_paths:
         name = image.stem if stems.count(image.stem) == 1 else image.name
-        if keypoints.is_dir():
+        found = None
+        if keypoints is not None and keypoints.is_dir():
             candidates = [keypoints / f"{image.stem}{suffix}" for suffix in KEYPOINT_SUFFIXES]
             found = next((c for c in candidates if c.is_file()), None)
-        else:
-            found = keypoints if keypoints.is_file() else None
+        elif keypoints is not None and keypoints.is_file():
+            found = keypoints
         if found is not None:
             claimed.add(found.resolve())
         pairs.append(ImageInput(image, found, name, _bbox_file(image, keypoints)))
     orphans = []
-    if keypoints.is_dir() and images.is_dir():
+    if keypoints is not None and keypoints.is_dir() and images.is_dir():
         for path in sorted(keypoints.glob("*.json")):
             if path.resolve() not in claimed and not path.name.endswith("_bbox.json"):
                 orphans.append(path)
     return pairs, orphans
 
 
-def _bbox_file(image: Path, keypoints: Path) -> Path | None:
+def _bbox_file(image: Path, keypoints: Path | None) -> Path | None:
     """SPIN's ``<stem>_bbox.json`` for ``image``: beside it, else in the keypoint folder."""
-    folders = [image.parent] + ([keypoints] if keypoints.is_dir() else [])
+    folders = [image.parent] + ([keypoints] if keypoints is not None and keypoints.is_dir() else [])
     candidates = [folder / f"{image.stem}{BBOX_SUFFIX}" for folder in folders]
     return next((path for path in candidates if path.is_file()), None)
 
@@ -173,11 +186,22 @@ def parse_bbox(text: str) -> Box:
 
 
 def collect_people(
-    pairs: list[ImageInput], report: FitReport, bbox: Box | None, min_joints: int, threshold: float = 0.1
+    pairs: list[ImageInput],
+    report: FitReport,
+    bbox: Box | None,
+    min_joints: int,
+    threshold: float = 0.1,
+    detector=None,
+    keypoint_dir: Path | None = None,
 ) -> list[Person]:
-    """Read every image's keypoints; record a failure per bad item (image, file or person).
+    """Read every image's keypoints, or detect them; record a failure per bad item (image,
+    file or person).
 
-    ``bbox`` (``--bbox``) boxes every image; otherwise an image's ``<stem>_bbox.json``, if any."""
+    ``bbox`` (``--bbox``) boxes every image; otherwise an image's ``<stem>_bbox.json``, if any.
+    An image without a keypoint file is given to ``detector`` (a
+    :class:`~spin_diff.detect.BlazePose`; None: such an image fails), and what it finds is
+    written to ``keypoint_dir/<name>_keypoints.json`` (OpenPose's format, to edit and pass back
+    with ``--keypoints``). An image where nobody is found is a note, not a failure."""
     people: list[Person] = []
     given = bbox
     for pair in pairs:
@@ -191,22 +215,34 @@ def collect_people(
             report.notes.append(f"{pair.name}: person box from {pair.bbox}")
         image = cv2.imread(str(pair.image)) if pair.image.is_file() else None
         if image is None:
-            report.failed.append((str(pair.image), "image missing or unreadable"))
+            why = "not found" if not pair.image.exists() else "not an image cv2 can read, or damaged"
+            report.failed.append((str(pair.image), f"image missing or unreadable ({why})"))
             continue
-        if pair.keypoints is None:
+        flags: list[list[str]] = []
+        if pair.keypoints is None and detector is not None:
+            found = detect_people(detector, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+            written = write_openpose_json(keypoint_dir / f"{pair.name}_keypoints.json", found.keypoints)
+            detections, unusable, flags = keypoints49_to_openpose(found.keypoints), {}, found.flags
+            if len(found) == 0:
+                report.notes.append(f"{pair.name}: no person found by the detector (nothing to fit)")
+                report.summary.append({"item": pair.name, "people": 0, "note": "no person found"})
+                continue
+            report.notes.append(f"{pair.name}: {len(found)} people detected, keypoints in {written}")
+        elif pair.keypoints is None:
             missing = (
                 "no OpenPose JSON found for it (<stem>_keypoints.json, <stem>_openpose.json or <stem>.json)"
             )
             report.failed.append((str(pair.image), missing))
             continue
-        try:
-            detections, unusable = read_openpose_people(pair.keypoints)
-        except OpenPoseFileError as err:
-            report.failed.append((str(pair.image), str(err)))
-            continue
-        if len(detections) == 0:
-            report.failed.append((str(pair.image), f"no people in {pair.keypoints}"))
-            continue
+        else:
+            try:
+                detections, unusable = read_openpose_people(pair.keypoints)
+            except OpenPoseFileError as err:
+                report.failed.append((str(pair.image), str(err)))
+                continue
+            if len(detections) == 0:
+                report.failed.append((str(pair.image), f"no people in {pair.keypoints}"))
+                continue
         height, width = image.shape[:2]
         chosen = range(len(detections))
         if bbox is not None and len(detections) > 1:
@@ -224,6 +260,9 @@ def collect_people(
             if index in unusable:  # refused alone: the image's other people are still fitted
                 report.failed.append((person_name, unusable[index]))
                 continue
+            person_flags = flags[index] if flags else []
+            for flag in person_flags:
+                report.notes.append(f"{person_name}: {flag}")
             confident = int((keypoints[:, 2] > threshold).sum())
             if confident < min_joints:
                 report.failed.append(
@@ -236,8 +275,11 @@ def collect_people(
                 report.failed.append((person_name, f"refused: {problem}"))
                 continue
             people.append(
-                Person(person_name, keypoints, box.center, box.size, (width, height), box.source, pair.image)
-            )
+                Person(
+                    person_name, keypoints, box.center, box.size, (width, height), box.source, pair.image,
+                    flags=person_flags,
+                )
+            )  # fmt: skip
     return people
 
 
@@ -388,7 +430,7 @@ def _quality_gmm(model: BodyModel, cfg):
 
 def fit_images(
     images: Path,
-    keypoints: Path,
+    keypoints: Path | None,
     out_dir: Path,
     model: BodyModel,
     fitter: SMPLify,
@@ -401,10 +443,14 @@ def fit_images(
     init_pose: torch.Tensor | None = None,
     init_betas: torch.Tensor | None = None,
     regressor=None,
+    detector=None,
     run_info: dict | None = None,
 ) -> FitReport:
     """Fit every person in ``images`` (file or folder) and write results under ``out_dir``.
 
+    ``keypoints``: OpenPose JSON (a file, or a folder of ``<stem>_keypoints.json``); None:
+    ``detector`` (a :class:`~spin_diff.detect.BlazePose`) finds everyone in each image, its
+    keypoints written to ``out_dir/keypoints/<stem>_keypoints.json``.
     ``init_pose`` (24, 3, 3) rotation matrices and ``init_betas`` (S,) start every person;
     None: the mean pose and zero betas; ``regressor`` (a loaded
     :class:`~spin_diff.models.hmr.Regressor`, see
@@ -414,6 +460,8 @@ def fit_images(
     """
     report = FitReport()
     box = parse_bbox(bbox) if bbox else None
+    if keypoints is None and detector is None:
+        raise BadInputError("no keypoints: pass --keypoints (OpenPose JSON) or a detector")
     pairs, orphans = find_inputs(images, keypoints)
     if box is not None and len(pairs) > 1:
         raise BadInputError(f"--bbox is one person's box in one image, but {images} holds {len(pairs)} images")
@@ -426,9 +474,13 @@ def fit_images(
         return report
     for path in orphans:
         report.failed.append((str(path), "keypoint JSON with no image of the same stem"))
-    prepare_output(out_dir, [p.name for p in pairs], replace=overwrite)
+    detected = [f"{KEYPOINT_FOLDER}/{p.name}_keypoints.json" for p in pairs if p.keypoints is None]
+    prepare_output(out_dir, [p.name for p in pairs] + (detected if detector is not None else []), replace=overwrite)
     cfg = fitter.config
-    people = collect_people(pairs, report, box, cfg.min_confident_joints, cfg.confidence_threshold)
+    people = collect_people(
+        pairs, report, box, cfg.min_confident_joints, cfg.confidence_threshold,
+        detector=detector, keypoint_dir=out_dir / KEYPOINT_FOLDER,
+    )  # fmt: skip
     for name, reason in report.failed:
         report.summary.append({"item": name, "success": False, "failure": reason})
     gmm = fitter.context.gmm if fitter.context.gmm is not None else _quality_gmm(model, cfg)
@@ -447,7 +499,7 @@ def fit_images(
         )  # fmt: skip
         before, _ = confident_residual(fit.initial_residuals, confidence, cfg.quality.confident)
         for i, person in enumerate(batch):
-            extra = {"initial_residual_px": float(before[i]), **(run_info or {})}
+            extra = {"initial_residual_px": float(before[i]), "flags": person.flags, **(run_info or {})}
             if fit.initial_lean is not None:
                 extra["initial_torso_lean_deg"] = {k: float(v[i]) for k, v in fit.initial_lean.items()}
             folder = write_person(
@@ -456,7 +508,7 @@ def fit_images(
             entry = {
                 "item": person.name, "success": bool(quality.success[i]), "failure": quality.failure[i],
                 "residual_px": float(quality.residual_px[i]), "initial_residual_px": float(before[i]),
-                "folder": str(folder.relative_to(out_dir)),
+                "folder": str(folder.relative_to(out_dir)), "flags": person.flags,
             }  # fmt: skip
             report.summary.append(entry)
             if bool(quality.success[i]):

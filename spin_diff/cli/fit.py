@@ -1,4 +1,7 @@
-"""``spin-diff fit``: fit SMPL to the people in images from their OpenPose keypoints.
+"""``spin-diff fit``: fit SMPL to the people in images, from OpenPose keypoints (``--keypoints``)
+or from keypoints it detects itself (BlazePose, the ``detect`` extra).
+
+``--no-optimise`` writes the regressor's bodies without the fit (the regression-only mode).
 
 The fitting recipe is a named config shipped in ``spin_diff/recipes/`` (``fit_<name>.yaml``) applied
 before ``--config`` and ``--set``: ``cold_start`` (staged, decaying priors, photo camera)
@@ -14,24 +17,31 @@ from pathlib import Path
 from spin_diff.apps.fit_photos import fit_images
 from spin_diff.body.model import load_body_from_config
 from spin_diff.cli.common import add_config_arguments, resolve_config
+from spin_diff.detect import BlazePose
 from spin_diff.errors import BadInputError, MissingInputError
+from spin_diff.fitting.images import StartOnly
 from spin_diff.fitting.initialisation import default_init, resolve_init
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.recipes import recipe_path as shipped_recipe
 from spin_diff.utils.configs import save_config
-from spin_diff.utils.threads import set_threads
 from spin_diff.utils.outputs import check_writable_folder
+from spin_diff.utils.threads import set_threads
 
 RECIPES = ("cold_start", "from_regressor")
 
 
 def add_parser(subparsers) -> None:
-    fit = subparsers.add_parser("fit", help="fit SMPL to people in images (OpenPose BODY_25 JSON)")
+    fit = subparsers.add_parser("fit", help="fit SMPL to people in images (detected, or from OpenPose JSON)")
     fit.add_argument("images", type=Path, help="an image or a folder of images")
     fit.add_argument(
-        "--keypoints", type=Path, required=True,
+        "--keypoints", type=Path,
         help="OpenPose JSON file, or a folder with <image stem>_keypoints.json (or SPIN's "
-             "<stem>_openpose.json) per image",
+             "<stem>_openpose.json) per image; default: detect everyone (BlazePose; written to "
+             "--out/keypoints/<stem>_keypoints.json, to edit and pass back here)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--no-optimise", action="store_true",
+        help="regression only: the regressor's bodies, scored against the keypoints, without the fit",
     )  # fmt: skip
     fit.add_argument("--out", type=Path, required=True, help="output folder")
     fit.add_argument(
@@ -99,8 +109,10 @@ def run_fit(args: argparse.Namespace) -> int:
     init = args.checkpoint if args.checkpoint is not None else args.init
     if not args.images.exists():
         raise MissingInputError(f"images not found: {args.images}")
-    if not args.keypoints.exists():
+    if args.keypoints is not None and not args.keypoints.exists():
         raise MissingInputError(f"--keypoints not found: {args.keypoints}")
+    if args.no_optimise and init == "mean":
+        raise BadInputError("--no-optimise shows a regressor's bodies: drop --init mean (or fit without it)")
     check_writable_folder(args.out)  # before the fit runs, not after
     if args.batch_size < 1:
         raise BadInputError("--batch-size must be at least 1")
@@ -120,22 +132,35 @@ def run_fit(args: argparse.Namespace) -> int:
         config.fitting.camera = args.camera
     if args.focal is not None:
         config.fitting.full_focal_length = args.focal
+    if args.no_optimise and init == "mean":  # the body model has no bundled regressor
+        raise BadInputError(
+            "--no-optimise needs a regressor, and none is bundled for this body model: pass --init CKPT"
+        )
+    if args.no_optimise:
+        config.fitting.start_hypotheses = []  # one start per person: the regressor's
     regressor = resolve_init(init, model, images_available=True, device=config.device)
     fitter = SMPLify(model, config.fitting)
+    if args.no_optimise:
+        fitter = StartOnly(fitter)
+    detector = None
+    if args.keypoints is None:
+        detector = BlazePose(threads=threads)
     report = fit_images(
         args.images, args.keypoints, args.out, model, fitter,
         bbox=args.bbox, batch_size=args.batch_size, progress=not args.quiet, overwrite=args.overwrite,
-        mesh_frame=args.mesh_frame, regressor=regressor,
+        mesh_frame=args.mesh_frame, regressor=regressor, detector=detector,
         run_info={"recipe": str(args.recipe if args.recipe != "auto" else default_recipe(start)),
-                  "recipe_file": str(recipe), "init": str(init)},
+                  "recipe_file": str(recipe), "init": str(init), "optimised": not args.no_optimise,
+                  "keypoints": str(args.keypoints) if args.keypoints else "detected (BlazePose)"},
     )  # fmt: skip
     save_config(config, args.out / "config.yaml")
     for note in report.notes:
         print(note)
     for name, reason in report.failed:
         print(f"FAILED {name}: {reason}")
+    done = "regressed (no fit)" if args.no_optimise else "fitted"
     print(
-        f"fitted {len(report.fitted)} people, {len(report.failed)} failed; results in {args.out} "
+        f"{done} {len(report.fitted)} people, {len(report.failed)} failed; results in {args.out} "
         f"(recipe {recipe.stem}, camera {config.fitting.camera}, {threads} thread(s))"
     )
     return 0 if report.ok else 1

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from spin_diff import __version__
-from spin_diff.cli import body, cache, checkpoint, demo, fit, prior, synth, train
+from spin_diff.cli import body, cache, checkpoint, demo, detect, fit, prior, synth, train
 from spin_diff.cli import eval as evaluate
 from spin_diff.cli.common import run_command
 
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spin_diff {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (body, demo, synth, fit, prior, cache, evaluate, train, checkpoint):
+    for module in (body, demo, synth, detect, fit, prior, cache, evaluate, train, checkpoint):
         module.add_parser(subparsers)
     return parser
 

@@ -22,18 +22,18 @@ box) so that every pixel-valued setting keeps its meaning.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from spin_diff.constants import NUM_POSE, NUM_SMPL_JOINTS
 from spin_diff.body.measures import torso_lean
 from spin_diff.body.model import BodyModel
+from spin_diff.constants import NUM_POSE, NUM_SMPL_JOINTS
 from spin_diff.data.crops import load_crops
 from spin_diff.errors import BadInputError
-from spin_diff.fitting.base import FitResult, Fitter
+from spin_diff.fitting.base import FitProgress, FitResult, Fitter, FittingMethod
 from spin_diff.fitting.initialisation import regressor_start
 from spin_diff.fitting.multi_start import MultiStart
 from spin_diff.geometry.cameras import (
@@ -71,6 +71,7 @@ class Person:
     image_size: tuple[int, int]  # (width, height)
     box_source: str = "keypoints"
     image_path: Path | None = None  # the photo, for a regressor that reads image crops
+    flags: list[str] = field(default_factory=list)  # reasons to trust it less (a detector's: small, cut off)
 
 
 def keypoint_box(keypoints: np.ndarray, threshold: float = 0.1) -> tuple[np.ndarray, float]:
@@ -288,3 +289,27 @@ def fit_people(
         sample_seeds=torch.tensor([seed_from_text(p.name) for p in people], dtype=torch.int64),
         condition=features,
     )  # fmt: skip
+
+
+class StartOnly:
+    """A fitter that returns its start, judged as a fit is: with a regressor's start, the
+    regressor's bodies (``spin-diff fit --no-optimise``), in a fraction of a fit's time.
+
+    ``method`` (e.g. :class:`~spin_diff.fitting.smplify.SMPLify`) prepares the problem (its
+    camera, its confidences) and scores the start; its stages do not run."""
+
+    def __init__(self, method: FittingMethod) -> None:
+        self.method = method
+
+    def __getattr__(self, name: str):
+        return getattr(self.method, name)
+
+    def fit(
+        self, keypoints, init_pose, init_betas, init_transl=None, camera_center=None, focal_length=None,
+        *, sample_seeds=None, condition=None,
+    ) -> FitResult:  # fmt: skip
+        problem = self.method.prepare(
+            keypoints, init_pose, init_betas, init_transl, camera_center, focal_length,
+            sample_seeds=sample_seeds, condition=condition,
+        )  # fmt: skip
+        return self.method.assemble(problem, FitProgress.start_of(problem))

@@ -177,6 +177,13 @@ class FittingConfig:
     # person the fit with the lowest final-stage objective. From the mean pose a kneeling or
     # crouching body otherwise stays in the straight-legged local minimum.
     start_hypotheses: list[str] = field(default_factory=list)
+    # How the fit of each person is chosen among its starts: "objective", the lowest
+    # final-stage objective (the starts differ in a few joints, under the same terms); or
+    # "reprojection_prior", the lowest body-stage reprojection score (FitResult.score) plus
+    # ``hypothesis_prior_weight`` times the GMM pose energy, for starts whose objectives differ
+    # (the pose anchor is off from the mean pose). Neither uses ground truth.
+    hypothesis_selection: Literal["objective", "reprojection_prior"] = "objective"
+    hypothesis_prior_weight: float = 0.0
     quality: FitQualityConfig = field(default_factory=FitQualityConfig)
 
 

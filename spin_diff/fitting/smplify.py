@@ -194,6 +194,7 @@ class SMPLify(FittingMethod):
             raw_confidence=data["raw_confidence"],
             init_transl=data["init_transl"],
             init_body_pose=data.get("init_body_pose"),
+            init_joints=data.get("init_joints"),
             anchor_mask=data.get("anchor_mask"),
             progress=progress,
             stage_index=stage_index,

@@ -78,3 +78,22 @@ def test_guided_refinement_does_not_depend_on_the_batch(model, turned_problems):
         pose, out_betas, transl, _ = fit_in_batches(fitter, start, betas, keypoints, batch_size, rows)
         torch.testing.assert_close(pose, reference[0], atol=1e-5, rtol=0)
         torch.testing.assert_close(transl, reference[2], atol=1e-4, rtol=1e-6)
+
+
+def test_start_hypotheses_do_not_couple_people(model, turned_problems):
+    """The regressor-start hypotheses (given, flipped, mean pose) fitted in one batch: each
+    person's chosen fit and its winning start are the same alone and among others."""
+    from spin_diff.fitting.multi_start import MultiStart
+
+    config = FittingConfig(stages=default_stages(10), start_hypotheses=["flipped", "mean_pose"],
+                           hypothesis_selection="reprojection_prior", hypothesis_prior_weight=0.1)  # fmt: skip
+    fitter = MultiStart(SMPLify(model, config))
+    start, betas, keypoints = turned_problems(model, 5, seed=6)
+    rows = torch.arange(5)
+    together = fitter.fit(keypoints, start, betas, sample_seeds=example_seeds("hypotheses", rows))
+    assert together.pose.shape == (5, NUM_POSE) and len(together.hypothesis) == 5
+    for i in (0, 3):
+        alone = fitter.fit(keypoints[i : i + 1], start[i : i + 1], betas[i : i + 1],
+                           sample_seeds=example_seeds("hypotheses", rows[i : i + 1]))  # fmt: skip
+        assert alone.hypothesis == together.hypothesis[i : i + 1]
+        torch.testing.assert_close(alone.pose, together.pose[i : i + 1], atol=1e-5, rtol=0)

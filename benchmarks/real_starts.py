@@ -30,15 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spin_diff.body.model import load_body_model  # noqa: E402
 from spin_diff.data.corruption import CorruptionConfig  # noqa: E402
-from spin_diff.data.keypoint_sets import make_problems, perturbed_start  # noqa: E402
+from spin_diff.data.keypoint_sets import make_problems, perturbed_start, write_keypoint_dataset  # noqa: E402
 from spin_diff.data.real_poses import load_real_poses  # noqa: E402
 from spin_diff.evaluation.metrics import joint_errors  # noqa: E402
-from spin_diff.fitting.config import FittingConfig  # noqa: E402
+from spin_diff.fitting.config import Config, FittingConfig  # noqa: E402
 from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR, regressor_start  # noqa: E402
 from spin_diff.fitting.multi_start import MultiStart  # noqa: E402
 from spin_diff.fitting.smplify import SMPLify, gmm_prior_for  # noqa: E402
 from spin_diff.geometry.rotations import matrix_to_axis_angle  # noqa: E402
 from spin_diff.models.checkpoints import load_regressor  # noqa: E402
+from spin_diff.recipes import recipe_path  # noqa: E402
+from spin_diff.utils.configs import load_config  # noqa: E402
 from spin_diff.utils.seeds import example_seeds  # noqa: E402
 
 SEEDS = {"val": 21_000, "test": 21_001}  # problem seeds per split (never tuned on)
@@ -109,6 +111,40 @@ def _low_noise(config: FittingConfig) -> None:
     config.diffusion.term_t_max, config.diffusion.term_t_min = 100, 10
 
 
+def _body_moves(groups: list[str]) -> Callable[[FittingConfig], None]:
+    """Change: the body stages optimise only these parameter groups."""
+
+    def change(config: FittingConfig) -> None:
+        for stage in _body(config):
+            stage.optimize = list(groups)
+
+    return change
+
+
+def _then_guided(scale: float, **weights) -> Callable[[FittingConfig], None]:
+    """Change: the body stage with these weights and low-noise diffusion, then guided refinement."""
+    return _all(_low_noise, _set_terms(**weights), _guided(scale),
+                _setting("diffusion.guided.pre_stages", ["camera", "body"]))  # fmt: skip
+
+
+def _orientation_kept(config: FittingConfig) -> None:
+    """Change: the start's global orientation is never optimised (camera stage: translation only)."""
+    config.stages[0].optimize = ["transl"]
+    for stage in _body(config):
+        stage.optimize = [g for g in stage.optimize if g != "global_orient"]
+
+
+def _orientation_anchor(weight: float) -> Callable[[FittingConfig], None]:
+    """Change: the orientation_anchor term in every stage that moves the global orientation."""
+
+    def change(config: FittingConfig) -> None:
+        for stage in config.stages:
+            if "global_orient" in stage.optimize:
+                stage.terms["orientation_anchor"] = weight
+
+    return change
+
+
 def _guided(scale: float) -> Callable[[FittingConfig], None]:
     """Change: ScoreHMR's guided refinement after the pre-stages, at this guidance scale."""
     return _all(_setting("method", "guided"), _setting("diffusion.guided.guidance_scale", scale))
@@ -126,9 +162,18 @@ def _then_body_stage(**weights) -> Callable[[FittingConfig], None]:
     return change
 
 
-# name -> change of today's default FittingConfig(); "today" is the default itself.
+def _shipped_recipe(config: FittingConfig) -> None:
+    """Change: every setting of the shipped fit_from_regressor recipe (what the commands use)."""
+    shipped = load_config(Config, recipe_path("fit_from_regressor")).fitting
+    for name in vars(shipped):
+        setattr(config, name, getattr(shipped, name))
+
+
+# name -> change of today's default FittingConfig() (the from_regressor recipe before this
+# benchmark: the library's defaults); "today" is that default itself.
 CANDIDATES: dict[str, Callable[[FittingConfig], None] | None] = {
     "today": None,
+    "from_regressor recipe": _shipped_recipe,
     "anchor 3000": _set_terms(pose_anchor=3000.0),
     "anchor 1000": _set_terms(pose_anchor=1000.0),
     "anchor 300": _set_terms(pose_anchor=300.0),
@@ -206,6 +251,68 @@ CANDIDATES: dict[str, Callable[[FittingConfig], None] | None] = {
         _low_noise, _set_terms(pose_anchor=300.0, gmm_pose=5.7121, depth_anchor=3e3)),
     "t 50->5 + anchor 300 + gmm x0.25": _all(_set_terms(pose_anchor=300.0, gmm_pose=5.7121),
                                              _setting("diffusion.term_t_max", 50), _setting("diffusion.term_t_min", 5)),
+    "t 100->10 + anchor 300 + gmm x0.25 + betas fixed": _all(
+        _low_noise, _set_terms(pose_anchor=300.0, gmm_pose=5.7121), _body_moves(["body_pose", "global_orient"])),
+    "t 100->10 + anchor 300 + gmm x0.25 + orientation fixed in body": _all(
+        _low_noise, _set_terms(pose_anchor=300.0, gmm_pose=5.7121), _body_moves(["body_pose", "betas"])),
+    "t 100->10 + anchor 300 + gmm x0.25 + orientation never moves": _all(
+        _low_noise, _set_terms(pose_anchor=300.0, gmm_pose=5.7121), _body_moves(["body_pose", "betas"]),
+        lambda c: setattr(c.stages[0], "optimize", ["transl"])),
+    "t 100->10 + gmm x0.25 + depth 1e4 + anchor 3000 -> 300 -> 0": _all(
+        _low_noise, _set_terms(pose_anchor=3000.0, depth_anchor=1e4, gmm_pose=5.7121),
+        _then_body_stage(pose_anchor=300.0), _then_body_stage(pose_anchor=0.0)),
+    "t 100->10 + gmm x0.25 + depth 3e3 + anchor 3000 -> 300 -> 0": _all(
+        _low_noise, _set_terms(pose_anchor=3000.0, depth_anchor=3e3, gmm_pose=5.7121),
+        _then_body_stage(pose_anchor=300.0), _then_body_stage(pose_anchor=0.0)),
+    "t 100->10 + gmm x0.25 + depth 1e4 + anchor 1000 -> 0": _all(
+        _low_noise, _set_terms(pose_anchor=1000.0, depth_anchor=1e4, gmm_pose=5.7121),
+        _then_body_stage(pose_anchor=0.0)),
+    "t 100->10 + gmm x0.25 + depth 1e4 + anchor 300": _all(
+        _low_noise, _set_terms(pose_anchor=300.0, depth_anchor=1e4, gmm_pose=5.7121)),
+    "orientation kept + t 100->10 + gmm x0.25 + anchor 300 + depth 1e4": _all(
+        _orientation_kept, _low_noise, _set_terms(pose_anchor=300.0, gmm_pose=5.7121, depth_anchor=1e4)),
+    "orientation kept + t 100->10 + gmm x0.25 + anchor 300 + depth 3e3": _all(
+        _orientation_kept, _low_noise, _set_terms(pose_anchor=300.0, gmm_pose=5.7121, depth_anchor=3e3)),
+    "orientation kept + t 100->10 + gmm x0.25 + depth 1e4 + anchor 3000 -> 300 -> 0": _all(
+        _orientation_kept, _low_noise, _set_terms(pose_anchor=3000.0, depth_anchor=1e4, gmm_pose=5.7121),
+        _then_body_stage(pose_anchor=300.0), _then_body_stage(pose_anchor=0.0)),
+    "orientation kept + t 100->10 + gmm x0.1 + anchor 100": _all(
+        _orientation_kept, _low_noise, _set_terms(pose_anchor=100.0, gmm_pose=2.28484)),
+    "orientation kept + t 100->10 + gmm x0.25 + anchor 1000": _all(
+        _orientation_kept, _low_noise, _set_terms(pose_anchor=1000.0, gmm_pose=5.7121)),
+    "orientation anchor 1e3 + t 100->10 + gmm x0.25 + anchor 300": _all(
+        _orientation_anchor(1e3), _low_noise, _set_terms(pose_anchor=300.0, gmm_pose=5.7121)),
+    "orientation anchor 1e4 + t 100->10 + gmm x0.25 + anchor 300": _all(
+        _orientation_anchor(1e4), _low_noise, _set_terms(pose_anchor=300.0, gmm_pose=5.7121)),
+    "orientation anchor 1e5 + t 100->10 + gmm x0.25 + anchor 300": _all(
+        _orientation_anchor(1e5), _low_noise, _set_terms(pose_anchor=300.0, gmm_pose=5.7121)),
+    "orientation anchor 1e4 + t 100->10 + gmm x0.25 + anchor 300, then guided 0.02": _all(
+        _orientation_anchor(1e4), _low_noise, _set_terms(pose_anchor=300.0, gmm_pose=5.7121), _guided(0.02),
+        _setting("diffusion.guided.pre_stages", ["camera", "body"])),
+    "orientation anchor 1e4 + t 100->10 + gmm x0.25 + anchor 300 + depth 3e3, then guided 0.02": _all(
+        _orientation_anchor(1e4), _low_noise, _set_terms(pose_anchor=300.0, gmm_pose=5.7121, depth_anchor=3e3),
+        _guided(0.02), _setting("diffusion.guided.pre_stages", ["camera", "body"])),
+    "orientation anchor 1e4 + t 100->10 + gmm x0.25 + depth 3e3 + anchor 3000 -> 300 -> 0": _all(
+        _orientation_anchor(1e4), _low_noise, _set_terms(pose_anchor=3000.0, depth_anchor=3e3, gmm_pose=5.7121),
+        _then_body_stage(pose_anchor=300.0), _then_body_stage(pose_anchor=0.0)),
+    "orientation anchor 1e4 + t 100->10 + gmm x0.25 + anchor 300 + depth 3e3": _all(
+        _orientation_anchor(1e4), _low_noise, _set_terms(pose_anchor=300.0, gmm_pose=5.7121, depth_anchor=3e3)),
+    "anchor 1000 + depth 1e4 + t 100->10, then guided 0.02": _then_guided(0.02, pose_anchor=1000.0, depth_anchor=1e4),
+    "anchor 300 + depth 1e4 + t 100->10, then guided 0.01": _then_guided(0.01, pose_anchor=300.0, depth_anchor=1e4),
+    "anchor 300 + depth 3e4 + t 100->10, then guided 0.02": _then_guided(0.02, pose_anchor=300.0, depth_anchor=3e4),
+    "anchor 1000 + depth 3e4 + t 100->10, then guided 0.02": _then_guided(0.02, pose_anchor=1000.0, depth_anchor=3e4),
+    "orientation anchor 1e4 + t 100->10 + gmm x0.25 + anchor 300, then guided 0.02, 5 loops": _all(
+        _orientation_anchor(1e4), _then_guided(0.02, pose_anchor=300.0, gmm_pose=5.7121),
+        _setting("diffusion.guided.loops", 5)),
+    "orientation anchor 1e4 + t 100->10 + gmm x0.25 + anchor 300, then guided 0.02, t_start 25": _all(
+        _orientation_anchor(1e4), _then_guided(0.02, pose_anchor=300.0, gmm_pose=5.7121),
+        _setting("diffusion.guided.t_start", 25)),
+    "orientation anchor 1e4 + t 100->10 + gmm x0.25 + anchor 300 + depth 1e4, then guided 0.01": _all(
+        _orientation_anchor(1e4), _then_guided(0.01, pose_anchor=300.0, gmm_pose=5.7121, depth_anchor=1e4)),
+    "orientation anchor 1e4 + t 100->10 + gmm x0.25 + anchor 1000 + depth 3e3, then guided 0.02": _all(
+        _orientation_anchor(1e4), _then_guided(0.02, pose_anchor=1000.0, gmm_pose=5.7121, depth_anchor=3e3)),
+    "orientation anchor 1e4 + t 100->10 + gmm x0.25 + anchor 300 + depth 1e4, then guided 0.015": _all(
+        _orientation_anchor(1e4), _then_guided(0.015, pose_anchor=300.0, gmm_pose=5.7121, depth_anchor=1e4)),
     "guided": _setting("method", "guided"),
     "guided + scale 0.02": _all(_setting("method", "guided"), _setting("diffusion.guided.guidance_scale", 0.02)),
     "guided + scale 0.005": _all(_setting("method", "guided"), _setting("diffusion.guided.guidance_scale", 0.005)),
@@ -322,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pose-sigma", type=float, default=0.12, help="rad per joint of the perturbed start")
     parser.add_argument("--hypotheses", metavar="CANDIDATE",
                         help="also fit the regressor start with the start hypotheses under this candidate")
+    parser.add_argument("--eval-file", metavar="DIR",
+                        help="also write the problems as DIR/real_starts_<split>.npz for spin-diff eval --refine")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -334,7 +443,12 @@ def main(argv: list[str] | None = None) -> int:
     seed = SEEDS[args.split]
     problems = make_problems(body, args.n, seed=seed, corruption=CorruptionConfig.preset("detector"),
                              poses=load_real_poses(args.split))  # fmt: skip
-    seeds = example_seeds(f"real_starts_{args.split}", torch.arange(args.n))
+    name = f"real_starts_{args.split}"  # also the stem of --eval-file's npz: spin-diff eval keys its noise by it
+    seeds = example_seeds(name, torch.arange(args.n))
+    if args.eval_file:
+        path = write_keypoint_dataset(problems, Path(args.eval_file) / f"{name}.npz")
+        print(f"wrote {path}: spin-diff eval --checkpoint {BUNDLED_KEYPOINT_REGRESSOR} --dataset {path} "
+              f"--refine term,guided --batch-size {args.batch} --threads 1 gives the regressor rows")  # fmt: skip
     starts = starts_for(body, regressor, problems, args.starts.split(","), args.pose_sigma, seed)
     print(f"{args.n} people of the real CMU {args.split} split (seed {seed}), detector keypoints, SPIN crop camera, "
           f"batch {args.batch}, {torch.get_num_threads()} torch thread(s); mm, 14 LSP joints")  # fmt: skip

@@ -271,6 +271,7 @@ class FittingMethod:
             "raw_confidence": conf,
             "body_confidence": self.body_stage_confidence(conf),
             "init_transl": start_transl,
+            "init_global_orient": aa[:, :3].clone(),
             "init_body_pose": aa[:, 3:].clone(),
             "init_joints": start_joints,
             "anchor_mask": self.informative_start(init_rot).to(self.dtype),

@@ -193,6 +193,7 @@ class SMPLify(FittingMethod):
             confidence=data["body_confidence"] if body_stage else data["raw_confidence"],
             raw_confidence=data["raw_confidence"],
             init_transl=data["init_transl"],
+            init_global_orient=data.get("init_global_orient"),
             init_body_pose=data.get("init_body_pose"),
             init_joints=data.get("init_joints"),
             anchor_mask=data.get("anchor_mask"),

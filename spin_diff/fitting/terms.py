@@ -18,6 +18,7 @@ from spin_diff.body import joints as J
 from spin_diff.errors import BadInputError
 from spin_diff.fitting.diffusion_term import DiffusionPoseTerm
 from spin_diff.fitting.losses import gmof, reprojection_per_joint
+from spin_diff.geometry.rotations import axis_angle_to_matrix
 from spin_diff.priors.angle import angle_prior
 
 Term = Callable[["FitState"], torch.Tensor]
@@ -71,6 +72,7 @@ class FitState:
     confidence: torch.Tensor  # (B, 49) stage confidences (ignored joints zeroed)
     raw_confidence: torch.Tensor  # (B, 49) confidences as given
     init_transl: torch.Tensor  # (B, 3) camera translation at the start of the fit
+    init_global_orient: torch.Tensor | None = None  # (B, 3) axis-angle at the start of the fit
     init_body_pose: torch.Tensor | None = None  # (B, 69) axis-angle at the start of the fit
     init_joints: torch.Tensor | None = None  # (B, 49, 3) model joints at the start of the fit
     anchor_mask: torch.Tensor | None = None  # (B,) 1 where the start is an estimate to anchor to
@@ -184,6 +186,25 @@ def _pose_anchor(context: TermContext) -> Term:
         if s.init_body_pose is None:
             raise ValueError("the pose_anchor term needs the fit's starting pose (FitState.init_body_pose)")
         value = 2.0 * ((s.body_pose - s.init_body_pose) ** 2).sum(-1)
+        return value if s.anchor_mask is None else value * s.anchor_mask
+
+    return term
+
+
+@register_term("orientation_anchor")
+def _orientation_anchor(context: TermContext) -> Term:
+    """Keeps the global orientation near the start's: ``||R - R_start||_F^2`` (0 to 8). A
+    regressor reads the whole person's layout; the camera stage's four torso keypoints
+    measured worse (a wrong lean and turn) than the regressor's own orientation, on the real
+    validation split (benchmarks/real_starts.py). Zero for starts that carry no information
+    (``FitState.anchor_mask``), whose orientation is free."""
+
+    def term(s: FitState) -> torch.Tensor:
+        if s.init_global_orient is None:
+            raise ValueError("the orientation_anchor term needs the fit's starting orientation")
+        current = axis_angle_to_matrix(s.global_orient)
+        start = axis_angle_to_matrix(s.init_global_orient)
+        value = ((current - start) ** 2).sum((-1, -2))
         return value if s.anchor_mask is None else value * s.anchor_mask
 
     return term

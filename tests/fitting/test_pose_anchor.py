@@ -140,3 +140,22 @@ def test_depth_anchor_sees_only_relative_depth(model):
     moved_openpose = start.clone()
     moved_openpose[:, 3, 2] += 0.5  # an OpenPose joint: not anchored
     assert torch.allclose(value(moved_openpose), torch.zeros(3), atol=1e-10)
+
+
+def test_orientation_anchor_measures_the_turn_from_the_start():
+    """||R - R_start||_F^2 = 4 (1 - cos angle) for a turn by angle; zero where masked."""
+    import math
+
+    start = torch.tensor([[0.3, -1.0, 0.2], [math.pi, 0.0, 0.0]])
+    term = build_term("orientation_anchor", TermContext())
+    state = _state(torch.zeros(2, 69), torch.zeros(2, 69))
+    state.init_global_orient = start
+    state.global_orient = start.clone()
+    assert torch.allclose(term(state), torch.zeros(2), atol=1e-6)
+    from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+
+    turn = axis_angle_to_matrix(torch.tensor([0.0, 0.5, 0.0]))
+    state.global_orient = matrix_to_axis_angle(turn @ axis_angle_to_matrix(start))
+    assert torch.allclose(term(state), torch.full((2,), 4 * (1 - math.cos(0.5))), atol=1e-5)
+    state.anchor_mask = torch.tensor([0.0, 1.0])
+    assert term(state)[0] == 0 and term(state)[1] > 0

@@ -356,6 +356,7 @@ def write_person(
     as_json["failure"] = failure
     as_json["joint_names"] = list(J.JOINT_NAMES)
     as_json["torso_lean_deg"] = lean
+    as_json["start_hypothesis"] = result.hypothesis[i] if result.hypothesis else "given"
     as_json.update(extra or {})
     as_json["notes"] = {
         "global_orient": "smplx naming: with body_pose, betas and transl, smplx.SMPL gives mesh.obj's vertices",
@@ -370,6 +371,7 @@ def write_person(
         "initial_torso_lean_deg": "the same for the start (the regressor's prediction or the mean pose)",
         "initial_residual_px": "residual_px of the start, with its least-squares crop camera",
         "camera": "the camera the fit was made in (crop: SPIN's; full: the photo's)",
+        "start_hypothesis": "the start the kept fit came from: given (init), or a fitting.start_hypotheses name",
     }
     write_json(folder / "params.json", as_json)
     write_obj(folder / "mesh.obj", vertices + offset, model.faces)

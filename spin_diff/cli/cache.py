@@ -23,7 +23,13 @@ from spin_diff.cache.transfer import (
     merge_stores,
     read_spin_fits,
 )
-from spin_diff.cli.common import add_config_arguments, parse_dataset_argument, resolve_config, run_command
+from spin_diff.cli.common import (
+    add_config_arguments,
+    parse_dataset_argument,
+    regressor_recipe,
+    resolve_config,
+    run_command,
+)
 from spin_diff.data.spin_npz import (
     SpinDataError,
     dataset_fingerprint,
@@ -193,15 +199,16 @@ def run_build(args: argparse.Namespace) -> int:
         raise BadInputError("--batch-size must be at least 1")
     if args.limit is not None and args.limit < 0:
         raise BadInputError("--limit must be >= 0")
-    config = resolve_config(args)
+    config = resolve_config(args, base=regressor_recipe(init not in ("mean", "stored")))
     data = read_spin_npz(args.dataset, require=("center", "scale"))
     dataset_keypoints(data, config.fitting.crop_size, args.dataset)  # a dataset without usable keypoints fails here, before any store exists
     name = args.name or dataset_name(args.dataset)
     rank, world_size = shard_from_environment()
     model = load_body_from_config(config)
     if init is None:  # the bundled regressor, or the mean pose for another body model
-
         init = default_init(model)
+        if init == "mean":  # the mean pose takes the library's default fitting, not the regressor recipe
+            config = resolve_config(args)
     fitter = SMPLify(model, config.fitting)
     store = _open_writable_for(model, args.cache)
     report = build_fits(

@@ -16,7 +16,7 @@ import torch
 from spin_diff.cache.records import check_dataset_name
 from spin_diff.errors import BadInputError, InputError, MissingInputError
 from spin_diff.fitting.config import Config
-from spin_diff.recipes import find_config
+from spin_diff.recipes import find_config, recipe_path
 from spin_diff.utils.configs import load_config
 
 
@@ -38,6 +38,13 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         help="SMPL .pkl/.npz or a folder with smpl/SMPL_NEUTRAL.pkl; default: the bundled free model",
     )
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda")
+
+
+def regressor_recipe(from_regressor: bool) -> list[Path]:
+    """The ``base`` of :func:`resolve_config` for a command whose fits start from a regressor's
+    prediction (``cache build``, ``eval --refine``): the shipped ``fit_from_regressor`` recipe,
+    as ``spin-diff fit`` uses; nothing (the library's defaults) for the mean pose."""
+    return [recipe_path("fit_from_regressor")] if from_regressor else []
 
 
 def resolve_config(args: argparse.Namespace, cls=Config, base: list[Path] = ()):

@@ -67,6 +67,9 @@ class FitResult:
     iterations: torch.Tensor  # (B,) optimiser iterations run, all stages
     flipped: torch.Tensor  # (B,) bool, the 180-degree orientation trial won
     stage_losses: dict[str, torch.Tensor] = field(default_factory=dict)  # final loss per stage
+    # which start each fit came from, where several were tried (spin_diff.fitting.multi_start):
+    # "given" or a hypothesis' name; None for a fit from one start
+    hypothesis: list[str] | None = None
 
 
 class Fitter(Protocol):
@@ -261,12 +264,16 @@ class FittingMethod:
             "betas": betas.clone(),
             "transl": start_transl.clone(),
         }
+        with torch.no_grad():  # the start's joints (camera frame, no translation), for depth_anchor
+            start_joints = self._joints(aa[:, :3], aa[:, 3:], betas)
         data = {
             "keypoints": target,
             "raw_confidence": conf,
             "body_confidence": self.body_stage_confidence(conf),
             "init_transl": start_transl,
+            "init_global_orient": aa[:, :3].clone(),
             "init_body_pose": aa[:, 3:].clone(),
+            "init_joints": start_joints,
             "anchor_mask": self.informative_start(init_rot).to(self.dtype),
             "center": center,
             "focal": focal,

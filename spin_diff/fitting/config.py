@@ -175,11 +175,19 @@ class FittingConfig:
     # point at the image centre). SMPLify.fit takes the camera as arguments instead.
     camera: Literal["crop", "full"] = "crop"
     full_focal_length: float | None = None
-    # Extra starts ``spin-diff fit`` tries beside the given one (names of
-    # spin_diff.fitting.multi_start.START_HYPOTHESES: the start with its legs bent), keeping per
-    # person the fit with the lowest final-stage objective. From the mean pose a kneeling or
-    # crouching body otherwise stays in the straight-legged local minimum.
+    # Extra starts ``spin-diff fit`` tries beside the given one, in the same batch (names of
+    # spin_diff.fitting.multi_start.START_HYPOTHESES, e.g. the start with its legs bent, or of
+    # OTHER_STARTS: flipped, mean_pose), keeping per person the fit hypothesis_selection picks.
+    # From the mean pose a kneeling or crouching body otherwise stays in the straight-legged
+    # local minimum; from the bundled regressor the whole-start ones measured no gain.
     start_hypotheses: list[str] = field(default_factory=list)
+    # How the fit of each person is chosen among its starts: "objective", the lowest
+    # final-stage objective (the starts differ in a few joints, under the same terms); or
+    # "reprojection_prior", the lowest body-stage reprojection score (FitResult.score) plus
+    # ``hypothesis_prior_weight`` times the GMM pose energy, for starts whose objectives differ
+    # (the pose anchor is off from the mean pose). Neither uses ground truth.
+    hypothesis_selection: Literal["objective", "reprojection_prior"] = "objective"
+    hypothesis_prior_weight: float = 0.0
     quality: FitQualityConfig = field(default_factory=FitQualityConfig)
 
 

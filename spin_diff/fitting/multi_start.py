@@ -1,10 +1,13 @@
 """Several starts per sample, keeping the best fit: a fitting method around another one.
 
 A cold start (the mean pose) often lands in the wrong basin: a sitting person fitted from
-standing legs keeps them straight. :class:`MultiStart` fits each sample from its given start
-and from copies with a few joints set to other postures (:data:`START_HYPOTHESES`), all in
-one batch (hypothesis-major: rows ``k * B + i`` are sample i's k-th start), and keeps per
-sample the fit with the lowest final-stage objective (:func:`select_fits`). Every start of a
+standing legs keeps them straight. A regressor's prediction can be wrong as a whole: the body
+turned front to back, or a pose so far off that the mean pose is the better start.
+:class:`MultiStart` fits each sample from its given start and from the named hypotheses, all
+in one batch (hypothesis-major: rows ``k * B + i`` are sample i's k-th start), and keeps per
+sample the fit that scores best (:func:`selection_scores`, :func:`select_fits`; no ground
+truth). The hypotheses are copies of the start with a few joints set to other postures
+(:data:`START_HYPOTHESES`) or other whole starts (:data:`OTHER_STARTS`). Every start of a
 sample shares its noise seed and its features, so the choice stays per sample.
 """
 
@@ -18,6 +21,7 @@ from spin_diff.body.joints import SMPL_JOINT_NAMES
 from spin_diff.body.model import pose_to_rotmat
 from spin_diff.errors import BadInputError
 from spin_diff.fitting.base import FitResult, Fitter
+from spin_diff.fitting.smplify import gmm_prior_for
 from spin_diff.geometry.rotations import axis_angle_to_matrix
 
 # Extra starts: the given start with these joints (SMPL names) set to these axis-angles.
@@ -34,26 +38,73 @@ START_HYPOTHESES: dict[str, dict[str, tuple[float, float, float]]] = {
 }  # fmt: skip
 
 
-def hypothesis_starts(init_pose: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
-    """(K, B, 24, 3, 3): the start ``init_pose`` (B, 24, 3, 3), then one copy per name with
-    that hypothesis' joints replaced."""
-    unknown = [n for n in names if n not in START_HYPOTHESES]
+# Other whole starts for the same person, beside the joint tweaks above:
+#   flipped: the given start turned 180 degrees about the camera's vertical axis (a regressor's
+#     front/back mistake; SMPLify-X tries it in its camera stage, here the whole fit runs);
+#   mean_pose: the body model's mean pose with zero betas (the cold-start recipe's start; the
+#     pose anchor is off from it, spin_diff.fitting.base.FittingMethod.informative_start).
+OTHER_STARTS = ("flipped", "mean_pose")
+_HALF_TURN_ABOUT_Y = (0.0, torch.pi, 0.0)
+
+
+def hypothesis_starts(
+    init_pose: torch.Tensor, names: Sequence[str], mean_pose: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(K, B, 24, 3, 3): the start ``init_pose`` (B, 24, 3, 3), then one start per name: the
+    start with that hypothesis' joints replaced, or one of :data:`OTHER_STARTS` (``mean_pose``
+    needs ``mean_pose`` (B, 24, 3, 3))."""
+    unknown = [n for n in names if n not in START_HYPOTHESES and n not in OTHER_STARTS]
     if unknown:
-        raise BadInputError(f"fitting.start_hypotheses: unknown {unknown}; known: {sorted(START_HYPOTHESES)}")
+        raise BadInputError(
+            f"fitting.start_hypotheses: unknown {unknown}; known: {sorted(START_HYPOTHESES) + list(OTHER_STARTS)}"
+        )
+    if "mean_pose" in names and mean_pose is None:
+        raise BadInputError("the mean_pose start hypothesis needs the body model's mean pose (mean_pose=...)")
     starts = [init_pose]
     for name in names:
         pose = init_pose.clone()
-        for joint, rotation in START_HYPOTHESES[name].items():
-            pose[:, SMPL_JOINT_NAMES.index(joint)] = axis_angle_to_matrix(torch.tensor(rotation)).to(pose)
+        if name == "flipped":
+            turn = axis_angle_to_matrix(torch.tensor(_HALF_TURN_ABOUT_Y)).to(pose)
+            pose[:, 0] = turn @ pose[:, 0]
+        elif name == "mean_pose":
+            pose = mean_pose.to(pose).expand_as(pose).clone()
+        else:
+            for joint, rotation in START_HYPOTHESES[name].items():
+                pose[:, SMPL_JOINT_NAMES.index(joint)] = axis_angle_to_matrix(torch.tensor(rotation)).to(pose)
         starts.append(pose)
     return torch.stack(starts)
 
 
-def select_fits(result: FitResult, count: int) -> tuple[FitResult, torch.Tensor]:
-    """Per sample, the hypothesis with the lowest final-stage objective among ``count``
-    stacked along the batch (hypothesis-major). Failed fits never win over working ones.
+def selection_scores(result: FitResult, config, gmm=None) -> torch.Tensor:
+    """(rows,) what :func:`select_fits` minimises, per ``config.hypothesis_selection``: the
+    final-stage objective, or the body-stage reprojection score plus
+    ``config.hypothesis_prior_weight`` times the GMM pose energy (``gmm`` needed then)."""
+    if config.hypothesis_selection == "objective":
+        return list(result.stage_losses.values())[-1] if result.stage_losses else result.score
+    if config.hypothesis_selection != "reprojection_prior":
+        raise BadInputError(
+            f"fitting.hypothesis_selection must be 'objective' or 'reprojection_prior', got "
+            f"{config.hypothesis_selection!r}"
+        )
+    weight = float(config.hypothesis_prior_weight)
+    if weight == 0:
+        return result.score
+    if gmm is None:
+        raise BadInputError("fitting.hypothesis_prior_weight > 0 needs the GMM pose prior (gmm_08.pkl)")
+    with torch.no_grad():
+        return result.score + weight * gmm(result.pose[:, 3:].to(result.score.device))
+
+
+def select_fits(
+    result: FitResult, count: int, scores: torch.Tensor | None = None, names: Sequence[str] | None = None
+) -> tuple[FitResult, torch.Tensor]:
+    """Per sample, the hypothesis with the lowest ``scores`` (default: the final-stage
+    objective) among ``count`` stacked along the batch (hypothesis-major). Failed fits never
+    win over working ones. ``names`` (``count``) label the winners in ``FitResult.hypothesis``.
     Returns the selected FitResult (batch B) and the winning hypothesis index (B,)."""
-    final = list(result.stage_losses.values())[-1] if result.stage_losses else result.score
+    final = scores
+    if final is None:
+        final = list(result.stage_losses.values())[-1] if result.stage_losses else result.score
     batch = result.pose.shape[0] // count
     loss = torch.where(result.success, final, torch.full_like(final, float("inf"))).view(count, batch)
     best = torch.nan_to_num(loss, nan=float("inf")).argmin(0)
@@ -66,6 +117,7 @@ def select_fits(result: FitResult, count: int) -> tuple[FitResult, torch.Tensor]
         joint_residuals=pick(result.joint_residuals), success=pick(result.success),
         failure=[result.failure[r] for r in winners], iterations=result.iterations.view(count, batch).sum(0),
         flipped=pick(result.flipped), stage_losses={k: pick(v) for k, v in result.stage_losses.items()},
+        hypothesis=None if names is None else [names[r // batch] for r in winners],
     )  # fmt: skip
     return selected, best
 
@@ -81,6 +133,12 @@ class MultiStart:
         self.method = method
         self.config = method.config
         self.hypotheses = list(self.config.start_hypotheses if hypotheses is None else hypotheses)
+        self._selection_gmm = None
+
+    @property
+    def names(self) -> list[str]:
+        """The starts in batch order: ``"given"`` then the hypotheses."""
+        return ["given", *self.hypotheses]
 
     def fit(
         self,
@@ -96,20 +154,55 @@ class MultiStart:
     ) -> FitResult:
         """Arguments as :meth:`spin_diff.fitting.base.FittingMethod.fit`; a per-sample
         ``focal_length`` must be a (B,) tensor. The result has batch B; its ``iterations``
-        add up every start's."""
-        count = 1 + len(self.hypotheses)
-        starts = hypothesis_starts(pose_to_rotmat(init_pose, "init_pose"), self.hypotheses).flatten(0, 1)
+        add up every start's, its ``hypothesis`` names each winner."""
+        result = self.fit_all(
+            keypoints, init_pose, init_betas, init_transl, camera_center, focal_length,
+            sample_seeds=sample_seeds, condition=condition,
+        )  # fmt: skip
+        if not self.hypotheses:
+            return result
+        scores = selection_scores(result, self.config, self._gmm())
+        return select_fits(result, len(self.names), scores, self.names)[0]
+
+    def fit_all(
+        self,
+        keypoints: torch.Tensor,
+        init_pose: torch.Tensor,
+        init_betas: torch.Tensor,
+        init_transl: torch.Tensor | None = None,
+        camera_center: torch.Tensor | None = None,
+        focal_length=None,
+        *,
+        sample_seeds: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
+    ) -> FitResult:
+        """Every start's fit, batch K * B hypothesis-major (K = ``len(self.names)``)."""
+        count = len(self.names)
+        init_rot = pose_to_rotmat(init_pose, "init_pose")
+        mean_pose = None
+        if "mean_pose" in self.hypotheses:
+            mean_pose = self.method.body.mean_pose_rotmat(init_rot.shape[0]).to(init_rot)
+        starts = hypothesis_starts(init_rot, self.hypotheses, mean_pose).flatten(0, 1)
 
         def repeat(x):
             if not isinstance(x, torch.Tensor) or x.ndim == 0:
                 return x  # None, or one value for every sample
             return x.repeat(count, *([1] * (x.ndim - 1)))
 
-        result = self.method.fit(
-            repeat(keypoints), starts, repeat(init_betas), repeat(init_transl),
+        betas = torch.cat([torch.zeros_like(init_betas) if name == "mean_pose" else init_betas
+                           for name in self.names])  # fmt: skip
+        return self.method.fit(
+            repeat(keypoints), starts, betas, repeat(init_transl),
             camera_center=repeat(camera_center), focal_length=repeat(focal_length),
             sample_seeds=repeat(sample_seeds), condition=repeat(condition),
         )  # fmt: skip
-        if count > 1:
-            result, _ = select_fits(result, count)
-        return result
+
+    def _gmm(self):
+        """The GMM that scores hypotheses, when the selection needs it (the method's own if loaded)."""
+        cfg = self.config
+        if cfg.hypothesis_selection != "reprojection_prior" or cfg.hypothesis_prior_weight == 0:
+            return None
+        if self._selection_gmm is None:
+            context = getattr(self.method, "context", None)
+            self._selection_gmm = getattr(context, "gmm", None) or gmm_prior_for(cfg, self.method.body)
+        return self._selection_gmm

@@ -18,6 +18,7 @@ from spin_diff.body import joints as J
 from spin_diff.errors import BadInputError
 from spin_diff.fitting.diffusion_term import DiffusionPoseTerm
 from spin_diff.fitting.losses import gmof, reprojection_per_joint
+from spin_diff.geometry.rotations import axis_angle_to_matrix
 from spin_diff.priors.angle import angle_prior
 
 Term = Callable[["FitState"], torch.Tensor]
@@ -71,7 +72,9 @@ class FitState:
     confidence: torch.Tensor  # (B, 49) stage confidences (ignored joints zeroed)
     raw_confidence: torch.Tensor  # (B, 49) confidences as given
     init_transl: torch.Tensor  # (B, 3) camera translation at the start of the fit
+    init_global_orient: torch.Tensor | None = None  # (B, 3) axis-angle at the start of the fit
     init_body_pose: torch.Tensor | None = None  # (B, 69) axis-angle at the start of the fit
+    init_joints: torch.Tensor | None = None  # (B, 49, 3) model joints at the start of the fit
     anchor_mask: torch.Tensor | None = None  # (B,) 1 where the start is an estimate to anchor to
     progress: float = 0.0  # fraction of the current stage done, in [0, 1)
     stage_index: int = 0
@@ -183,6 +186,49 @@ def _pose_anchor(context: TermContext) -> Term:
         if s.init_body_pose is None:
             raise ValueError("the pose_anchor term needs the fit's starting pose (FitState.init_body_pose)")
         value = 2.0 * ((s.body_pose - s.init_body_pose) ** 2).sum(-1)
+        return value if s.anchor_mask is None else value * s.anchor_mask
+
+    return term
+
+
+@register_term("orientation_anchor")
+def _orientation_anchor(context: TermContext) -> Term:
+    """Keeps the global orientation near the start's: ``||R - R_start||_F^2`` (0 to 8). A
+    regressor reads the whole person's layout; the camera stage's four torso keypoints
+    measured worse (a wrong lean and turn) than the regressor's own orientation, on the real
+    validation split (benchmarks/real_starts.py). Zero for starts that carry no information
+    (``FitState.anchor_mask``), whose orientation is free."""
+
+    def term(s: FitState) -> torch.Tensor:
+        if s.init_global_orient is None:
+            raise ValueError("the orientation_anchor term needs the fit's starting orientation")
+        current = axis_angle_to_matrix(s.global_orient)
+        start = axis_angle_to_matrix(s.init_global_orient)
+        value = ((current - start) ** 2).sum((-1, -2))
+        return value if s.anchor_mask is None else value * s.anchor_mask
+
+    return term
+
+
+_SMPL_JOINTS = slice(J.NUM_OPENPOSE_JOINTS, J.NUM_KEYPOINTS)
+
+
+@register_term("depth_anchor")
+def _depth_anchor(context: TermContext) -> Term:
+    """Keeps each joint's depth, relative to the body's mean depth, near the start's: the sum
+    over the 24 ground-truth joints of ``(dz - dz_start)^2`` in metres, camera z. The 2D
+    keypoints fix where the joints are across the image and say nothing of their depth,
+    which is what a regressor guesses from the whole person; so the fit may move every joint
+    across the image freely and keeps only the regressor's depth ordering. Zero for starts
+    that carry no information (``FitState.anchor_mask``)."""
+
+    def term(s: FitState) -> torch.Tensor:
+        if s.init_joints is None:
+            raise ValueError("the depth_anchor term needs the fit's starting joints (FitState.init_joints)")
+        depth = s.joints[:, _SMPL_JOINTS, 2]
+        start = s.init_joints[:, _SMPL_JOINTS, 2]
+        relative = (depth - depth.mean(1, keepdim=True)) - (start - start.mean(1, keepdim=True))
+        value = (relative**2).sum(-1)
         return value if s.anchor_mask is None else value * s.anchor_mask
 
     return term

@@ -7,7 +7,7 @@ command finds them without a source checkout:
 | --- | --- |
 | ``default`` | the defaults of ``Config`` written out (body model, device, seed) |
 | ``fit_cold_start`` | ``spin-diff fit`` from the mean pose: staged, decaying priors, photo camera |
-| ``fit_from_regressor`` | ``spin-diff fit`` / ``cache build`` from a regressor's prediction |
+| ``fit_from_regressor`` | ``spin-diff fit`` / ``cache build`` / ``eval --refine`` from a regressor's prediction |
 | ``train_spin`` | SPIN's training recipe (ResNet-50 image model, SPIN's weights and schedule) |
 | ``train_keypoints_cpu`` | a small keypoint-input run that trains in minutes on a CPU (the demo's) |
 

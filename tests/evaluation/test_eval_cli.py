@@ -163,6 +163,11 @@ def test_refinement_rows_write_csv_json_and_table(body_model, synth_set, tmp_pat
     assert summary["rows"]["smplify"]["worse_share"] == pytest.approx((delta > 1).mean())
     assert "+ SMPLify (GMM + diffusion term)" in printed and "+ guided refinement" in printed
     assert (out / "config.yaml").is_file()
+    # from a regressor, eval fits with spin-diff fit's from_regressor recipe (its anchors)
+    import yaml
+
+    saved = yaml.safe_load((out / "config.yaml").read_text())["fitting"]
+    assert "depth_anchor" in saved["stages"][1]["terms"] and saved["method"] == "guided"
 
 
 def test_batch_size_does_not_change_the_errors(body_model, synth_set, tmp_path):

@@ -78,3 +78,45 @@ def test_guided_refinement_does_not_depend_on_the_batch(model, turned_problems):
         pose, out_betas, transl, _ = fit_in_batches(fitter, start, betas, keypoints, batch_size, rows)
         torch.testing.assert_close(pose, reference[0], atol=1e-5, rtol=0)
         torch.testing.assert_close(transl, reference[2], atol=1e-4, rtol=1e-6)
+
+
+def test_start_hypotheses_do_not_couple_people(model, turned_problems):
+    """The regressor-start hypotheses (given, flipped, mean pose) fitted in one batch: each
+    person's chosen fit and its winning start are the same alone and among others."""
+    from spin_diff.fitting.multi_start import MultiStart
+
+    config = FittingConfig(stages=default_stages(10), start_hypotheses=["flipped", "mean_pose"],
+                           hypothesis_selection="reprojection_prior", hypothesis_prior_weight=0.1)  # fmt: skip
+    fitter = MultiStart(SMPLify(model, config))
+    start, betas, keypoints = turned_problems(model, 5, seed=6)
+    rows = torch.arange(5)
+    together = fitter.fit(keypoints, start, betas, sample_seeds=example_seeds("hypotheses", rows))
+    assert together.pose.shape == (5, NUM_POSE) and len(together.hypothesis) == 5
+    for i in (0, 3):
+        alone = fitter.fit(keypoints[i : i + 1], start[i : i + 1], betas[i : i + 1],
+                           sample_seeds=example_seeds("hypotheses", rows[i : i + 1]))  # fmt: skip
+        assert alone.hypothesis == together.hypothesis[i : i + 1]
+        torch.testing.assert_close(alone.pose, together.pose[i : i + 1], atol=1e-5, rtol=0)
+
+
+def test_the_regressor_recipe_does_not_depend_on_the_batch(model, turned_problems):
+    """The shipped from_regressor recipe (anchors, low-noise term, then guided refinement),
+    shortened: the same fits alone, in uneven batches and with rows permuted."""
+    from spin_diff.fitting.config import Config
+    from spin_diff.recipes import recipe_path
+    from spin_diff.utils.configs import load_config
+
+    config = load_config(Config, recipe_path("fit_from_regressor")).fitting
+    assert config.method == "guided" and "depth_anchor" in config.stages[1].terms
+    for stage in config.stages:
+        stage.iterations = 8
+    config.diffusion.guided.loops = 2
+    fitter = SMPLify(model, config)
+    start, betas, keypoints = turned_problems(model, 6, seed=8)
+    rows = torch.arange(6)
+    reference = fit_in_batches(fitter, start, betas, keypoints, 6, rows)
+    shuffled = torch.randperm(6, generator=torch.Generator().manual_seed(2))
+    for batch_size, order in ((1, rows), (4, shuffled)):
+        pose, _, transl, _ = fit_in_batches(fitter, start, betas, keypoints, batch_size, order)
+        torch.testing.assert_close(pose, reference[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(transl, reference[2], atol=1e-4, rtol=1e-6)

@@ -84,6 +84,7 @@ def test_default_fit_on_synthetic_people_beats_the_mean_pose_start(model, tmp_pa
     stems = [Path(str(name)).stem for name in data["imgname"]]
     params = [json.loads((out / stem / "person_00" / "params.json").read_text()) for stem in stems]
     assert all(p["init"] == "regressor" and p["recipe"] == "from_regressor" for p in params)
+    assert all(p["start_hypothesis"] == "given" for p in params)  # the recipe tries no other start
     gt_pose = torch.tensor(data["pose"], dtype=torch.float32)
     gt_betas = torch.tensor(data["shape"], dtype=torch.float32)
     pose = torch.tensor([p["pose"] for p in params], dtype=torch.float32)

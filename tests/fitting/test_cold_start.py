@@ -77,7 +77,15 @@ def test_recipes_are_named_files_and_chosen_by_the_start():
     gmm = [s.terms.get("gmm_pose", 0.0) for s in cold.stages[1:]]
     assert len(gmm) >= 3 and all(a > b for a, b in itertools.pairwise(gmm))  # decaying prior weights
     in_loop = load_config(Config, recipe_path("from_regressor")).fitting
-    assert in_loop.stages == FittingConfig().stages and in_loop.camera == "crop"
+    assert in_loop.camera == "crop" and [s.name for s in in_loop.stages] == [s.name for s in FittingConfig().stages]
+    # chosen on real regressor predictions (benchmarks/real_starts.py): the anchors that keep
+    # what 2D keypoints cannot fix (relative depth, the regressor's turn), a weaker anchor on
+    # the pose than the library's, low-noise diffusion, then guided refinement
+    body = in_loop.stages[1].terms
+    assert body["depth_anchor"] > 0 and body["orientation_anchor"] > 0
+    assert 0 < body["pose_anchor"] < FittingConfig().stages[1].terms["pose_anchor"]
+    assert in_loop.diffusion.term_t_max < FittingConfig().diffusion.term_t_max
+    assert in_loop.method == "guided" and in_loop.diffusion.guided.pre_stages == ["camera", "body"]
 
 
 def test_torso_metrics_known_answers(body_model):

@@ -14,8 +14,9 @@ from spin_diff.cli.main import main
 from spin_diff.models.config import HeadConfig, KeypointEncoderConfig, RegressorConfig
 
 # One step fits stay next to their start, so they are not judged (fitting.quality)
+# one Adam step per stage and no guided refinement after them (the recipe's last step)
 ONE_STEP = ["--set", "fitting.stages.0.iterations=1", "--set", "fitting.stages.1.iterations=1", "--quiet",
-            "--set", "fitting.quality.enabled=false"]  # fmt: skip
+            "--set", "fitting.quality.enabled=false", "--set", "fitting.method=smplify"]  # fmt: skip
 FAST = ["--set", "fitting.stages.0.iterations=20", "--set", "fitting.stages.1.iterations=30", "--quiet"]
 
 

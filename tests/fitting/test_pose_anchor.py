@@ -110,3 +110,52 @@ def test_default_objective_from_the_mean_pose_explains_the_keypoints(model):
     result = SMPLify(model, config).fit(problems.keypoints, mean_pose, torch.zeros(4, 10))
     assert result.success.all()
     assert result.joint_residuals.mean() < 5.0
+
+
+def test_depth_anchor_sees_only_relative_depth(model):
+    """Zero at the start, and under moves of the whole body or of joints across the image;
+    positive when a joint's depth relative to the body changes; off where the start is
+    uninformative (anchor_mask 0)."""
+    gen = torch.Generator().manual_seed(5)
+    start = torch.randn(3, 49, 3, generator=gen)
+    term = build_term("depth_anchor", TermContext())
+
+    def value(joints, mask=None):
+        state = _state(torch.zeros(3, 69), torch.zeros(3, 69))
+        state.joints, state.init_joints, state.anchor_mask = joints, start, mask
+        return term(state)
+
+    shifted = start + torch.tensor([0.3, -0.2, 2.0])  # the whole body moved, deeper too
+    across = start.clone()
+    across[:, :, :2] += torch.randn(3, 49, 2, generator=gen)  # every joint moved across the image
+    assert torch.allclose(value(start), torch.zeros(3), atol=1e-10)
+    assert torch.allclose(value(shifted), torch.zeros(3), atol=1e-9)
+    assert torch.allclose(value(across), torch.zeros(3), atol=1e-10)
+    deeper = start.clone()
+    deeper[:, 30, 2] += 0.1  # one of the 24 ground-truth joints (rows 25-48) 10 cm deeper
+    # relative to the mean depth of the 24: 0.1 * (23/24) for it and 0.1 / 24 for each other
+    expected = (0.1 * 23 / 24) ** 2 + 23 * (0.1 / 24) ** 2
+    assert torch.allclose(value(deeper), torch.full((3,), expected), rtol=1e-5)
+    assert torch.equal(value(deeper, torch.tensor([1.0, 0.0, 1.0]))[1], torch.tensor(0.0))
+    moved_openpose = start.clone()
+    moved_openpose[:, 3, 2] += 0.5  # an OpenPose joint: not anchored
+    assert torch.allclose(value(moved_openpose), torch.zeros(3), atol=1e-10)
+
+
+def test_orientation_anchor_measures_the_turn_from_the_start():
+    """||R - R_start||_F^2 = 4 (1 - cos angle) for a turn by angle; zero where masked."""
+    import math
+
+    start = torch.tensor([[0.3, -1.0, 0.2], [math.pi, 0.0, 0.0]])
+    term = build_term("orientation_anchor", TermContext())
+    state = _state(torch.zeros(2, 69), torch.zeros(2, 69))
+    state.init_global_orient = start
+    state.global_orient = start.clone()
+    assert torch.allclose(term(state), torch.zeros(2), atol=1e-6)
+    from spin_diff.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+
+    turn = axis_angle_to_matrix(torch.tensor([0.0, 0.5, 0.0]))
+    state.global_orient = matrix_to_axis_angle(turn @ axis_angle_to_matrix(start))
+    assert torch.allclose(term(state), torch.full((2,), 4 * (1 - math.cos(0.5))), atol=1e-5)
+    state.anchor_mask = torch.tensor([0.0, 1.0])
+    assert term(state)[0] == 0 and term(state)[1] > 0

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from spin_diff.fitting.base import FitResult
-from spin_diff.fitting.config import FitQualityConfig
-from spin_diff.fitting.multi_start import START_HYPOTHESES, hypothesis_starts, select_fits
+from spin_diff.fitting.config import FitQualityConfig, FittingConfig
+from spin_diff.fitting.multi_start import START_HYPOTHESES, hypothesis_starts, select_fits, selection_scores
 from spin_diff.fitting.quality import assess_fits, confident_residual
 
 
@@ -91,3 +91,34 @@ def test_hypothesis_starts_bend_only_their_joints():
     )
     with pytest.raises(ValueError, match="unknown"):
         hypothesis_starts(start, ["cartwheel"])
+
+
+def test_other_starts_turn_the_body_or_take_the_mean_pose():
+    from spin_diff.geometry.rotations import axis_angle_to_matrix
+
+    gen = torch.Generator().manual_seed(2)
+    start = axis_angle_to_matrix(0.4 * torch.randn(3, 24, 3, generator=gen))
+    mean = axis_angle_to_matrix(0.2 * torch.randn(1, 24, 3, generator=gen))
+    starts = hypothesis_starts(start, ["flipped", "mean_pose"], mean.expand(3, 24, 3, 3))
+    assert starts.shape == (3, 3, 24, 3, 3)
+    half_turn = axis_angle_to_matrix(torch.tensor([0.0, math.pi, 0.0]))
+    torch.testing.assert_close(starts[1, :, 0], half_turn @ start[:, 0])
+    assert torch.equal(starts[1, :, 1:], start[:, 1:])  # the body pose itself unchanged
+    assert torch.equal(starts[2], mean.expand(3, 24, 3, 3))
+    with pytest.raises(ValueError, match="mean pose"):
+        hypothesis_starts(start, ["mean_pose"])
+
+
+def test_reprojection_prior_selection_weighs_the_pose_prior():
+    # 2 starts x 2 people: person 0's second fit reprojects better but is a contortion
+    result = _result([0.0, 0.0, 0.0, 0.0], [True] * 4)
+    result.score = torch.tensor([3.0, 2.0, 1.0, 4.0])
+    prior = ConstantPrior([100.0, 100.0, 400.0, 100.0])
+    scores = {}
+    for weight in (0.0, 0.1):
+        config = FittingConfig(hypothesis_selection="reprojection_prior", hypothesis_prior_weight=weight)
+        scores[weight] = selection_scores(result, config, prior)
+    assert select_fits(result, 2, scores[0.0], ["given", "flipped"])[0].hypothesis == ["flipped", "given"]
+    assert select_fits(result, 2, scores[0.1], ["given", "flipped"])[0].hypothesis == ["given", "given"]
+    with pytest.raises(ValueError, match="GMM"):
+        selection_scores(result, FittingConfig(hypothesis_selection="reprojection_prior", hypothesis_prior_weight=1.0))

@@ -21,7 +21,9 @@ where ``f = sum_t weight_t * term_t``. Order of operations, once per iteration:
      GMoF's exact gradient; its Gauss-Newton Hessian ``2 w J^T J`` is positive semi-definite;
    - the GMM's active component (the max-mixture's argmin), the shape, depth and pose-anchor
      terms: quadratics, so their gradient and Hessian are exact;
-   - the angle prior ``sum exp(2 s theta)``: diagonal, exact (``4 exp(2 s theta)``).
+   - the angle prior ``sum exp(2 s theta)``: diagonal, exact (``4 exp(2 s theta)``);
+   - the orientation and depth anchors: Gauss-Newton on their residuals (the rotation matrix's
+     difference, by ``dR = [J_l(a) da]_x R``; the relative joint depths, linear in the joints).
 4. Everything is accumulated in float64 (the normal equations), from float32 Jacobians.
 
 A term with no form here (the diffusion term, whose gradient is a network's score, or a
@@ -38,7 +40,7 @@ import torch
 
 from spin_diff.body import joints as J
 from spin_diff.fitting.terms import FitState, TermContext
-from spin_diff.geometry.rotations import axis_angle_to_matrix, so3_left_jacobian
+from spin_diff.geometry.rotations import axis_angle_to_matrix, skew_matrix, so3_left_jacobian
 from spin_diff.priors.angle import ANGLE_PRIOR_INDICES, ANGLE_PRIOR_SIGNS
 
 __all__ = [
@@ -62,6 +64,7 @@ class Linearisation:
     columns: dict[str, slice]
     projected_jacobian: torch.Tensor  # (B, 49, 2, P) d projected / d x
     size: int
+    joints_jacobian: torch.Tensor | None = None  # (B, 49, 3, P) d (joints + transl) / d x
 
     def group(self, name: str) -> slice | None:
         return self.columns.get(name)
@@ -233,6 +236,46 @@ def _angle(lin, weight, context, grad, hess) -> None:
         gradient[:, index] = 2.0 * sign * weight * value
         curvature[:, index] = 4.0 * weight * value
     _add_quadratic(grad, hess, columns, curvature, gradient)
+
+
+def _anchor_scale(state: FitState, weight: float) -> torch.Tensor:
+    """(B,) weight times the anchor mask (0 where the start carries no information)."""
+    ones = torch.ones_like(state.global_orient[:, 0])
+    return weight * (ones if state.anchor_mask is None else state.anchor_mask.to(ones))
+
+
+@_form("orientation_anchor")
+def _orientation_anchor(lin, weight, context, grad, hess) -> None:
+    """``||R - R_start||_F^2``: residuals R - R_start (9), d R / d a_c = [J_l(a) e_c]_x R."""
+    columns, s = lin.group("global_orient"), lin.state
+    if columns is None:
+        return
+    rotation = axis_angle_to_matrix(s.global_orient)
+    residual = (rotation - axis_angle_to_matrix(s.init_global_orient)).flatten(1)  # (B, 9)
+    axes = so3_left_jacobian(s.global_orient).transpose(-1, -2)  # (B, 3c, 3)
+    jac = (skew_matrix(axes) @ rotation[:, None]).flatten(2).transpose(1, 2)  # (B, 9, 3c)
+    scale = _anchor_scale(s, weight).double()[:, None]
+    jac, residual = jac.double(), residual.double()
+    grad[:, columns] += 2.0 * scale * torch.einsum("brc,br->bc", jac, residual)
+    hess[:, columns, columns] += 2.0 * scale[..., None] * torch.einsum("brc,brd->bcd", jac, jac)
+
+
+_SMPL_JOINTS = slice(J.NUM_OPENPOSE_JOINTS, J.NUM_KEYPOINTS)
+
+
+@_form("depth_anchor")
+def _depth_anchor(lin, weight, context, grad, hess) -> None:
+    """Each GT joint's depth relative to the body's mean depth, held near the start's: linear
+    in the joints, so its residuals' Jacobian is the joints' depth rows minus their mean."""
+    s = lin.state
+    depth = s.joints[:, _SMPL_JOINTS, 2]
+    start = s.init_joints[:, _SMPL_JOINTS, 2]
+    residual = ((depth - depth.mean(1, keepdim=True)) - (start - start.mean(1, keepdim=True))).double()
+    rows = lin.joints_jacobian[:, _SMPL_JOINTS, 2]  # (B, 24, P)
+    jac = (rows - rows.mean(1, keepdim=True)).double()
+    scale = _anchor_scale(s, weight).double()[:, None]
+    grad += 2.0 * scale * torch.einsum("bkp,bk->bp", jac, residual)
+    hess += 2.0 * scale[..., None] * torch.einsum("bkp,bkq->bpq", jac, jac)
 
 
 # --------------------------------------------------------------------------- linearising a stage

@@ -237,7 +237,8 @@ class SMPLify(FittingMethod):
             joints, jac = joints_and_jacobian(self.body, moved, columns, flat.shape[1])
             state = self._state(moved, data, index, 0.0, body_stage, joints=joints)
             camera = camera_jacobian(joints + moved["transl"][:, None], data["focal"])
-            lin = Linearisation(state=state, columns=columns, projected_jacobian=camera @ jac, size=flat.shape[1])
+            lin = Linearisation(state=state, columns=columns, projected_jacobian=camera @ jac, size=flat.shape[1],
+                                joints_jacobian=jac)  # fmt: skip
             grad, hess = normal_equations(lin, weights, self.context)
             return self._objective_of(index, state), grad, hess
 

@@ -119,7 +119,8 @@ def _linearised(fitter, index, params, data, names):
         joints, jac = joints_and_jacobian(fitter.body, moved, columns, flat.shape[1])
         state = fitter._state(moved, data, index, 0.0, True, joints=joints)
         camera = camera_jacobian(joints + moved["transl"][:, None], data["focal"])
-        lin = Linearisation(state=state, columns=columns, projected_jacobian=camera @ jac, size=flat.shape[1])
+        lin = Linearisation(state=state, columns=columns, projected_jacobian=camera @ jac, size=flat.shape[1],
+                            joints_jacobian=jac)  # fmt: skip
         grad, hess = normal_equations(lin, [(n, w) for n, w, _ in fitter.stage_terms[index]], fitter.context)
     return flat, moved, grad, hess
 

@@ -169,11 +169,22 @@ def _shipped_recipe(config: FittingConfig) -> None:
         setattr(config, name, getattr(shipped, name))
 
 
+def _camera_stage_lm(iterations: int) -> Callable[[FittingConfig], None]:
+    """Change: the camera stage by the per-sample Levenberg-Marquardt solver (``optimizer: lm``)."""
+
+    def change(config: FittingConfig) -> None:
+        config.stages[0].optimizer = "lm"
+        config.stages[0].iterations = iterations
+
+    return change
+
+
 # name -> change of today's default FittingConfig() (the from_regressor recipe before this
 # benchmark: the library's defaults); "today" is that default itself.
 CANDIDATES: dict[str, Callable[[FittingConfig], None] | None] = {
     "today": None,
     "from_regressor recipe": _shipped_recipe,
+    "from_regressor recipe, camera stage lm 10": _all(_shipped_recipe, _camera_stage_lm(10)),
     "anchor 3000": _set_terms(pose_anchor=3000.0),
     "anchor 1000": _set_terms(pose_anchor=1000.0),
     "anchor 300": _set_terms(pose_anchor=300.0),

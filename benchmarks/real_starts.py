@@ -34,7 +34,7 @@ from spin_diff.data.keypoint_sets import make_problems, perturbed_start, write_k
 from spin_diff.data.real_poses import load_real_poses  # noqa: E402
 from spin_diff.evaluation.metrics import joint_errors  # noqa: E402
 from spin_diff.fitting.config import Config, FittingConfig  # noqa: E402
-from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR, regressor_start  # noqa: E402
+from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR, prior_for_start, regressor_start  # noqa: E402
 from spin_diff.fitting.multi_start import MultiStart  # noqa: E402
 from spin_diff.fitting.smplify import SMPLify, gmm_prior_for  # noqa: E402
 from spin_diff.geometry.rotations import matrix_to_axis_angle  # noqa: E402
@@ -174,6 +174,9 @@ def _shipped_recipe(config: FittingConfig) -> None:
 CANDIDATES: dict[str, Callable[[FittingConfig], None] | None] = {
     "today": None,
     "from_regressor recipe": _shipped_recipe,
+    # what spin-diff fit, cache build and eval --refine run from the bundled regressor
+    "from_regressor recipe + conditional prior": _all(_shipped_recipe,
+                                                      lambda c: prior_for_start(c, BUNDLED_KEYPOINT_REGRESSOR)),
     "anchor 3000": _set_terms(pose_anchor=3000.0),
     "anchor 1000": _set_terms(pose_anchor=1000.0),
     "anchor 300": _set_terms(pose_anchor=300.0),

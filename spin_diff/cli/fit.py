@@ -15,7 +15,7 @@ from spin_diff.apps.fit_photos import fit_images
 from spin_diff.body.model import load_body_from_config
 from spin_diff.cli.common import add_config_arguments, resolve_config
 from spin_diff.errors import BadInputError, MissingInputError
-from spin_diff.fitting.initialisation import default_init, resolve_init
+from spin_diff.fitting.initialisation import default_init, prior_for_start, resolve_init
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.recipes import recipe_path as shipped_recipe
 from spin_diff.utils.configs import save_config
@@ -121,6 +121,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.focal is not None:
         config.fitting.full_focal_length = args.focal
     regressor = resolve_init(init, model, images_available=True, device=config.device)
+    prior_for_start(config.fitting, init)
     fitter = SMPLify(model, config.fitting)
     report = fit_images(
         args.images, args.keypoints, args.out, model, fitter,

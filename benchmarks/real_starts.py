@@ -34,7 +34,7 @@ from spin_diff.data.keypoint_sets import make_problems, perturbed_start, write_k
 from spin_diff.data.real_poses import load_real_poses  # noqa: E402
 from spin_diff.evaluation.metrics import joint_errors  # noqa: E402
 from spin_diff.fitting.config import Config, FittingConfig  # noqa: E402
-from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR, regressor_start  # noqa: E402
+from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR, prior_for_start, regressor_start  # noqa: E402
 from spin_diff.fitting.multi_start import MultiStart  # noqa: E402
 from spin_diff.fitting.smplify import SMPLify, gmm_prior_for  # noqa: E402
 from spin_diff.geometry.rotations import matrix_to_axis_angle  # noqa: E402
@@ -185,6 +185,9 @@ CANDIDATES: dict[str, Callable[[FittingConfig], None] | None] = {
     "today": None,
     "from_regressor recipe": _shipped_recipe,
     "from_regressor recipe, camera stage lm 10": _all(_shipped_recipe, _camera_stage_lm(10)),
+    # what spin-diff fit, cache build and eval --refine run from the bundled regressor
+    "from_regressor recipe + conditional prior": _all(_shipped_recipe,
+                                                      lambda c: prior_for_start(c, BUNDLED_KEYPOINT_REGRESSOR)),
     "anchor 3000": _set_terms(pose_anchor=3000.0),
     "anchor 1000": _set_terms(pose_anchor=1000.0),
     "anchor 300": _set_terms(pose_anchor=300.0),
@@ -337,26 +340,31 @@ CANDIDATES: dict[str, Callable[[FittingConfig], None] | None] = {
 }
 
 
-def candidate_config(name: str) -> FittingConfig:
+def candidate_config(name: str, prior: str | None = None) -> FittingConfig:
+    """The candidate's FittingConfig; ``prior``: another diffusion prior checkpoint for it."""
     config = FittingConfig()
     change = CANDIDATES[name]
     if change is not None:
         change(config)
+    if prior is not None:
+        config.diffusion.checkpoint = prior
     return copy.deepcopy(config)
 
 
 def starts_for(body, regressor, problems, names, pose_sigma: float, seed: int):
-    """name -> (pose (B, 72) axis-angle, betas (B, 10), crop translation (B, 3) or None)."""
+    """name -> (pose (B, 72) axis-angle, betas (B, 10), crop translation (B, 3) or None, the
+    regressor's features (B, F) or None: what a conditional prior reads)."""
     count = problems.pose.shape[0]
     starts = {}
     if "regressor" in names:
         start = regressor_start(regressor, problems.keypoints.float(), body.num_betas)
-        starts["regressor"] = (matrix_to_axis_angle(start.rotmat).reshape(count, 72), start.betas, start.transl)
+        starts["regressor"] = (matrix_to_axis_angle(start.rotmat).reshape(count, 72), start.betas, start.transl,
+                               start.features)  # fmt: skip
     if "mean" in names:
         mean = matrix_to_axis_angle(body.mean_pose_rotmat(count)).reshape(count, 72)
-        starts["mean"] = (mean, torch.zeros_like(problems.betas), None)
+        starts["mean"] = (mean, torch.zeros_like(problems.betas), None, None)
     if "perturbed" in names:
-        starts["perturbed"] = perturbed_start(problems, seed=seed + 1, pose_sigma=pose_sigma)
+        starts["perturbed"] = (*perturbed_start(problems, seed=seed + 1, pose_sigma=pose_sigma), None)
     return starts
 
 
@@ -364,20 +372,21 @@ def fit_in_batches(fitter, keypoints, start, seeds, batch: int, every_start: boo
     """The fits (pose, betas) of every problem, ``batch`` people at a time (each with all its
     start hypotheses in the same batch), and the seconds taken. ``every_start``: the fits of
     every start, (K, N, ...), with their selection scores (K, N), instead of the chosen one."""
-    pose0, betas0, transl0 = start
+    pose0, betas0, transl0, features = start
     poses, betas, scores = [], [], []
     tic = time.perf_counter()
     for first in range(0, keypoints.shape[0], batch):
         rows = slice(first, first + batch)
         inputs = (keypoints[rows], pose0[rows], betas0[rows], None if transl0 is None else transl0[rows])
+        condition = None if features is None else features[rows]
         if every_start:
-            result = fitter.fit_all(*inputs, sample_seeds=seeds[rows])
+            result = fitter.fit_all(*inputs, sample_seeds=seeds[rows], condition=condition)
             count = len(fitter.names)
             scores.append(selection_parts(fitter, result).view(2, count, -1))
             poses.append(result.pose.view(count, -1, 72))
             betas.append(result.betas.view(count, -1, result.betas.shape[-1]))
         else:
-            result = fitter.fit(*inputs, sample_seeds=seeds[rows])
+            result = fitter.fit(*inputs, sample_seeds=seeds[rows], condition=condition)
             poses.append(result.pose)
             betas.append(result.betas)
     dim = 1 if every_start else 0
@@ -400,7 +409,7 @@ def selection_parts(multi: MultiStart, result) -> torch.Tensor:
 def hypotheses_section(body, problems, start, seeds, args, base: str) -> None:
     """What each start hypothesis buys: every start's fit alone, the best per person by the
     truth (an upper bound), and the choice without truth for several prior weights."""
-    config = candidate_config(base)
+    config = candidate_config(base, args.diffusion_prior)
     config.start_hypotheses = list(HYPOTHESES)
     multi = MultiStart(SMPLify(body, config))
     poses, betas, parts, seconds = fit_in_batches(multi, problems.keypoints, start, seeds, args.batch, True)
@@ -442,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also fit the regressor start with the start hypotheses under this candidate")
     parser.add_argument("--eval-file", metavar="DIR",
                         help="also write the problems as DIR/real_starts_<split>.npz for spin-diff eval --refine")
+    parser.add_argument("--diffusion-prior", metavar="CKPT",
+                        help="fit every candidate with this diffusion prior (a conditional one reads the regressor's "
+                        "features from the regressor start)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -471,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         before = joint_errors(body, start[0], start[1], problems.pose, problems.betas)
         pa0, mpjpe0 = float(before["pa_mpjpe"].mean()), float(before["mpjpe"].mean())
         for name in names:
-            fitter = MultiStart(SMPLify(body, candidate_config(name)))
+            fitter = MultiStart(SMPLify(body, candidate_config(name, args.diffusion_prior)))
             pose, betas, seconds = fit_in_batches(fitter, problems.keypoints, start, seeds, args.batch)
             after = joint_errors(body, pose, betas, problems.pose, problems.betas)
             pa, mpjpe = float(after["pa_mpjpe"].mean()), float(after["mpjpe"].mean())

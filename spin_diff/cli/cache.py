@@ -38,7 +38,7 @@ from spin_diff.data.spin_npz import (
     read_spin_npz,
 )
 from spin_diff.errors import BadInputError, MissingInputError
-from spin_diff.fitting.initialisation import default_init
+from spin_diff.fitting.initialisation import default_init, prior_for_start
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.utils.hashing import config_hash, file_sha256
 from spin_diff.utils.ranks import shard_from_environment
@@ -209,6 +209,7 @@ def run_build(args: argparse.Namespace) -> int:
         init = default_init(model)
         if init == "mean":  # the mean pose takes the library's default fitting, not the regressor recipe
             config = resolve_config(args)
+    prior_for_start(config.fitting, init)
     fitter = SMPLify(model, config.fitting)
     store = _open_writable_for(model, args.cache)
     report = build_fits(

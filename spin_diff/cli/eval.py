@@ -10,6 +10,7 @@ import torch
 
 from spin_diff.body.model import load_body_from_config, load_body_model
 from spin_diff.cli.common import add_config_arguments, regressor_recipe, resolve_config
+from spin_diff.fitting.initialisation import prior_for_start
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.evaluation.protocols import load_eval_set
 from spin_diff.evaluation.refine import parse_refinements
@@ -89,6 +90,7 @@ def run_eval(args: argparse.Namespace) -> int:
         prepare_output(args.out, ["per_sample.csv", "summary.json", "config.yaml"], replace=args.overwrite,
                        what="evaluation results")  # fmt: skip
     config = resolve_config(args, base=regressor_recipe(args.checkpoint is not None))
+    prior_for_start(config.fitting, args.checkpoint)
     evalset = load_eval_set(args.dataset, args.protocol)
     body = load_body_from_config(config)
     regressor = None

@@ -20,7 +20,7 @@ from spin_diff.cli.common import add_config_arguments, resolve_config
 from spin_diff.detect import BlazePose
 from spin_diff.errors import BadInputError, MissingInputError
 from spin_diff.fitting.images import StartOnly
-from spin_diff.fitting.initialisation import default_init, resolve_init
+from spin_diff.fitting.initialisation import default_init, prior_for_start, resolve_init
 from spin_diff.fitting.smplify import SMPLify
 from spin_diff.recipes import recipe_path as shipped_recipe
 from spin_diff.utils.configs import save_config
@@ -139,6 +139,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.no_optimise:
         config.fitting.start_hypotheses = []  # one start per person: the regressor's
     regressor = resolve_init(init, model, images_available=True, device=config.device)
+    prior_for_start(config.fitting, init)
     fitter = SMPLify(model, config.fitting)
     if args.no_optimise:
         fitter = StartOnly(fitter)

@@ -27,11 +27,29 @@ from spin_diff.geometry.cameras import weak_perspective_to_translation
 from spin_diff.models.checkpoints import load_regressor, peek_checkpoint
 from spin_diff.utils.checkpoints import CheckpointError
 
-__all__ = ["BUNDLED_KEYPOINT_REGRESSOR", "FitStart", "default_init", "regressor_start", "resolve_init"]
+__all__ = [
+    "BUNDLED_CONDITIONAL_PRIOR", "BUNDLED_KEYPOINT_REGRESSOR", "FitStart", "default_init",
+    "prior_for_start", "regressor_start", "resolve_init",
+]  # fmt: skip
 
 BUNDLED_KEYPOINT_REGRESSOR = (
     Path(__file__).resolve().parent.parent / "models" / "assets" / "keypoint_regressor.pt"
 )
+# The diffusion prior conditioned on the bundled regressor's features (ScoreHMR's design),
+# trained by scripts/train_conditional_prior.py (models/assets/PROVENANCE.md)
+BUNDLED_CONDITIONAL_PRIOR = BUNDLED_KEYPOINT_REGRESSOR.with_name("keypoint_regressor_prior.pt")
+
+
+def prior_for_start(fitting, init: str | Path | None) -> None:
+    """Point ``fitting.diffusion.checkpoint`` at :data:`BUNDLED_CONDITIONAL_PRIOR` when the fit
+    starts from the bundled regressor (``--init regressor`` or its file) and no prior was
+    chosen: the fits then read the regressor's features (the term and guided refinement). Any
+    other start keeps the unconditional prior. In place; returns nothing."""
+    if init is None or fitting.diffusion.checkpoint is not None or not BUNDLED_CONDITIONAL_PRIOR.is_file():
+        return
+    bundled = str(init) == "regressor" or Path(init).resolve() == BUNDLED_KEYPOINT_REGRESSOR.resolve()
+    if bundled:
+        fitting.diffusion.checkpoint = str(BUNDLED_CONDITIONAL_PRIOR)
 
 
 def default_init(body) -> str:

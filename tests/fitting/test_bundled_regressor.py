@@ -85,6 +85,12 @@ def test_default_fit_on_synthetic_people_beats_the_mean_pose_start(model, tmp_pa
     params = [json.loads((out / stem / "person_00" / "params.json").read_text()) for stem in stems]
     assert all(p["init"] == "regressor" and p["recipe"] == "from_regressor" for p in params)
     assert all(p["start_hypothesis"] == "given" for p in params)  # the recipe tries no other start
+    import yaml
+
+    from spin_diff.fitting.initialisation import BUNDLED_CONDITIONAL_PRIOR
+
+    saved = yaml.safe_load((out / "config.yaml").read_text())["fitting"]
+    assert saved["diffusion"]["checkpoint"] == str(BUNDLED_CONDITIONAL_PRIOR)  # its conditioned prior
     gt_pose = torch.tensor(data["pose"], dtype=torch.float32)
     gt_betas = torch.tensor(data["shape"], dtype=torch.float32)
     pose = torch.tensor([p["pose"] for p in params], dtype=torch.float32)
@@ -92,3 +98,27 @@ def test_default_fit_on_synthetic_people_beats_the_mean_pose_start(model, tmp_pa
     fitted = joint_errors(model, pose, betas, gt_pose, gt_betas)["pa_mpjpe"]
     mean = joint_errors(model, model.mean_pose_rotmat(6), torch.zeros_like(gt_betas), gt_pose, gt_betas)["pa_mpjpe"]
     assert fitted.mean() <= 0.7 * mean.mean(), (float(fitted.mean()), float(mean.mean()))
+
+
+def test_the_conditional_prior_is_for_the_bundled_regressor_only(model, regressor):
+    """Conditioned on this regressor's features (its hash recorded), and chosen only for a fit
+    from it: another start, or a prior the user names, keeps its own."""
+    from spin_diff.diffusion.model import load_diffusion_prior
+    from spin_diff.fitting.conditioning import check_regressor
+    from spin_diff.fitting.config import FittingConfig
+    from spin_diff.fitting.initialisation import BUNDLED_CONDITIONAL_PRIOR, prior_for_start
+
+    prior = load_diffusion_prior(BUNDLED_CONDITIONAL_PRIOR)
+    assert prior.config.denoiser.cond_dim == regressor.encoder.feature_dim
+    check_regressor(prior, regressor, BUNDLED_KEYPOINT_REGRESSOR)  # raises for another regressor's features
+    chosen = {}
+    for init in ("regressor", str(BUNDLED_KEYPOINT_REGRESSOR), "mean", "other.pt"):
+        config = FittingConfig()
+        prior_for_start(config, init)
+        chosen[init] = config.diffusion.checkpoint
+    assert chosen["regressor"] == chosen[str(BUNDLED_KEYPOINT_REGRESSOR)] == str(BUNDLED_CONDITIONAL_PRIOR)
+    assert chosen["mean"] is None and chosen["other.pt"] is None
+    named = FittingConfig()
+    named.diffusion.checkpoint = "mine.pt"
+    prior_for_start(named, "regressor")
+    assert named.diffusion.checkpoint == "mine.pt"

@@ -18,8 +18,8 @@ pretrained regressor; this one never saw 3D). Phase 2, per row and seed, from th
      ``spin-diff prior train --features-from`` on the warm start's features; in the loop the
      network's own features are fed, drifting from the warm start's as it trains)
   g  as c, with the ``objective`` keep rule (stored and new fits compared, and thresholded, by
-     reprojection plus the body stage's prior energies; ``spin_diff.fitting.keep``); opt-in:
-     ``--rows abcdefg``
+     reprojection plus the body stage's prior energies; ``spin_diff.fitting.keep``); h, i: g
+     with the threshold at 200 and 400 (it bounds the total there); opt-in: ``--rows abcdefghi``
 
 Each trained regressor is evaluated alone and with the test-time refinement rows (SMPLify,
 + term, guided). Also printed: the store's fits (share under SPIN's threshold, mean score),
@@ -60,6 +60,9 @@ ROWS = {
     "e": ("ground-truth supervised (bound)", ["fitting.in_loop=false"]),
     "f": ("in-loop, GMM + feature-conditioned term", ["fitting.prior=gmm+diffusion"]),
     "g": ("in-loop, GMM + diffusion term, objective keep rule", ["fitting.prior=gmm+diffusion", "fitting.keep=objective"]),
+    # the objective rule's threshold bounds reprojection + priors, so SPIN's 100 supervises fewer fits
+    "h": ("as g, threshold 200", ["fitting.prior=gmm+diffusion", "fitting.keep=objective", "fitting.threshold=200"]),
+    "i": ("as g, threshold 400", ["fitting.prior=gmm+diffusion", "fitting.keep=objective", "fitting.threshold=400"]),
 }
 REFINE = ("none", "smplify", "term", "guided")
 # The bundled regressor's network (scripts/train_bundled_keypoint_regressor.py)
@@ -318,7 +321,7 @@ def report(args, results: dict) -> str:
                          f"{t['smplify']['pa_mpjpe']:>12.1f} {t['term']['pa_mpjpe']:>12.1f} {t['guided']['pa_mpjpe']:>12.1f}")  # fmt: skip
     lines.append("")
     for better, worse, target in (("b", "a", 10.0), ("c", "b", 5.0), ("f", "b", 5.0), ("d", "b", 5.0), ("f", "c", 0.0),
-                                 ("g", "b", 5.0), ("g", "c", 0.0)):
+                                 ("g", "b", 5.0), ("g", "c", 0.0), ("h", "c", 0.0), ("i", "c", 0.0)):
         if better in means and worse in means:
             gain = 100 * (means[worse] - means[better]) / means[worse]
             verdict = f" (target >= {target:g}%: {'met' if gain >= target else 'missed'})" if target else ""

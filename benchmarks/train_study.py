@@ -19,7 +19,11 @@ pretrained regressor; this one never saw 3D). Phase 2, per row and seed, from th
      network's own features are fed, drifting from the warm start's as it trains)
   g  as c, with the ``objective`` keep rule (stored and new fits compared, and thresholded, by
      reprojection plus the body stage's prior energies; ``spin_diff.fitting.keep``); h, i: g
-     with the threshold at 200 and 400 (it bounds the total there); opt-in: ``--rows abcdefghi``
+     with the threshold at 200 and 400 (it bounds the total there)
+  k  as f, the features from a frozen copy of the starting network in eval mode
+     (``fitting.condition_features: frozen``): the features the prior was trained on, so the
+     prior's input never drifts while the network trains
+  (g-k are opt-in: ``--rows abcdefghik``)
 
 Each trained regressor is evaluated alone and with the test-time refinement rows (SMPLify,
 + term, guided). Also printed: the store's fits (share under SPIN's threshold, mean score),
@@ -63,7 +67,9 @@ ROWS = {
     # the objective rule's threshold bounds reprojection + priors, so SPIN's 100 supervises fewer fits
     "h": ("as g, threshold 200", ["fitting.prior=gmm+diffusion", "fitting.keep=objective", "fitting.threshold=200"]),
     "i": ("as g, threshold 400", ["fitting.prior=gmm+diffusion", "fitting.keep=objective", "fitting.threshold=400"]),
+    "k": ("as f, features of the frozen start", ["fitting.prior=gmm+diffusion", "fitting.condition_features=frozen"]),
 }
+CONDITIONED = "fk"  # rows whose term reads the conditional prior trained on the start's features
 REFINE = ("none", "smplify", "term", "guided")
 # The bundled regressor's network (scripts/train_bundled_keypoint_regressor.py)
 MODEL = ["model.input=keypoints", "model.keypoints.hidden=384", "model.keypoints.feature_dim=384",
@@ -147,7 +153,7 @@ def plan(args, out: Path, data: dict[str, Path]) -> list[Job]:
                                   "--set", f"validate_every={args.warm_steps}", "--set", f"seed={args.warm_seed}"),
                 warm / "last.pt")]  # fmt: skip
     prior = out / "conditional_prior"
-    if "f" in args.rows:
+    if set(CONDITIONED) & set(args.rows):
         command = spin_diff("prior", "train", "--poses", str(data["prior_pairs"]), "--out", str(prior),
                             "--features-from", str(warm / "last.pt"), "--quiet", "--set", f"steps={args.prior_steps}",
                             "--set", "threads=1", *settings(PRIOR))  # fmt: skip
@@ -160,7 +166,7 @@ def plan(args, out: Path, data: dict[str, Path]) -> list[Job]:
             if row == "d":
                 extra += ["--set", f"fitting.diffusion.guided.loops={args.guided_loops}"]
             needs = ["warm"]
-            if row == "f":
+            if row in CONDITIONED:
                 extra += ["--set", f"fitting.diffusion.checkpoint={prior / 'prior.pt'}"]
                 needs.append("conditional prior")
             command = spin_diff("train", "--dataset", str(dataset), "--out", str(run), "--pretrained", str(warm / "last.pt"),
@@ -168,7 +174,7 @@ def plan(args, out: Path, data: dict[str, Path]) -> list[Job]:
                                 "--set", f"validate_every={max(1, args.steps // 4)}")  # fmt: skip
             jobs.append(Job(f"train {row} seed {seed}", command, run / "last.pt", needs=needs))
             jobs.append(eval_job(f"eval {row} seed {seed}", run / "last.pt", data["test"], out / "eval" / f"{row}_seed{seed}",
-                                 [f"train {row} seed {seed}"], prior / "prior.pt" if row == "f" else None))  # fmt: skip
+                                 [f"train {row} seed {seed}"], prior / "prior.pt" if row in CONDITIONED else None))  # fmt: skip
     jobs.append(eval_job("eval warm start", warm / "last.pt", data["test"], out / "eval" / "warm", ["warm"], None))
     from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR
 
@@ -183,7 +189,7 @@ def plan(args, out: Path, data: dict[str, Path]) -> list[Job]:
 def eval_job(name: str, checkpoint: Path, dataset: Path, folder: Path, needs: list[str], prior: Path | None) -> Job:
     command = spin_diff("eval", "--checkpoint", str(checkpoint), "--dataset", str(dataset), "--threads", "1", "--quiet",
                         "--refine", ",".join(REFINE), "--out", str(folder))  # fmt: skip
-    if prior is not None:  # row f: its refinement rows use the conditional prior with the regressor's features
+    if prior is not None:  # rows f, k: their refinement rows use the conditional prior with the regressor's features
         command += ["--set", f"fitting.diffusion.checkpoint={prior}", "--set", "fitting.diffusion.regressor_check=size"]
     return Job(name, command, folder / "summary.json", needs=needs)
 
@@ -321,7 +327,8 @@ def report(args, results: dict) -> str:
                          f"{t['smplify']['pa_mpjpe']:>12.1f} {t['term']['pa_mpjpe']:>12.1f} {t['guided']['pa_mpjpe']:>12.1f}")  # fmt: skip
     lines.append("")
     for better, worse, target in (("b", "a", 10.0), ("c", "b", 5.0), ("f", "b", 5.0), ("d", "b", 5.0), ("f", "c", 0.0),
-                                 ("g", "b", 5.0), ("g", "c", 0.0), ("h", "c", 0.0), ("i", "c", 0.0)):
+                                 ("g", "b", 5.0), ("g", "c", 0.0), ("h", "c", 0.0), ("i", "c", 0.0), ("k", "b", 5.0),
+                                 ("k", "f", 0.0)):  # fmt: skip
         if better in means and worse in means:
             gain = 100 * (means[worse] - means[better]) / means[worse]
             verdict = f" (target >= {target:g}%: {'met' if gain >= target else 'missed'})" if target else ""

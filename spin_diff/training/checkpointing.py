@@ -60,9 +60,11 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 def save_training_checkpoint(path: Path, model, body, *, optimizer, scaler, scheduler, step: int, epoch: int,
                              batch_in_epoch: int, train_config: dict, hashes: dict[str, str | None],
-                             best_validation: dict | None = None) -> Path:  # fmt: skip
+                             best_validation: dict | None = None, condition_network: dict | None = None) -> Path:  # fmt: skip
     """Write the model and the training state to ``path`` (atomically). ``best_validation``:
-    the run's best validation so far (``pa_mpjpe``, ``step``), so a resumed run keeps ``best.pt``'s rule."""
+    the run's best validation so far (``pa_mpjpe``, ``step``), so a resumed run keeps ``best.pt``'s rule;
+    ``condition_network``: the state dict of the frozen network whose features condition the prior, if any."""
+    extra = {} if condition_network is None else {"condition_network": condition_network}
     return save_regressor(
         model, path, body,
         optimizer=optimizer.state_dict(),
@@ -70,7 +72,7 @@ def save_training_checkpoint(path: Path, model, body, *, optimizer, scaler, sche
         scheduler=scheduler.state_dict() if scheduler is not None else None,
         step=int(step), epoch=int(epoch), batch_in_epoch=int(batch_in_epoch),
         rng=rng_state(), train_config=train_config, hashes=hashes,
-        best_validation=dict(best_validation or {}),
+        best_validation=dict(best_validation or {}), **extra,
     )  # fmt: skip
 
 

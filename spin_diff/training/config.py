@@ -47,6 +47,11 @@ class InLoopFittingConfig(FittingConfig):
     keep: Literal["reprojection", "objective"] = "reprojection"
     plausibility_gate: float | None = None  # a fit with GMM energy above it neither replaces nor supervises
     beta_limit: float = 3.0  # fits with any |beta| above it give no shape supervision (SPIN)
+    # a conditional diffusion prior's features in the loop: those of the network being trained
+    # (drifting from the regressor the prior was trained on), or of a frozen copy in eval mode,
+    # the starting network throughout (condition_refresh_every: 0) or re-copied every N steps
+    condition_features: Literal["network", "frozen"] = "network"
+    condition_refresh_every: int = 0
     stages: list[StageConfig] = field(default_factory=spin_stages)
 
 

@@ -33,7 +33,7 @@ from spin_diff.training.frames import root_joint, to_canonical
 from spin_diff.training.supervision import Supervision, choose_supervision
 from spin_diff.utils.seeds import mix64, seed_from_text
 
-__all__ = ["Prediction", "StepParts", "train_step", "regress", "score_stored_fits", "fit_from_prediction", "supervise",
+__all__ = ["Prediction", "StepParts", "train_step", "regress", "condition_features", "score_stored_fits", "fit_from_prediction", "supervise",
            "canonical_updates", "spin_losses"]  # fmt: skip
 
 _GROUND_TRUTH = int(Source.GROUND_TRUTH)
@@ -72,6 +72,8 @@ def train_step(run, batch: dict[str, torch.Tensor]) -> StepParts:
     config = run.config
     stored_score = score_stored_fits(run.fitter, batch, run.keep)
     prediction = regress(run, batch)
+    if run.condition_network is not None:  # fitting.condition_features: frozen
+        prediction.features = condition_features(run, batch)
     fit = fit_from_prediction(run.fitter, prediction, batch, run.dataset_names) if config.fitting.in_loop else None
     targets = supervise(batch, stored_score, prediction, fit, config.fitting, run.keep)
     updates = canonical_updates(run.fitter, batch, fit, targets, run.keep)
@@ -134,6 +136,14 @@ def regress(run, batch) -> Prediction:
     centre = torch.full_like(transl[:, :2], fitting.crop_size / 2.0)
     keypoints_2d = perspective_projection(joints, transl, focal_length=fitting.focal_length, camera_center=centre)
     return Prediction(rotmat, betas, cam, transl, joints, keypoints_2d, finite, out.features.float())
+
+
+def condition_features(run, batch) -> torch.Tensor:
+    """(B, F) encoder features of the frozen conditioning network (eval mode, no gradient), float32:
+    what ``spin-diff prior train --features-from`` trained a conditional prior on."""
+    inputs = batch["images"] if run.model_input == "image" else batch["keypoints"]
+    with torch.no_grad(), torch.autocast(run.device.type, enabled=run.amp):
+        return run.condition_network.encoder(inputs).float()
 
 
 def batch_seeds(batch, names: list[str]) -> torch.Tensor:

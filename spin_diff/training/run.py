@@ -14,6 +14,7 @@ so ``--resume`` continues with exactly the batches an uninterrupted run would ha
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import logging
@@ -52,7 +53,7 @@ from spin_diff.training.checkpointing import (
     restore_rng_state,
     save_training_checkpoint,
 )
-from spin_diff.training.config import TrainConfig, effective_fitting_config, scoring_config
+from spin_diff.training.config import InLoopFittingConfig, TrainConfig, effective_fitting_config, scoring_config
 from spin_diff.training.datasets import DatasetEntry, SpinDataset, TrainingData, collate_identity
 from spin_diff.training.fit_updates import FitWriter
 from spin_diff.training.logs import RunLog
@@ -103,6 +104,7 @@ class Run:
     amp: bool
     dataset_names: list[str] = dataclasses.field(default_factory=list)  # keys of the fits' seeds
     keep: KeepRule = dataclasses.field(default_factory=KeepRule)  # which of stored and new fit wins
+    condition_network: torch.nn.Module | None = None  # frozen copy whose features condition the prior
 
 
 def _prior_hashes(fitting: FittingConfig, body) -> dict[str, str | None]:
@@ -177,6 +179,50 @@ def _check_conditional_prior(fitter: SMPLify, model, pretrained: Path | None, re
             "--set fitting.diffusion.regressor_check=size"
         )
     check_regressor(prior, model, pretrained, check)
+
+
+def _condition_network(config: TrainConfig, fitter: SMPLify, model, state: dict | None):
+    """The frozen copy of the network whose features condition the prior in the loop
+    (``fitting.condition_features: frozen``), or None where the network's own features do.
+
+    The copy runs in eval mode (no dropout) without gradients: the features the prior was
+    trained on (``spin-diff prior train --features-from``) are the starting network's in eval
+    mode, and the copy keeps them so; ``condition_refresh_every: N`` re-copies the trained
+    network every N steps. A resumed run takes the copy saved in its checkpoint."""
+    fitting = config.fitting
+    if fitting.condition_refresh_every < 0:
+        raise BadInputError(
+            f"fitting.condition_refresh_every={fitting.condition_refresh_every}: give the steps between copies "
+            "of the network, or 0 for the starting network throughout"
+        )
+    prior = fitter.context.extras.get("diffusion_prior")
+    conditional = prior is not None and bool(prior.config.denoiser.cond_dim)
+    if fitting.condition_features != "frozen" or not fitting.in_loop:
+        return None
+    if not conditional:
+        raise BadInputError(
+            "fitting.condition_features=frozen: the loop's diffusion prior is not conditioned on features; "
+            "name a conditional one (fitting.diffusion.checkpoint) or leave condition_features at network"
+        )
+    copy_ = copy.deepcopy(model).eval().requires_grad_(False)
+    if state is not None:
+        saved = state.get("condition_network")
+        if saved is None:
+            raise CheckpointError(
+                "--resume: the checkpoint holds no frozen conditioning network (it was written with "
+                "fitting.condition_features=network); resume with that setting"
+            )
+        copy_.load_state_dict(saved)
+    return copy_
+
+
+def _cpu_state(module: torch.nn.Module) -> dict:
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def refresh_due(fitting: InLoopFittingConfig, step: int) -> bool:
+    """Whether the frozen conditioning network is re-copied after ``step`` steps."""
+    return fitting.condition_refresh_every > 0 and step % fitting.condition_refresh_every == 0
 
 
 def _check_resume_config(saved: dict, config: TrainConfig) -> None:
@@ -341,6 +387,7 @@ def train(
     fitting = effective_fitting_config(config.fitting)
     fitter = SMPLify(body, fitting if config.fitting.in_loop else scoring_config(fitting))
     _check_conditional_prior(fitter, model, pretrained, resumed=state is not None)
+    condition_network = _condition_network(config, fitter, model, state)
     keep = KeepRule.of_stages(fitting, body, config.fitting.keep, config.fitting.plausibility_gate, fitter.context.gmm)
     if writer_store is not None:  # refuses, before any write, a store scored under another rule
         writer_store.claim_score_rule(keep.description())
@@ -389,7 +436,7 @@ def train(
     if context.is_main:
         save_config(config, run_dir / "config.yaml")
     run = Run(config, device, body, network, config.model.input, fitter, optimizer, scaler, scheduler, amp, data.names,
-              keep)  # fmt: skip
+              keep, condition_network)  # fmt: skip
     runlog = RunLog(run_dir, config.summary_every, total_steps, step, context.is_main, progress,
                     reduce=lambda sums: D.all_reduce_sum(context, sums), world_size=context.world_size)  # fmt: skip
     indices_file = _open_indices(run_dir, context) if config.log_indices else None
@@ -400,6 +447,7 @@ def train(
             path, model, body, optimizer=optimizer, scaler=scaler, scheduler=scheduler,
             step=step, epoch=epoch, batch_in_epoch=batch_in_epoch,
             train_config=config_to_dict(config), hashes=hashes, best_validation=best,
+            condition_network=_cpu_state(condition_network) if condition_network is not None else None,
         )  # fmt: skip
 
     def checkpoint(periodic: bool = False) -> Path:
@@ -440,6 +488,8 @@ def train(
                     if fit_writer is not None:
                         fit_writer.submit(gathered, step)
                     step += 1
+                    if condition_network is not None and refresh_due(config.fitting, step):
+                        condition_network.load_state_dict(model.state_dict())
                     batch_in_epoch = int(batch["batch"]) + 1
                     runlog.add(parts, fits=len(batch["index"]) * context.world_size)
                     runlog.advance()

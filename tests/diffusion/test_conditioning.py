@@ -321,3 +321,81 @@ def test_cache_build_from_a_regressor_fits_with_its_features(setup, tmp_path, ca
     torch.testing.assert_close(seen[0], expected_features(setup, slice(0, 3)), atol=1e-5, rtol=0)
     assert main([*common, "--init", str(setup["other"]), "--cache", str(tmp_path / "other")]) == 2
     assert "was conditioned on the features of" in capsys.readouterr().err
+
+
+# ------------------------------------------- the loop's features: the trained network or a frozen copy
+def record_fits(monkeypatch) -> list:
+    """(keypoints, condition) of each SMPLify fit from now on (the real fit still runs)."""
+    from spin_diff.fitting.smplify import SMPLify
+
+    seen = []
+    real_fit = SMPLify.fit
+
+    def recording_fit(self, keypoints, *args, condition=None, **kwargs):
+        seen.append((keypoints.detach().clone(), None if condition is None else condition.detach().clone()))
+        return real_fit(self, keypoints, *args, condition=condition, **kwargs)
+
+    monkeypatch.setattr(SMPLify, "fit", recording_fit)
+    return seen
+
+
+def encoder_features(checkpoint, keypoints):
+    from spin_diff.models.checkpoints import load_regressor
+
+    with torch.no_grad():
+        return load_regressor(checkpoint).eval().encoder(keypoints)
+
+
+def train_in_loop(setup, out, steps, features, refresh=0, resume=False):
+    command = ["train", "--dataset", str(setup["npz"]), "--out", str(out), "--quiet", "--threads", "1",
+               *(["--resume"] if resume else ["--pretrained", str(setup["checkpoint"])]),
+               "--set", "model.input=keypoints", "--set", "data.batch_size=4", "--set", f"max_steps={steps}",
+               "--set", "optim.lr=1e-2", "--set", "epochs=10", "--set", "checkpoint_every=1000",
+               "--set", "fitting.prior=gmm+diffusion",
+               "--set", f"fitting.diffusion.checkpoint={setup['prior']}", "--set", "fitting.stages.0.iterations=2",
+               "--set", "fitting.stages.1.iterations=2", "--set", f"fitting.condition_features={features}",
+               "--set", f"fitting.condition_refresh_every={refresh}"]  # fmt: skip
+    return main(command)
+
+
+def test_a_frozen_copy_conditions_the_loops_prior_with_the_starting_networks_features(setup, tmp_path, monkeypatch):
+    seen = record_fits(monkeypatch)
+    assert train_in_loop(setup, tmp_path / "frozen", 2, "frozen") == 0
+    assert train_in_loop(setup, tmp_path / "frozen", 3, "frozen", resume=True) == 0  # the copy survives a resume
+    assert len(seen) == 3
+    for keypoints, condition in seen:  # every step, the start's eval-mode encoder, not the trained network's
+        torch.testing.assert_close(condition, encoder_features(setup["checkpoint"], keypoints), atol=1e-5, rtol=0)
+    trained = encoder_features(tmp_path / "frozen" / "last.pt", seen[-1][0])
+    assert (trained - seen[-1][1]).abs().max() > 1e-3  # the network did move away from its start
+
+    seen.clear()  # the network's own features (train mode, drifting): the start's only at step 1, up to dropout
+    assert train_in_loop(setup, tmp_path / "network", 3, "network") == 0
+    keypoints, condition = seen[-1]
+    assert (condition - encoder_features(setup["checkpoint"], keypoints)).abs().max() > 1e-3
+
+
+def test_a_refreshed_copy_is_the_network_of_its_last_refresh_also_after_a_resume(setup, tmp_path, monkeypatch):
+    seen = record_fits(monkeypatch)
+    assert train_in_loop(setup, tmp_path / "run", 2, "frozen", refresh=2) == 0  # refreshed after step 2
+    at_refresh = tmp_path / "at_refresh.pt"
+    at_refresh.write_bytes((tmp_path / "run" / "last.pt").read_bytes())
+    assert train_in_loop(setup, tmp_path / "run", 4, "frozen", refresh=2, resume=True) == 0
+    assert len(seen) == 4
+    for keypoints, condition in seen[:2]:
+        torch.testing.assert_close(condition, encoder_features(setup["checkpoint"], keypoints), atol=1e-5, rtol=0)
+    for keypoints, condition in seen[2:]:  # steps 3 and 4: the network as it was after step 2
+        torch.testing.assert_close(condition, encoder_features(at_refresh, keypoints), atol=1e-5, rtol=0)
+
+
+def test_a_frozen_copy_needs_a_conditional_prior_and_a_resume_needs_the_saved_copy(setup, tmp_path, capsys):
+    bad = ["train", "--dataset", str(setup["npz"]), "--out", str(tmp_path / "bad"), "--quiet",
+           "--pretrained", str(setup["checkpoint"]), "--set", "model.input=keypoints", "--set", "data.batch_size=4", "--set", "max_steps=1",
+           "--set", "fitting.prior=gmm",
+           "--set", "fitting.condition_features=frozen"]  # fmt: skip
+    assert main(bad) == 2
+    assert "is not conditioned on features" in capsys.readouterr().err
+    assert main([*bad[:-2], "--set", "fitting.condition_refresh_every=-1"]) == 2
+    assert "condition_refresh_every=-1" in capsys.readouterr().err
+    assert train_in_loop(setup, tmp_path / "run", 1, "network") == 0
+    assert train_in_loop(setup, tmp_path / "run", 2, "frozen", resume=True) == 2
+    assert "holds no frozen conditioning network" in capsys.readouterr().err

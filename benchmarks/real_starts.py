@@ -35,7 +35,7 @@ from spin_diff.data.real_poses import load_real_poses  # noqa: E402
 from spin_diff.evaluation.metrics import joint_errors  # noqa: E402
 from spin_diff.fitting.config import Config, FittingConfig  # noqa: E402
 from spin_diff.fitting.initialisation import BUNDLED_KEYPOINT_REGRESSOR, prior_for_start, regressor_start  # noqa: E402
-from spin_diff.fitting.multi_start import MultiStart  # noqa: E402
+from spin_diff.fitting.multi_start import DEPTH_FLIPS, MultiStart  # noqa: E402
 from spin_diff.fitting.smplify import SMPLify, gmm_prior_for  # noqa: E402
 from spin_diff.geometry.rotations import matrix_to_axis_angle  # noqa: E402
 from spin_diff.models.checkpoints import load_regressor  # noqa: E402
@@ -410,7 +410,7 @@ def hypotheses_section(body, problems, start, seeds, args, base: str) -> None:
     """What each start hypothesis buys: every start's fit alone, the best per person by the
     truth (an upper bound), and the choice without truth for several prior weights."""
     config = candidate_config(base, args.diffusion_prior)
-    config.start_hypotheses = list(HYPOTHESES)
+    config.start_hypotheses = list(args.hypothesis_names)
     multi = MultiStart(SMPLify(body, config))
     poses, betas, parts, seconds = fit_in_batches(multi, problems.keypoints, start, seeds, args.batch, True)
     count, n = poses.shape[:2]
@@ -449,6 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pose-sigma", type=float, default=0.12, help="rad per joint of the perturbed start")
     parser.add_argument("--hypotheses", metavar="CANDIDATE",
                         help="also fit the regressor start with the start hypotheses under this candidate")
+    parser.add_argument("--hypothesis-names", default=",".join(HYPOTHESES),
+                        help="the start hypotheses of --hypotheses, comma-separated (spin_diff.fitting.multi_start: "
+                        "flipped, mean_pose, the joint tweaks, the depth flips flip_<side>_<bone>, or depth_flips "
+                        "for all twelve)")
     parser.add_argument("--eval-file", metavar="DIR",
                         help="also write the problems as DIR/real_starts_<split>.npz for spin-diff eval --refine")
     parser.add_argument("--diffusion-prior", metavar="CKPT",
@@ -456,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
                         "features from the regressor start)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    args.hypothesis_names = [n for part in args.hypothesis_names.split(",") if part
+                             for n in (DEPTH_FLIPS if part == "depth_flips" else [part])]  # fmt: skip
     torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.candidates.split(";") if n.strip()]
     unknown = [n for n in names if n not in CANDIDATES]

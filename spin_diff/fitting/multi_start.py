@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from spin_diff.body.joints import SMPL_JOINT_NAMES
+from spin_diff.body.joints import SMPL_JOINT_NAMES, SMPL_PARENTS
 from spin_diff.body.model import pose_to_rotmat
 from spin_diff.errors import BadInputError
 from spin_diff.fitting.base import FitResult, Fitter
@@ -38,6 +38,22 @@ START_HYPOTHESES: dict[str, dict[str, tuple[float, float, float]]] = {
 }  # fmt: skip
 
 
+# Depth flips of a limb (Taylor's ambiguity: a bone's image fixes its depth up to sign). Each
+# names a chain (the joint that turns the first bone, the joint that turns the second, the end
+# joint) and which of the two bones has the sign of its depth (its camera z) flipped, the other
+# keeping its direction in the camera frame, so the start's 2D joints stay where they were. A
+# regressor trained on common poses puts an arm seen from behind in front of the body, as a
+# hand held at a bar behind the neck projects to the same pixels.
+_ARM = {"left": ("left_shoulder", "left_elbow", "left_wrist"), "right": ("right_shoulder", "right_elbow", "right_wrist")}
+_LEG = {"left": ("left_hip", "left_knee", "left_ankle"), "right": ("right_hip", "right_knee", "right_ankle")}
+DEPTH_FLIPS: dict[str, tuple[tuple[str, str, str], tuple[bool, bool]]] = {
+    f"flip_{side}_{part}": (chains[side], flips)
+    for chains, parts in ((_ARM, ("upper_arm", "forearm", "arm")), (_LEG, ("thigh", "shin", "leg")))
+    for side in ("left", "right")
+    for part, flips in zip(parts, ((True, False), (False, True), (True, True)))
+}
+
+
 # Other whole starts for the same person, beside the joint tweaks above:
 #   flipped: the given start turned 180 degrees about the camera's vertical axis (a regressor's
 #     front/back mistake; SMPLify-X tries it in its camera stage, here the whole fit runs);
@@ -48,18 +64,21 @@ _HALF_TURN_ABOUT_Y = (0.0, torch.pi, 0.0)
 
 
 def hypothesis_starts(
-    init_pose: torch.Tensor, names: Sequence[str], mean_pose: torch.Tensor | None = None
-) -> torch.Tensor:
+    init_pose: torch.Tensor, names: Sequence[str], mean_pose: torch.Tensor | None = None,
+    rest_joints: torch.Tensor | None = None,
+) -> torch.Tensor:  # fmt: skip
     """(K, B, 24, 3, 3): the start ``init_pose`` (B, 24, 3, 3), then one start per name: the
-    start with that hypothesis' joints replaced, or one of :data:`OTHER_STARTS` (``mean_pose``
-    needs ``mean_pose`` (B, 24, 3, 3))."""
-    unknown = [n for n in names if n not in START_HYPOTHESES and n not in OTHER_STARTS]
+    start with that hypothesis' joints replaced, one of :data:`OTHER_STARTS` (``mean_pose``
+    needs ``mean_pose`` (B, 24, 3, 3)) or a limb's depth flip (:data:`DEPTH_FLIPS`; needs the
+    body model's ``rest_joints`` (24, 3) for the bones' directions)."""
+    known = [*START_HYPOTHESES, *OTHER_STARTS, *DEPTH_FLIPS]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise BadInputError(
-            f"fitting.start_hypotheses: unknown {unknown}; known: {sorted(START_HYPOTHESES) + list(OTHER_STARTS)}"
-        )
+        raise BadInputError(f"fitting.start_hypotheses: unknown {unknown}; known: {known}")
     if "mean_pose" in names and mean_pose is None:
         raise BadInputError("the mean_pose start hypothesis needs the body model's mean pose (mean_pose=...)")
+    if any(n in DEPTH_FLIPS for n in names) and rest_joints is None:
+        raise BadInputError("a depth-flip start hypothesis needs the body model's rest joints (rest_joints=...)")
     starts = [init_pose]
     for name in names:
         pose = init_pose.clone()
@@ -68,11 +87,66 @@ def hypothesis_starts(
             pose[:, 0] = turn @ pose[:, 0]
         elif name == "mean_pose":
             pose = mean_pose.to(pose).expand_as(pose).clone()
+        elif name in DEPTH_FLIPS:
+            chain, flips = DEPTH_FLIPS[name]
+            pose = depth_flipped(pose, [SMPL_JOINT_NAMES.index(j) for j in chain], flips, rest_joints.to(pose))
         else:
             for joint, rotation in START_HYPOTHESES[name].items():
                 pose[:, SMPL_JOINT_NAMES.index(joint)] = axis_angle_to_matrix(torch.tensor(rotation)).to(pose)
         starts.append(pose)
     return torch.stack(starts)
+
+
+def global_rotations(pose: torch.Tensor) -> torch.Tensor:
+    """(B, 24, 3, 3) each joint's rotation in the camera frame, down SMPL's tree."""
+    out = [pose[:, 0]]
+    for joint in range(1, pose.shape[1]):
+        out.append(out[SMPL_PARENTS[joint]] @ pose[:, joint])
+    return torch.stack(out, 1)
+
+
+def rotation_between(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) the smallest rotation turning direction ``u`` (B, 3) into ``v`` (B, 3); for
+    opposite directions a half turn about an axis perpendicular to ``u``."""
+    u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    cos = (u * v).sum(-1)
+    axis = torch.cross(u, v, dim=-1)
+    # opposite: any axis perpendicular to u (u x x, or u x y where u is near x)
+    ex, ey = torch.zeros_like(u), torch.zeros_like(u)
+    ex[:, 0], ey[:, 1] = 1.0, 1.0
+    perpendicular = torch.where((u[:, :1].abs() < 0.9), torch.cross(u, ex, dim=-1), torch.cross(u, ey, dim=-1))
+    opposite = cos < -1 + 1e-6
+    axis = torch.where(opposite[:, None], perpendicular / perpendicular.norm(dim=-1, keepdim=True), axis)
+    sin = axis.norm(dim=-1).clamp_min(1e-12)
+    angle = torch.atan2(torch.where(opposite, torch.zeros_like(sin), sin), cos)
+    unit = axis / sin[:, None]
+    return axis_angle_to_matrix(torch.where((sin > 1e-9)[:, None], unit * angle[:, None], torch.zeros_like(unit)))
+
+
+def depth_flipped(pose: torch.Tensor, chain: Sequence[int], flips: tuple[bool, bool], rest_joints: torch.Tensor) -> torch.Tensor:
+    """``pose`` (B, 24, 3, 3) with the limb ``chain`` (joints a, b, c: a turns bone a->b, b
+    turns bone b->c) turned so that each flipped bone's camera-frame direction has the sign of
+    its depth reversed and the other bone keeps its direction: the same 2D joints under an
+    orthographic camera, the other of Taylor's two depths. The children of c keep their local
+    rotations."""
+    a, b, c = chain
+    parent = SMPL_PARENTS[a]
+    glob = global_rotations(pose)
+    bone1 = (rest_joints[b] - rest_joints[a]).expand(pose.shape[0], 3)
+    bone2 = (rest_joints[c] - rest_joints[b]).expand(pose.shape[0], 3)
+    mirror = torch.tensor([1.0, 1.0, -1.0], dtype=pose.dtype, device=pose.device)
+    d1 = (glob[:, a] @ bone1[..., None])[..., 0]
+    d2 = (glob[:, b] @ bone2[..., None])[..., 0]
+    target1 = d1 * mirror if flips[0] else d1
+    target2 = d2 * mirror if flips[1] else d2
+    new_a = rotation_between(d1, target1) @ glob[:, a]
+    moved_b = new_a @ pose[:, b]
+    new_b = rotation_between((moved_b @ bone2[..., None])[..., 0], target2) @ moved_b
+    out = pose.clone()
+    out[:, a] = glob[:, parent].transpose(-1, -2) @ new_a
+    out[:, b] = new_a.transpose(-1, -2) @ new_b
+    return out
 
 
 def selection_scores(result: FitResult, config, gmm=None) -> torch.Tensor:
@@ -182,7 +256,10 @@ class MultiStart:
         mean_pose = None
         if "mean_pose" in self.hypotheses:
             mean_pose = self.method.body.mean_pose_rotmat(init_rot.shape[0]).to(init_rot)
-        starts = hypothesis_starts(init_rot, self.hypotheses, mean_pose).flatten(0, 1)
+        rest = None
+        if any(name in DEPTH_FLIPS for name in self.hypotheses):
+            rest = self.method.body.fast.joint_template
+        starts = hypothesis_starts(init_rot, self.hypotheses, mean_pose, rest).flatten(0, 1)
 
         def repeat(x):
             if not isinstance(x, torch.Tensor) or x.ndim == 0:

@@ -7,7 +7,13 @@ import torch
 
 from spin_diff.fitting.base import FitResult
 from spin_diff.fitting.config import FitQualityConfig, FittingConfig
-from spin_diff.fitting.multi_start import START_HYPOTHESES, hypothesis_starts, select_fits, selection_scores
+from spin_diff.fitting.multi_start import (
+    DEPTH_FLIPS,
+    START_HYPOTHESES,
+    hypothesis_starts,
+    select_fits,
+    selection_scores,
+)
 from spin_diff.fitting.quality import assess_fits, confident_residual
 
 
@@ -107,6 +113,31 @@ def test_other_starts_turn_the_body_or_take_the_mean_pose():
     assert torch.equal(starts[2], mean.expand(3, 24, 3, 3))
     with pytest.raises(ValueError, match="mean pose"):
         hypothesis_starts(start, ["mean_pose"])
+
+
+def test_depth_flips_keep_the_image_of_the_limb_and_reverse_the_depth_of_its_flipped_bones(body_model):
+    """Against the body model's skeleton (an independent forward): each flipped bone's camera
+    direction has its depth negated, the other bone keeps its direction, every joint outside
+    the limb stays where it was."""
+    from spin_diff.body.joints import SMPL_JOINT_NAMES
+    from spin_diff.geometry.rotations import axis_angle_to_matrix
+
+    gen = torch.Generator().manual_seed(4)
+    start = axis_angle_to_matrix(0.5 * torch.randn(6, 24, 3, generator=gen))
+    starts = hypothesis_starts(start, list(DEPTH_FLIPS), rest_joints=body_model.fast.joint_template)
+    betas = torch.zeros(6, 10)
+    before = body_model.fast(start, betas).skeleton
+    for k, (name, (chain, flips)) in enumerate(DEPTH_FLIPS.items(), start=1):
+        after = body_model.fast(starts[k], betas).skeleton
+        a, b, c = (SMPL_JOINT_NAMES.index(j) for j in chain)
+        for (p, q), flipped in zip(((a, b), (b, c)), flips):
+            old, new = before[:, q] - before[:, p], after[:, q] - after[:, p]
+            torch.testing.assert_close(new[:, :2], old[:, :2], atol=1e-5, rtol=0, msg=name)
+            torch.testing.assert_close(new[:, 2], -old[:, 2] if flipped else old[:, 2], atol=1e-5, rtol=0, msg=name)
+        outside = [j for j in range(24) if j not in (b, c) and SMPL_JOINT_NAMES[j].split("_")[-1] not in ("hand", "foot")]
+        torch.testing.assert_close(after[:, outside], before[:, outside], atol=1e-6, rtol=0, msg=name)
+    with pytest.raises(ValueError, match="rest joints"):
+        hypothesis_starts(start, ["flip_left_arm"])
 
 
 def test_reprojection_prior_selection_weighs_the_pose_prior():

@@ -235,9 +235,16 @@ def read_csv(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) if v not in ("", None) else float("nan") for k, v in r.items()} for r in csv.DictReader(handle)]
 
 
+def row_threshold(row: str, default: float) -> float:
+    """The row's ``fitting.threshold`` (what its supervision is bounded by), else ``default``."""
+    values = [float(v.split("=", 1)[1]) for v in ROWS[row][1] if v.startswith("fitting.threshold=")]
+    return values[-1] if values else default
+
+
 def store_figures(run: Path, threshold: float, count: int) -> dict:
-    """Of the ``count`` training examples: the share whose stored fit scores under SPIN's
-    threshold (what supervises), how many hold a fit, and their mean stored score."""
+    """Of the ``count`` training examples: the share whose stored fit scores under the row's
+    threshold (what supervises; scores are the row's keep rule's), how many hold a fit, and
+    their mean stored score."""
     from spin_diff.body.files import body_model_hash, body_model_label
     from spin_diff.body.model import load_body_model
     from spin_diff.cache.store import FitStore
@@ -271,7 +278,7 @@ def collect(args, out: Path) -> dict:
                 "supervised_first": log_rows[0]["supervised_share"] if log_rows else float("nan"),
                 "supervised_last": log_rows[-1]["supervised_share"] if log_rows else float("nan"),
                 "improved_fits": sum(r["improved_fits"] for r in log_rows),
-                "store": store_figures(run, args.threshold, args.train),
+                "store": store_figures(run, row_threshold(row, args.threshold), args.train),
             }
             results[f"{row}_seed{seed}"] = entry
     for name in ("warm", "bundled", "mean"):

@@ -81,11 +81,11 @@ def test_guided_refinement_does_not_depend_on_the_batch(model, turned_problems):
 
 
 def test_start_hypotheses_do_not_couple_people(model, turned_problems):
-    """The regressor-start hypotheses (given, flipped, mean pose) fitted in one batch: each
+    """The regressor-start hypotheses (given, flipped, mean pose, a depth flip) fitted in one batch: each
     person's chosen fit and its winning start are the same alone and among others."""
     from spin_diff.fitting.multi_start import MultiStart
 
-    config = FittingConfig(stages=default_stages(10), start_hypotheses=["flipped", "mean_pose"],
+    config = FittingConfig(stages=default_stages(10), start_hypotheses=["flipped", "mean_pose", "flip_left_arm"],
                            hypothesis_selection="reprojection_prior", hypothesis_prior_weight=0.1)  # fmt: skip
     fitter = MultiStart(SMPLify(model, config))
     start, betas, keypoints = turned_problems(model, 5, seed=6)

@@ -179,10 +179,42 @@ def _camera_stage_lm(iterations: int) -> Callable[[FittingConfig], None]:
     return change
 
 
+def _in_loop(prior: str, **settings) -> Callable[[FittingConfig], None]:
+    """Change: the training loop's fit (the recipe train_keypoints_cpu, the training study's, as
+    ``spin-diff train`` runs it with ``fitting.prior`` and these dotted ``fitting`` settings)."""
+
+    def change(config: FittingConfig) -> None:
+        from spin_diff.training.config import TrainConfig, effective_fitting_config
+
+        overrides = [f"fitting.prior={prior}", *(f"fitting.{k.replace('__', '.')}={v}" for k, v in settings.items())]
+        loop = effective_fitting_config(load_config(TrainConfig, recipe_path("train_keypoints_cpu"), overrides).fitting)
+        for name in vars(loop):
+            setattr(config, name, getattr(loop, name))
+
+    return change
+
+
 # name -> change of today's default FittingConfig() (the from_regressor recipe before this
 # benchmark: the library's defaults); "today" is that default itself.
 CANDIDATES: dict[str, Callable[[FittingConfig], None] | None] = {
     "today": None,
+    # the training study's in-loop fits (rows b and c; --diffusion-prior for f and k)
+    "in-loop GMM": _in_loop("gmm"),
+    "in-loop GMM + term": _in_loop("gmm+diffusion"),
+    "in-loop GMM + term t 100->10": _in_loop("gmm+diffusion", diffusion__term_t_max=100, diffusion__term_t_min=10),
+    "in-loop GMM + term t 200->20": _in_loop("gmm+diffusion", diffusion__term_t_max=200, diffusion__term_t_min=20),
+    "in-loop guided (3 loops)": _in_loop("gmm", method="guided", diffusion__guided__loops=3),
+    "in-loop GMM + term, then guided 0.015": _in_loop("gmm+diffusion", method="guided", diffusion__guided__loops=3,
+                                                      diffusion__guided__guidance_scale=0.015,
+                                                      diffusion__guided__pre_stages="[camera,body]"),
+    "in-loop GMM + term, then guided 0.015, 1 loop, step 5": _in_loop(
+        "gmm+diffusion", method="guided", diffusion__guided__loops=1, diffusion__guided__step=5,
+        diffusion__guided__guidance_scale=0.015, diffusion__guided__pre_stages="[camera,body]"),
+    "in-loop GMM + term, then guided 0.015, 3 loops, step 5": _in_loop(
+        "gmm+diffusion", method="guided", diffusion__guided__loops=3, diffusion__guided__step=5,
+        diffusion__guided__guidance_scale=0.015, diffusion__guided__pre_stages="[camera,body]"),
+    "in-loop GMM x0.25 + term t 100->10": _in_loop("gmm+diffusion", diffusion__term_t_max=100, diffusion__term_t_min=10,
+                                                   stages__1__terms__gmm_pose=5.7121),
     "from_regressor recipe": _shipped_recipe,
     "from_regressor recipe, camera stage lm 10": _all(_shipped_recipe, _camera_stage_lm(10)),
     # what spin-diff fit, cache build and eval --refine run from the bundled regressor
@@ -458,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diffusion-prior", metavar="CKPT",
                         help="fit every candidate with this diffusion prior (a conditional one reads the regressor's "
                         "features from the regressor start)")
+    parser.add_argument("--regressor", type=Path, default=BUNDLED_KEYPOINT_REGRESSOR,
+                        help="the keypoint regressor whose predictions start the fits (default: the bundled one)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     args.hypothesis_names = [n for part in args.hypothesis_names.split(",") if part
@@ -468,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--candidates: unknown {unknown}; known: {list(CANDIDATES)}")
     body = load_body_model()
-    regressor = load_regressor(BUNDLED_KEYPOINT_REGRESSOR, body).eval()
+    regressor = load_regressor(args.regressor, body).eval()
     seed = SEEDS[args.split]
     problems = make_problems(body, args.n, seed=seed, corruption=CorruptionConfig.preset("detector"),
                              poses=load_real_poses(args.split))  # fmt: skip

@@ -23,7 +23,9 @@ pretrained regressor; this one never saw 3D). Phase 2, per row and seed, from th
   k  as f, the features from a frozen copy of the starting network in eval mode
      (``fitting.condition_features: frozen``): the features the prior was trained on, so the
      prior's input never drifts while the network trains
-  (g-k are opt-in: ``--rows abcdefghik``)
+  l  as k, then ScoreHMR's guided refinement with the same conditioned prior (3 loops of 10
+     steps from t = 50, scale 0.015), the in-loop recipe whose fits from the warm start were best on validation
+  (g-l are opt-in: ``--rows abcdefghikl``)
 
 Each trained regressor is evaluated alone and with the test-time refinement rows (SMPLify,
 + term, guided). Also printed: the store's fits (share under SPIN's threshold, mean score),
@@ -68,8 +70,14 @@ ROWS = {
     "h": ("as g, threshold 200", ["fitting.prior=gmm+diffusion", "fitting.keep=objective", "fitting.threshold=200"]),
     "i": ("as g, threshold 400", ["fitting.prior=gmm+diffusion", "fitting.keep=objective", "fitting.threshold=400"]),
     "k": ("as f, features of the frozen start", ["fitting.prior=gmm+diffusion", "fitting.condition_features=frozen"]),
+    # chosen on validation fits from the warm start (benchmarks/real_starts.py --regressor): the
+    # conditioned term, then ScoreHMR's guided refinement with the same prior
+    "l": ("as k, then guided refinement", ["fitting.prior=gmm+diffusion", "fitting.condition_features=frozen",
+                                          "fitting.method=guided", "fitting.diffusion.guided.guidance_scale=0.015",
+                                          "fitting.diffusion.guided.pre_stages=[camera,body]",
+                                          "fitting.diffusion.guided.loops=3", "fitting.diffusion.guided.step=5"]),
 }
-CONDITIONED = "fk"  # rows whose term reads the conditional prior trained on the start's features
+CONDITIONED = "fkl"  # rows whose term reads the conditional prior trained on the start's features
 REFINE = ("none", "smplify", "term", "guided")
 # The bundled regressor's network (scripts/train_bundled_keypoint_regressor.py)
 MODEL = ["model.input=keypoints", "model.keypoints.hidden=384", "model.keypoints.feature_dim=384",
@@ -335,7 +343,7 @@ def report(args, results: dict) -> str:
     lines.append("")
     for better, worse, target in (("b", "a", 10.0), ("c", "b", 5.0), ("f", "b", 5.0), ("d", "b", 5.0), ("f", "c", 0.0),
                                  ("g", "b", 5.0), ("g", "c", 0.0), ("h", "c", 0.0), ("i", "c", 0.0), ("k", "b", 5.0),
-                                 ("k", "f", 0.0)):  # fmt: skip
+                                 ("k", "f", 0.0), ("l", "b", 5.0), ("l", "k", 0.0)):  # fmt: skip
         if better in means and worse in means:
             gain = 100 * (means[worse] - means[better]) / means[worse]
             verdict = f" (target >= {target:g}%: {'met' if gain >= target else 'missed'})" if target else ""

@@ -126,7 +126,7 @@ def bench(model_name: str, mode: str, args, body, npz: Path, images: Path, workd
     data = TrainingData([SpinDataset(npz, images, need_images=use_images)], use_images=use_images,
                         store=FitStore(store_path, readonly=True))  # fmt: skip
     model = build_regressor(config.model, mean_params=body.mean_params).to(device).train()
-    fitting = effective_fitting_config(config.fitting)
+    fitting = effective_fitting_config(config.fitting, body)
     fitter = SMPLify(body, fitting if config.fitting.in_loop else scoring_config(fitting))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
     amp = config.optim.amp and device.type == "cuda"

@@ -283,7 +283,7 @@ def run_demo(out: Path, config, size: str = "full", progress: bool = True, say=p
     # 3. the fit cache, built offline from the start
     run_dir = out / "run"
     store_path = run_dir / "fits"
-    fitting = effective_fitting_config(config.fitting)
+    fitting = effective_fitting_config(config.fitting, body)
     fitter = SMPLify(body, fitting)
     store = FitStore.open_or_create(store_path, body_model_hash(body), body_model_label(body))
     with store:

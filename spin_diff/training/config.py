@@ -24,6 +24,8 @@ __all__ = [
     "OptimConfig",
     "TrainConfig",
     "effective_fitting_config",
+    "names_conditional_prior",
+    "resolve_auto_prior",
     "scoring_config",
 ]
 
@@ -34,12 +36,14 @@ class InLoopFittingConfig(FittingConfig):
 
     ``in_loop: false`` trains from what the store already holds (SPIN's static fits, or none:
     2D-only HMR training). ``prior`` picks the body stage's pose prior: ``gmm`` (SPIN),
-    ``gmm+diffusion`` (the learned diffusion term beside the GMM), or ``stages`` (the stages
-    exactly as written). ``method: guided`` runs ScoreHMR's guided refinement instead.
+    ``gmm+diffusion`` (the learned diffusion term beside the GMM), ``stages`` (the stages
+    exactly as written) or ``auto`` (:func:`resolve_auto_prior`: the training study's best
+    loop for the diffusion prior at hand). ``method: guided`` runs ScoreHMR's guided refinement
+    instead (after ``diffusion.guided.pre_stages``).
     """
 
     in_loop: bool = True
-    prior: Literal["gmm", "gmm+diffusion", "stages"] = "gmm"
+    prior: Literal["auto", "gmm", "gmm+diffusion", "stages"] = "auto"
     diffusion_weight: float = DIFFUSION_POSE_WEIGHT
     threshold: float = 100.0  # SPIN's smplify_threshold: fits scoring below it supervise
     # which of stored and new fit is kept, and what `threshold` bounds (spin_diff.fitting.keep):
@@ -105,8 +109,53 @@ class TrainConfig:
     log_indices: bool = False  # write every step's example indices to RUN_DIR/indices.csv
 
 
-def effective_fitting_config(config: InLoopFittingConfig) -> FittingConfig:
-    """The :class:`FittingConfig` SMPLify runs with, ``prior`` applied to the stages."""
+# What ``prior: auto`` runs with a diffusion prior conditioned on the network's features: the
+# training study's row l (benchmarks/README.md, "The prior in the loop"), chosen on validation.
+CONDITIONED_LOOP = {"guidance_scale": 0.015, "loops": 3, "step": 5}
+
+
+def resolve_auto_prior(config: InLoopFittingConfig, conditional: bool) -> str:
+    """``prior: auto`` made concrete, in place; returns what was chosen, for the log.
+
+    With a diffusion prior conditioned on the regressor's features (``conditional``; ``spin-diff
+    prior train --features-from`` the ``--pretrained`` network): the GMM and the conditioned
+    diffusion term in the body stage, fed by a frozen copy of the starting network
+    (``condition_features: frozen``), then ScoreHMR's guided refinement with the same prior
+    after every stage (3 loops of 10 steps from t = 50, scale 0.015). Otherwise SPIN's GMM alone:
+    in the study the unconditioned term did not beat it. Other values are left as they are."""
+    if config.prior != "auto":
+        return config.prior
+    if not conditional:
+        config.prior = "gmm"
+        return "gmm (SPIN's; no diffusion prior conditioned on the network's features is named)"
+    config.prior = "gmm+diffusion"
+    config.condition_features = "frozen"
+    config.method = "guided"
+    guided = config.diffusion.guided
+    guided.pre_stages = [stage.name for stage in config.stages]
+    guided.guidance_scale = CONDITIONED_LOOP["guidance_scale"]
+    guided.loops, guided.step = CONDITIONED_LOOP["loops"], CONDITIONED_LOOP["step"]
+    return (f"gmm + the conditioned diffusion term (features of a frozen copy of the start), then guided "
+            f"refinement ({guided.loops} loops, step {guided.step}, scale {guided.guidance_scale:g})")
+
+
+def names_conditional_prior(config: InLoopFittingConfig, body=None) -> bool:
+    """Whether the diffusion prior the loop would load (``diffusion.checkpoint``, else the one
+    beside ``body``'s model file, else the bundled one) is conditioned on regressor features."""
+    from spin_diff.diffusion.model import BUNDLED_DIFFUSION_PRIOR, load_diffusion_prior
+    from spin_diff.fitting.smplify import diffusion_prior_path
+
+    path = diffusion_prior_path(config, body) if body is not None else config.diffusion.checkpoint
+    return bool(load_diffusion_prior(path or BUNDLED_DIFFUSION_PRIOR).config.denoiser.cond_dim)
+
+
+def effective_fitting_config(config: InLoopFittingConfig, body=None) -> FittingConfig:
+    """The :class:`FittingConfig` SMPLify runs with, ``prior`` applied to the stages (``auto``
+    resolved on a copy, :func:`resolve_auto_prior`; ``body`` tells where a prior beside the
+    body model is)."""
+    if config.prior == "auto":  # (without fits in the loop the prior only names the scoring stages)
+        config = copy.deepcopy(config)
+        resolve_auto_prior(config, config.in_loop and names_conditional_prior(config, body))
     values = {name: copy.deepcopy(getattr(config, name)) for name in FittingConfig.__dataclass_fields__}
     fitting = FittingConfig(**values)
     if config.prior == "stages":

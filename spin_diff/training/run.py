@@ -53,7 +53,14 @@ from spin_diff.training.checkpointing import (
     restore_rng_state,
     save_training_checkpoint,
 )
-from spin_diff.training.config import InLoopFittingConfig, TrainConfig, effective_fitting_config, scoring_config
+from spin_diff.training.config import (
+    InLoopFittingConfig,
+    TrainConfig,
+    effective_fitting_config,
+    names_conditional_prior,
+    resolve_auto_prior,
+    scoring_config,
+)
 from spin_diff.training.datasets import DatasetEntry, SpinDataset, TrainingData, collate_identity
 from spin_diff.training.fit_updates import FitWriter
 from spin_diff.training.logs import RunLog
@@ -360,11 +367,15 @@ def train(
         if not checkpoint_path.is_file():
             raise MissingInputError(f"--resume: no checkpoint {checkpoint_path}; start the run without --resume")
         state = load_training_state(checkpoint_path)
-        _check_resume_config(state["train_config"], config)
         pretrained = checkpoint_path
     torch.manual_seed(config.seed + context.rank)
 
     body = load_body_from_config(config)
+    if config.fitting.in_loop and config.fitting.prior == "auto":
+        chosen = resolve_auto_prior(config.fitting, names_conditional_prior(config.fitting, body))
+        log.info("fitting.prior auto: in-loop fits with %s", chosen)
+    if state is not None:
+        _check_resume_config(state["train_config"], config)
     use_images = config.model.input == "image"
     datasets_read = [
         SpinDataset(e.path, e.images, name=e.name, keypoints=config.data.keypoints, need_images=use_images)

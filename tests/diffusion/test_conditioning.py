@@ -399,3 +399,24 @@ def test_a_frozen_copy_needs_a_conditional_prior_and_a_resume_needs_the_saved_co
     assert train_in_loop(setup, tmp_path / "run", 1, "network") == 0
     assert train_in_loop(setup, tmp_path / "run", 2, "frozen", resume=True) == 2
     assert "holds no frozen conditioning network" in capsys.readouterr().err
+
+
+def test_prior_auto_runs_the_conditioned_loop_with_a_conditional_prior_and_spins_without(setup, tmp_path, monkeypatch):
+    import yaml
+
+    seen = record_fits(monkeypatch)
+    command = ["train", "--dataset", str(setup["npz"]), "--quiet", "--threads", "1", "--pretrained", str(setup["checkpoint"]),
+               "--set", "model.input=keypoints", "--set", "data.batch_size=4", "--set", "max_steps=2",
+               "--set", "fitting.stages.0.iterations=2", "--set", "fitting.stages.1.iterations=2",
+               "--set", "fitting.prior=auto"]  # fmt: skip
+    assert main([*command, "--out", str(tmp_path / "auto"), "--set", f"fitting.diffusion.checkpoint={setup['prior']}"]) == 0
+    fitting = yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())["fitting"]
+    assert (fitting["prior"], fitting["method"], fitting["condition_features"]) == ("gmm+diffusion", "guided", "frozen")
+    assert fitting["diffusion"]["guided"]["pre_stages"] == ["camera", "body"]
+    assert (fitting["diffusion"]["guided"]["loops"], fitting["diffusion"]["guided"]["step"]) == (3, 5)
+    for keypoints, condition in seen:  # the frozen start's features reach the prior
+        torch.testing.assert_close(condition, encoder_features(setup["checkpoint"], keypoints), atol=1e-5, rtol=0)
+
+    assert main([*command, "--out", str(tmp_path / "spin")]) == 0  # the bundled, unconditional prior: SPIN's loop
+    fitting = yaml.safe_load((tmp_path / "spin" / "config.yaml").read_text())["fitting"]
+    assert (fitting["prior"], fitting["method"], fitting["condition_features"]) == ("gmm", "smplify", "network")

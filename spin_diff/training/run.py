@@ -373,7 +373,7 @@ def train(
     body = load_body_from_config(config)
     if config.fitting.in_loop and config.fitting.prior == "auto":
         chosen = resolve_auto_prior(config.fitting, names_conditional_prior(config.fitting, body))
-        log.info("fitting.prior auto: in-loop fits with %s", chosen)
+        (log.info if config.fitting.prior != "gmm" else log.debug)("fitting.prior auto: in-loop fits with %s", chosen)
     if state is not None:
         _check_resume_config(state["train_config"], config)
     use_images = config.model.input == "image"

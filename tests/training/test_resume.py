@@ -114,6 +114,7 @@ def test_time_limit_stops_with_a_checkpoint(body_model, dataset, tmp_path):
     assert {"python", "numpy", "torch"} <= set(saved["rng"]) and saved["optimizer"]["state"]
     expected = tiny_config(**OVERRIDES)
     expected.data.datasets = [DatasetEntry(str(dataset))]  # the run's datasets are saved with it
+    expected.fitting.prior = "gmm"  # saved as resolved: prior auto without a conditional prior is SPIN's GMM
     assert load_config(TrainConfig, tmp_path / "run" / "config.yaml") == expected
     # the project's own checkpoint works as --pretrained for a new run
     again = train(tiny_config(steps=1, **{k: v for k, v in OVERRIDES.items() if k != "log_indices"}),

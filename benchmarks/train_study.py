@@ -71,11 +71,10 @@ ROWS = {
     "i": ("as g, threshold 400", ["fitting.prior=gmm+diffusion", "fitting.keep=objective", "fitting.threshold=400"]),
     "k": ("as f, features of the frozen start", ["fitting.prior=gmm+diffusion", "fitting.condition_features=frozen"]),
     # chosen on validation fits from the warm start (benchmarks/real_starts.py --regressor): the
-    # conditioned term, then ScoreHMR's guided refinement with the same prior
-    "l": ("as k, then guided refinement", ["fitting.prior=gmm+diffusion", "fitting.condition_features=frozen",
-                                          "fitting.method=guided", "fitting.diffusion.guided.guidance_scale=0.015",
-                                          "fitting.diffusion.guided.pre_stages=[camera,body]",
-                                          "fitting.diffusion.guided.loops=3", "fitting.diffusion.guided.step=5"]),
+    # conditioned term, then ScoreHMR's guided refinement with the same prior; what prior: auto
+    # runs with a conditional prior (spin_diff.training.config.resolve_auto_prior), so the row
+    # measures the default itself
+    "l": ("as k, then guided refinement", ["fitting.prior=auto"]),
 }
 CONDITIONED = "fkl"  # rows whose term reads the conditional prior trained on the start's features
 REFINE = ("none", "smplify", "term", "guided")

@@ -420,3 +420,23 @@ def test_prior_auto_runs_the_conditioned_loop_with_a_conditional_prior_and_spins
     assert main([*command, "--out", str(tmp_path / "spin")]) == 0  # the bundled, unconditional prior: SPIN's loop
     fitting = yaml.safe_load((tmp_path / "spin" / "config.yaml").read_text())["fitting"]
     assert (fitting["prior"], fitting["method"], fitting["condition_features"]) == ("gmm", "smplify", "network")
+
+
+def test_the_training_studys_row_l_is_what_prior_auto_runs_with_a_conditional_prior():
+    """The study measured the default: row l's settings resolve to the auto prior's choice."""
+    import sys
+
+    from spin_diff.recipes import recipe_path
+    from spin_diff.training.config import TrainConfig, resolve_auto_prior
+    from spin_diff.utils.configs import config_to_dict, load_config
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2] / "benchmarks"))
+    from train_study import ROWS
+
+    row = load_config(TrainConfig, recipe_path("train_keypoints_cpu"), ROWS["l"][1]).fitting
+    resolve_auto_prior(row, True)
+    explicit = load_config(TrainConfig, recipe_path("train_keypoints_cpu"), [
+        "fitting.prior=gmm+diffusion", "fitting.condition_features=frozen", "fitting.method=guided",
+        "fitting.diffusion.guided.guidance_scale=0.015", "fitting.diffusion.guided.pre_stages=[camera,body]",
+        "fitting.diffusion.guided.loops=3", "fitting.diffusion.guided.step=5"]).fitting  # fmt: skip
+    assert config_to_dict(row) == config_to_dict(explicit)

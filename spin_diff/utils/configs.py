@@ -154,23 +154,49 @@ def parse_override(text: str) -> dict[str, Any]:
     return value
 
 
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"cannot parse config file {path}: {err}") from err
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return loaded
+
+
+def _read_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> list[dict[str, Any]]:
+    """The mappings to merge for one file, bases first: a file whose top level has
+    ``extends: other.yaml`` (a path relative to the file's folder) is read over that one."""
+    resolved = path.resolve()
+    if resolved in seen:
+        chain = " -> ".join(str(p) for p in (*seen, resolved))
+        raise ConfigError(f"config file {path} extends itself: {chain}; remove one of the extends: keys")
+    loaded = _read_yaml(path)
+    base = loaded.pop("extends", None)
+    if base is None:
+        return [loaded]
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"config file {path}: extends must name one YAML file, got {base!r}")
+    base_path = Path(base) if Path(base).is_absolute() else path.parent / base
+    if not base_path.is_file():
+        raise ConfigError(f"config file {path} extends {base}, which is not found at {base_path}")
+    return [*_read_with_bases(base_path, (*seen, resolved)), loaded]
+
+
 def load_config(
     cls: type[T], path: str | Path | list[str | Path] | None = None, overrides: list[str] = ()
 ) -> T:
-    """Defaults of ``cls``, then the YAML file(s) at ``path`` in order, then ``overrides`` (a.b=v)."""
+    """Defaults of ``cls``, then the YAML file(s) at ``path`` in order, then ``overrides`` (a.b=v).
+
+    A file with a top-level ``extends: base.yaml`` (relative to its folder) is read over that
+    base, which may extend another in turn."""
     values = dataclasses.asdict(cls())
     paths = path if isinstance(path, (list, tuple)) else ([] if path is None else [path])
     for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"cannot parse config file {path}: {err}") from err
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at the top level")
-        values = _merge(values, loaded)
+        for loaded in _read_with_bases(Path(path)):
+            values = _merge(values, loaded)
     for text in overrides:
         values = _merge(values, parse_override(text))
     return _build(cls, values)

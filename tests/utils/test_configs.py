@@ -96,3 +96,32 @@ def test_saved_config_round_trips(tmp_path):
     path = save_config(config, tmp_path / "out" / "config.yaml")
     assert load_config(Config, path) == config
     assert yaml.safe_load(path.read_text())["body"]["num_betas"] == 5
+
+
+def test_extends_reads_the_base_first_then_the_file(tmp_path):
+    (tmp_path / "base.yaml").write_text("seed: 3\nbody:\n  num_betas: 8\n  model_path: /base\n")
+    (tmp_path / "middle.yaml").write_text("extends: base.yaml\nbody:\n  model_path: /middle\n")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "top.yaml").write_text("extends: ../middle.yaml\nseed: 5\n")
+    config = load_config(Config, sub / "top.yaml", ["body.num_betas=6"])
+    assert (config.seed, config.body.num_betas, config.body.model_path) == (5, 6, "/middle")
+    # the same values as the three files merged by hand, with no extends key left over
+    assert load_config(Config, sub / "top.yaml") == load_config(
+        Config, [tmp_path / "base.yaml"], ["body.model_path=/middle", "seed=5"]
+    )
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"a.yaml": "extends: b.yaml\n", "b.yaml": "extends: a.yaml\n"}, "extends itself"),
+        ({"a.yaml": "extends: nowhere.yaml\n"}, "extends nowhere.yaml, which is not found"),
+        ({"a.yaml": "extends: [b.yaml]\n"}, "extends must name one YAML file"),
+    ],
+)
+def test_broken_extends_is_a_one_line_error(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(Config, tmp_path / "a.yaml")

@@ -121,6 +121,7 @@ def make_photo_problems(
     yaw_range: tuple[float, float] = (-70.0, 70.0),
     back_view_prob: float = 0.1,
     tilt_std: float = 6.0,
+    poses: np.ndarray | None = None,
 ) -> PhotoProblems:
     """``count`` people of the ``"photo"`` preset of :mod:`spin_diff.data.people`: placed in a
     ``image_size`` photo taken with focal ``focal_length`` (None: the image diagonal, about a
@@ -130,11 +131,16 @@ def make_photo_problems(
     ``back_view_prob``), tilt by ``tilt_std`` degrees; each person's keypoint box spans
     ``box_fraction`` of the image's shorter side, placed off centre by up to ``placement``
     of the free room. ``corruption`` is a CorruptionConfig applied in image pixels (None:
-    clean).
+    clean). ``poses`` (N, 72), whole poses in a y-up world (e.g. real mocap), replaces the
+    pose sampler as in :func:`make_problems` (``count`` drawn without replacement, each
+    keeping its own tilt).
     """
     spec = preset("photo", image_size=tuple(image_size), focal_length=focal_length, fill_range=tuple(box_fraction),
                   placement=placement, yaw_range=tuple(yaw_range), back_view_prob=back_view_prob, tilt_std=tilt_std)  # fmt: skip
-    people = draw_people(model, spec, count, seed, corruption=corruption or CorruptionConfig())
+    if poses is not None and count > len(poses):
+        raise BadInputError(f"asked for {count} problems from {len(poses)} poses: pass fewer, or more poses")
+    pool = PosePool.from_poses(poses) if poses is not None else None
+    people = draw_people(model, spec, count, seed, pool=pool, corruption=corruption or CorruptionConfig())
     clean = people.clean.clone()
     clean[:, J.NUM_OPENPOSE_JOINTS :, 2] = 0.0  # a detector gives only the OpenPose block
     return PhotoProblems(

@@ -5,8 +5,10 @@ or from keypoints it detects itself (BlazePose, the ``detect`` extra).
 
 The fitting recipe is a named config shipped in ``spin_diff/recipes/`` (``fit_<name>.yaml``) applied
 before ``--config`` and ``--set``: ``cold_start`` (staged, decaying priors, photo camera)
-for a start at the mean pose, ``from_regressor`` (SPIN's in-loop recipe) for a start near
-the answer (``--init regressor|CKPT``). ``--recipe auto`` picks by the start.
+for a start at the mean pose; ``photo`` (the same stages from the regressor's prediction)
+for a regressor's start (``--init regressor|CKPT``, the default); ``from_regressor`` (SPIN's in-loop recipe, what
+``cache build`` and ``eval --refine`` fit with, and the camera of ``--no-optimise``'s bodies).
+``--recipe auto`` picks by the start.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from spin_diff.utils.configs import save_config
 from spin_diff.utils.outputs import check_writable_folder
 from spin_diff.utils.threads import set_threads
 
-RECIPES = ("cold_start", "from_regressor")
+RECIPES = ("cold_start", "photo", "from_regressor")
 
 
 def add_parser(subparsers) -> None:
@@ -51,8 +53,9 @@ def add_parser(subparsers) -> None:
     )
     fit.add_argument(
         "--recipe", default="auto",
-        help="fitting recipe: auto (cold_start from the mean pose, from_regressor from --init's "
-             f"regressor), {', '.join(RECIPES)} (shipped fit_<name>.yaml), or a YAML file",
+        help="fitting recipe: auto (cold_start from the mean pose, photo from --init's "
+             f"regressor, from_regressor with --no-optimise), {', '.join(RECIPES)} (shipped fit_<name>.yaml), "
+             "or a YAML file",
     )  # fmt: skip
     fit.add_argument(
         "--camera", choices=("crop", "full"),
@@ -86,15 +89,19 @@ def add_parser(subparsers) -> None:
     fit.set_defaults(handler=run_fit)
 
 
-def default_recipe(start: str = "mean") -> str:
-    """The recipe for a start: the mean pose is far from any answer (cold start); anything
-    else (a regressor's prediction) starts near it."""
-    return "cold_start" if start == "mean" else "from_regressor"
+def default_recipe(start: str = "mean", optimise: bool = True) -> str:
+    """The recipe for a start: the mean pose is far from any answer (cold start); a regressor's
+    prediction starts the same stages (photo: on photos and on CMU people in a photo camera
+    SPIN's in-loop recipe, from_regressor, explained the keypoints worse). Without the fit (``--no-optimise``) the regressor's bodies
+    are placed by from_regressor's crop camera, as SPIN's demo shows them."""
+    if start == "mean":
+        return "cold_start"
+    return "photo" if optimise else "from_regressor"
 
 
-def recipe_path(recipe: str, start: str = "mean") -> Path:
+def recipe_path(recipe: str, start: str = "mean", optimise: bool = True) -> Path:
     """The YAML file of a recipe name (or a path to one)."""
-    name = default_recipe(start) if recipe == "auto" else recipe
+    name = default_recipe(start, optimise) if recipe == "auto" else recipe
     if name in RECIPES:
         return shipped_recipe(f"fit_{name}")
     path = Path(name)
@@ -120,13 +127,15 @@ def run_fit(args: argparse.Namespace) -> int:
         raise BadInputError(f"--focal must be a positive number of pixels, got {args.focal}")
     threads = set_threads(args.threads)
     start = "mean" if init == "mean" else "regressor"
-    recipe = recipe_path(args.recipe, start)
+    optimise = not args.no_optimise
+    recipe = recipe_path(args.recipe, start, optimise)
     config = resolve_config(args, base=[recipe])
     model = load_body_from_config(config)
     if init is None:  # the bundled regressor, or the mean pose for another body model
         init = default_init(model)
         if init == "mean":
-            recipe = recipe_path(args.recipe, init)
+            start = "mean"
+            recipe = recipe_path(args.recipe, start)
             config = resolve_config(args, base=[recipe])
     if args.camera:
         config.fitting.camera = args.camera
@@ -150,7 +159,7 @@ def run_fit(args: argparse.Namespace) -> int:
         args.images, args.keypoints, args.out, model, fitter,
         bbox=args.bbox, batch_size=args.batch_size, progress=not args.quiet, overwrite=args.overwrite,
         mesh_frame=args.mesh_frame, regressor=regressor, detector=detector,
-        run_info={"recipe": str(args.recipe if args.recipe != "auto" else default_recipe(start)),
+        run_info={"recipe": str(args.recipe if args.recipe != "auto" else default_recipe(start, optimise)),
                   "recipe_file": str(recipe), "init": str(init), "optimised": not args.no_optimise,
                   "keypoints": str(args.keypoints) if args.keypoints else "detected (BlazePose)"},
     )  # fmt: skip

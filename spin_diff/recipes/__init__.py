@@ -7,12 +7,14 @@ command finds them without a source checkout:
 | --- | --- |
 | ``default`` | the defaults of ``Config`` written out (body model, device, seed) |
 | ``fit_cold_start`` | ``spin-diff fit`` from the mean pose: staged, decaying priors, photo camera |
-| ``fit_from_regressor`` | ``spin-diff fit`` / ``cache build`` / ``eval --refine`` from a regressor's prediction |
+| ``fit_photo`` | ``spin-diff fit`` from a regressor's prediction: the cold start's stages from it (extends ``fit_cold_start``) |
+| ``fit_from_regressor`` | ``cache build`` / ``eval --refine`` from a regressor's prediction (SPIN's crop camera); ``spin-diff fit --recipe from_regressor`` |
 | ``train_spin`` | SPIN's training recipe (ResNet-50 image model, SPIN's weights and schedule) |
 | ``train_keypoints_cpu`` | a small keypoint-input run that trains in minutes on a CPU (the demo's) |
 
 ``--config NAME`` (or ``NAME.yaml``) finds a shipped recipe when no file of that name exists;
-``spin-diff fit --recipe NAME`` takes the fitting ones without their ``fit_`` prefix.
+``spin-diff fit --recipe NAME`` takes the fitting ones without their ``fit_`` prefix. A recipe
+may start with ``extends: other.yaml`` (read first, then the file over it).
 """
 
 from __future__ import annotations

@@ -120,3 +120,37 @@ def test_the_regressor_recipe_does_not_depend_on_the_batch(model, turned_problem
         pose, _, transl, _ = fit_in_batches(fitter, start, betas, keypoints, batch_size, order)
         torch.testing.assert_close(pose, reference[0], atol=1e-5, rtol=0)
         torch.testing.assert_close(transl, reference[2], atol=1e-4, rtol=1e-6)
+
+
+def test_the_photo_recipe_does_not_depend_on_the_batch(model):
+    """spin-diff fit's default (the photo recipe: the cold start's stages from the bundled
+    regressor's start, in the photo camera), shortened and with more starts per person (three
+    tweaks of the regressor's and the mean pose), through fit_people as the command runs it:
+    each person's fit and the start it kept are the same alone and in a batch."""
+    from spin_diff.data.keypoint_sets import make_photo_problems
+    from spin_diff.fitting.config import Config
+    from spin_diff.fitting.images import Person, fit_people, keypoint_box
+    from spin_diff.fitting.initialisation import prior_for_start, resolve_init
+    from spin_diff.recipes import recipe_path
+    from spin_diff.utils.configs import load_config
+
+    config = load_config(Config, recipe_path("fit_photo")).fitting
+    assert config.camera == "full" and config.orientation_flip.enabled
+    config.start_hypotheses = ["knees_bent", "crouch", "arms_up", "mean_pose"]
+    for stage in config.stages:
+        stage.iterations = 6
+    prior_for_start(config, "regressor")
+    fitter = SMPLify(model, config)
+    regressor = resolve_init("regressor", model, images_available=False)
+    problems = make_photo_problems(model, 4, seed=12)
+    people = []
+    for i, keypoints in enumerate(problems.keypoints.numpy()):
+        center, size = keypoint_box(keypoints)
+        people.append(Person(f"photo/person_{i:02d}", keypoints, center, size, problems.image_size))
+    together = fit_people(model, fitter, people, regressor=regressor).result
+    assert len(together.hypothesis) == 4
+    for i in (0, 2):
+        alone = fit_people(model, fitter, people[i : i + 1], regressor=regressor).result
+        assert alone.hypothesis == together.hypothesis[i : i + 1]
+        torch.testing.assert_close(alone.pose, together.pose[i : i + 1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(alone.transl, together.transl[i : i + 1], atol=1e-4, rtol=1e-6)

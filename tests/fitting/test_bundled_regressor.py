@@ -63,7 +63,7 @@ def test_default_start_is_the_bundled_regressor_for_its_body_model_only(model, o
 
 def test_default_fit_on_synthetic_people_beats_the_mean_pose_start(model, tmp_path):
     """``spin-diff fit`` with its defaults (the bundled regressor, the
-    from_regressor recipe) on freshly synthesised people beats the mean-pose start by >= 30%."""
+    photo recipe) on freshly synthesised people beats the mean-pose start by >= 30%."""
     import contextlib
     import io
     import json
@@ -83,8 +83,8 @@ def test_default_fit_on_synthetic_people_beats_the_mean_pose_start(model, tmp_pa
 
     stems = [Path(str(name)).stem for name in data["imgname"]]
     params = [json.loads((out / stem / "person_00" / "params.json").read_text()) for stem in stems]
-    assert all(p["init"] == "regressor" and p["recipe"] == "from_regressor" for p in params)
-    assert all(p["start_hypothesis"] == "given" for p in params)  # the recipe tries no other start
+    assert all(p["init"] == "regressor" and p["recipe"] == "photo" for p in params)
+    assert all(p["start_hypothesis"] == "given" for p in params)  # the regressor's start, no other
     import yaml
 
     from spin_diff.fitting.initialisation import BUNDLED_CONDITIONAL_PRIOR

@@ -71,7 +71,13 @@ def test_cold_start_beats_the_in_loop_recipe_from_the_mean_pose(body_model, phot
 
 def test_recipes_are_named_files_and_chosen_by_the_start():
     assert default_recipe("mean") == "cold_start"
-    assert default_recipe("regressor") == "from_regressor"
+    assert default_recipe("regressor") == "photo"
+    assert default_recipe("regressor", optimise=False) == "from_regressor"  # --no-optimise's camera
+    photo = load_config(Config, recipe_path("auto", "regressor")).fitting
+    # the cold start's stages and camera from the regressor's start alone (more starts lost on validation)
+    cold = load_config(Config, recipe_path("cold_start")).fitting
+    assert photo.stages == cold.stages and photo.camera == "full" and photo.orientation_flip.enabled
+    assert photo.start_hypotheses == [] and cold.start_hypotheses
     cold = load_config(Config, recipe_path("auto")).fitting
     assert cold.camera == "full" and cold.orientation_flip.enabled
     gmm = [s.terms.get("gmm_pose", 0.0) for s in cold.stages[1:]]

@@ -429,4 +429,4 @@ def test_unknown_recipe_is_an_error(one, tmp_path, capsys):
         ["fit", str(images), "--keypoints", str(keypoints), "--out", str(tmp_path / "o"), "--recipe", "fast"]
     )
     assert code == 2
-    assert "choose auto, cold_start, from_regressor" in capsys.readouterr().err
+    assert "choose auto, cold_start, photo, from_regressor" in capsys.readouterr().err

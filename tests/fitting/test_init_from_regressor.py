@@ -18,6 +18,11 @@ from spin_diff.models.config import HeadConfig, KeypointEncoderConfig, Regressor
 ONE_STEP = ["--set", "fitting.stages.0.iterations=1", "--set", "fitting.stages.1.iterations=1", "--quiet",
             "--set", "fitting.quality.enabled=false", "--set", "fitting.method=smplify"]  # fmt: skip
 FAST = ["--set", "fitting.stages.0.iterations=20", "--set", "fitting.stages.1.iterations=30", "--quiet"]
+FROM_REGRESSOR = ["--recipe", "from_regressor", *ONE_STEP]  # the fit's two stages, one step each
+# spin-diff fit's default from a regressor (the photo recipe: five stages), one step a stage
+MULTI_ONE_STEP = ["--quiet", "--set", "fitting.quality.enabled=false"] + [
+    arg for stage in range(5) for arg in ("--set", f"fitting.stages.{stage}.iterations=1")
+]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +106,7 @@ def test_fit_starts_from_the_keypoint_checkpoint(body_model, trained, synth_set,
     model, _, path = trained
     out = tmp_path / "fits"
     code = main(["fit", str(synth_set / "images"), "--keypoints", str(synth_set / "keypoints"),
-                 "--out", str(out), "--init", str(path), *ONE_STEP])  # fmt: skip
+                 "--out", str(out), "--init", str(path), *FROM_REGRESSOR])  # fmt: skip
     assert code == 0, capsys.readouterr()
     from spin_diff.geometry.rotations import matrix_to_axis_angle
 
@@ -116,7 +121,7 @@ def test_fit_starts_from_the_keypoint_checkpoint(body_model, trained, synth_set,
 
 
 def test_fit_with_more_iterations_from_the_checkpoint_runs_and_judges_every_person(trained, synth_set, tmp_path, capsys):
-    """The full from-regressor recipe from a weak (300-step) test regressor: every person is
+    """The full default recipe (photo) from a weak (300-step) test regressor: every person is
     fitted and written, and each is either accepted or flagged with the quality reason.
     (With the CMU-trained priors one of the 4 stays at 10.5 px, just over the 10 px limit.)"""
     _, _, path = trained
@@ -161,10 +166,10 @@ def test_fit_with_an_image_checkpoint_reads_the_crops(body_model, synth_set, tmp
 def test_fit_starts_from_the_bundled_regressor_by_default(synth_set, tmp_path, capsys):
     out = tmp_path / "fits"
     image = min((synth_set / "images").iterdir())
-    code = main(["fit", str(image), "--keypoints", str(synth_set / "keypoints"), "--out", str(out), *ONE_STEP])
+    code = main(["fit", str(image), "--keypoints", str(synth_set / "keypoints"), "--out", str(out), *MULTI_ONE_STEP])
     assert code == 0, capsys.readouterr()
     params = json.loads((out / image.stem / "person_00" / "params.json").read_text())
-    assert params["init"] == "regressor" and params["recipe"] == "from_regressor"
+    assert params["init"] == "regressor" and params["recipe"] == "photo" and params["camera"] == "full"
     assert np.isfinite(params["pose"]).all()
 
 
@@ -217,7 +222,7 @@ def test_regressor_start_in_the_photo_camera(body_model, trained, synth_set, tmp
     model, _, path = trained
     out = tmp_path / "fits"
     code = main(["fit", str(synth_set / "images"), "--keypoints", str(synth_set / "keypoints"),
-                 "--out", str(out), "--init", str(path), "--camera", "full", *ONE_STEP])  # fmt: skip
+                 "--out", str(out), "--init", str(path), "--camera", "full", *FROM_REGRESSOR])  # fmt: skip
     assert code == 0, capsys.readouterr()
     for stem in sorted(p.stem for p in (synth_set / "images").iterdir()):
         params = json.loads((out / stem / "person_00" / "params.json").read_text())

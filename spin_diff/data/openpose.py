@@ -32,6 +32,10 @@ __all__ = [
 ]
 
 _VALUES_PER_PERSON = 3 * NUM_OPENPOSE_JOINTS  # 75
+# OpenPose's confidences are heatmap peaks and can come out a little above 1 (HMR's example
+# random_keypoints.json has 1.0059); up to this much over 1 they are read as 1, beyond it the
+# file is taken for a mix-up of its columns.
+CONFIDENCE_OVERSHOOT = 0.05
 
 
 class OpenPoseFileError(BadInputError):
@@ -96,11 +100,12 @@ def _person_keypoints(person, path: Path, index: int) -> tuple[np.ndarray, str |
     if not np.all(np.isfinite(array)):
         return bad, f"{path}: person {index} has NaN or inf keypoints"
     confidence = array[:, 2]
-    if confidence.min() < 0 or confidence.max() > 1:
+    if confidence.min() < 0 or confidence.max() > 1 + CONFIDENCE_OVERSHOOT:
         return bad, (
             f"{path}: person {index} has confidences from {confidence.min():g} to {confidence.max():g}; "
             "OpenPose's lie in [0, 1] (are the columns x, y, confidence?)"
         )
+    array[:, 2] = np.minimum(confidence, 1.0)
     return array, None
 
 

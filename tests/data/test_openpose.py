@@ -113,3 +113,20 @@ def test_empty_file_allowed_on_request(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere_keypoints.json"):
         read_openpose_json(tmp_path / "nowhere_keypoints.json")
+
+
+def test_confidences_a_little_over_one_are_read_as_one(tmp_path):
+    """OpenPose's heatmap peaks can exceed 1 slightly (HMR's example JSON has 1.0059): read as 1;
+    far over 1 is still refused as a column mix-up."""
+    detections = people(1)
+    values = detections.reshape(-1).tolist()
+    values[2], values[5] = 1.0059, 0.4
+    path = tmp_path / "over_keypoints.json"
+    path.write_text(json.dumps({"version": 1.3, "people": [{"pose_keypoints_2d": values}]}))
+    read = read_openpose_json(path)
+    assert read[0, 0, 2] == 1.0 and read[0, 1, 2] == pytest.approx(0.4)
+    np.testing.assert_allclose(read[0, :, :2], detections[0, :, :2])
+    values[2] = 1.2
+    path.write_text(json.dumps({"version": 1.3, "people": [{"pose_keypoints_2d": values}]}))
+    with pytest.raises(OpenPoseFileError, match=r"confidences from [0-9.]+ to 1.2; OpenPose's lie in \[0, 1\]"):
+        read_openpose_json(path)

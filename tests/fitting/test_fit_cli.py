@@ -183,3 +183,17 @@ def test_params_in_smplx_names_reproduce_mesh_obj_through_smplx(synth_set, tmp_p
                    dtype=np.float64)  # fmt: skip
     np.testing.assert_allclose(vertices, obj, atol=2e-5)
     np.testing.assert_array_equal(np.concatenate([params["global_orient"], params["body_pose"]]), params["pose"])
+
+
+def test_a_fallback_to_the_mean_pose_records_the_recipe_it_ran(synth_set, tmp_path, monkeypatch):
+    """Without --init, a body model the bundled regressor is not for starts from the mean pose:
+    params.json names the cold-start recipe that ran, not the regressor's default."""
+    import spin_diff.cli.fit as fit_cli
+
+    monkeypatch.setattr(fit_cli, "default_init", lambda model: "mean")
+    image = min((synth_set / "images").iterdir())
+    out = tmp_path / "fits"
+    cheap = ["--quiet", *FAST[5:]]  # FAST's iteration settings, without --init and --recipe
+    assert main(["fit", str(image), "--keypoints", str(synth_set / "keypoints"), "--out", str(out), *cheap]) == 0
+    params = json.loads((out / image.stem / "person_00" / "params.json").read_text())
+    assert (params["init"], params["recipe"], params["camera"]) == ("mean", "cold_start", "full")

@@ -29,10 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from detector_fit import LSP14, fit  # noqa: E402
 
+from spin_diff.apps.fit_photos import IMAGE_SUFFIXES  # noqa: E402
 from spin_diff.body.joints import OPENPOSE_JOINT_NAMES  # noqa: E402
 from spin_diff.geometry.alignment import pa_mpjpe  # noqa: E402
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def distance(a: dict, b: dict) -> float:

@@ -29,9 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from spin_diff.apps.fit_photos import IMAGE_SUFFIXES  # noqa: E402
 from spin_diff.cli.main import main as spin_diff  # noqa: E402
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 TARGET_PX = 7.0
 
 

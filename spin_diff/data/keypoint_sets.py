@@ -40,6 +40,15 @@ class KeypointProblems:
     shift_px: tuple[float, float] = (0.0, 0.0)  # ... and every keypoint moved by this after projection
 
 
+def _pose_pool(poses: np.ndarray | None, count: int) -> PosePool | None:
+    """The pool ``count`` problems draw from without replacement; None: the pose sampler."""
+    if poses is None:
+        return None
+    if count > len(poses):
+        raise BadInputError(f"asked for {count} problems from {len(poses)} poses: pass fewer, or more poses")
+    return PosePool.from_poses(poses)
+
+
 def make_problems(
     model: BodyModel,
     count: int,
@@ -62,9 +71,7 @@ def make_problems(
     """
     spec = preset("fitting", yaw_range=(-max_yaw_degrees, max_yaw_degrees), image_size=(crop_size, crop_size),
                   focal_length=float(focal_length))  # fmt: skip
-    if poses is not None and count > len(poses):
-        raise BadInputError(f"asked for {count} problems from {len(poses)} poses: pass fewer, or more poses")
-    pool = PosePool.from_poses(poses) if poses is not None else None
+    pool = _pose_pool(poses, count)
     people = draw_people(model, spec, count, seed, pool=pool, corruption=corruption or CorruptionConfig(),
                          shift_px=shift_px)  # fmt: skip
     return KeypointProblems(people.pose, people.betas, people.transl, people.keypoints, people.clean,
@@ -137,9 +144,7 @@ def make_photo_problems(
     """
     spec = preset("photo", image_size=tuple(image_size), focal_length=focal_length, fill_range=tuple(box_fraction),
                   placement=placement, yaw_range=tuple(yaw_range), back_view_prob=back_view_prob, tilt_std=tilt_std)  # fmt: skip
-    if poses is not None and count > len(poses):
-        raise BadInputError(f"asked for {count} problems from {len(poses)} poses: pass fewer, or more poses")
-    pool = PosePool.from_poses(poses) if poses is not None else None
+    pool = _pose_pool(poses, count)
     people = draw_people(model, spec, count, seed, pool=pool, corruption=corruption or CorruptionConfig())
     clean = people.clean.clone()
     clean[:, J.NUM_OPENPOSE_JOINTS :, 2] = 0.0  # a detector gives only the OpenPose block

@@ -217,6 +217,14 @@ def test_make_photo_problems_draws_the_photo_preset(body_model):
     direct = draw_people(body_model, "photo", 4, seed=1, corruption=corruption)
     torch.testing.assert_close(problems.keypoints, direct.keypoints, atol=0, rtol=0)
     assert (problems.clean_keypoints[:, NUM_OPENPOSE_JOINTS:, 2] == 0).all()
+    # from real poses (the held-out CMU splits), as make_problems takes them
+    poses = load_real_poses("val")
+    real = make_photo_problems(body_model, 4, seed=1, corruption=corruption, poses=poses)
+    direct = draw_people(body_model, "photo", 4, seed=1, pool=PosePool.from_poses(poses), corruption=corruption)
+    torch.testing.assert_close(real.pose, direct.pose, atol=0, rtol=0)
+    torch.testing.assert_close(real.keypoints, direct.keypoints, atol=0, rtol=0)
+    with pytest.raises(BadInputError, match="asked for 5 problems from 3 poses"):
+        make_photo_problems(body_model, 5, seed=1, poses=poses[:3])
 
 
 def test_the_regressor_training_stream_draws_the_regressor_preset(body_model, monkeypatch):

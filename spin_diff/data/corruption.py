@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 from spin_diff.errors import BadInputError
 
-__all__ = ["CorruptionConfig", "CorruptionResult", "CORRUPTION_PRESETS", "corrupt_keypoints"]
+__all__ = ["CorruptionConfig", "CorruptionResult", "CORRUPTION_PRESETS", "corrupt_keypoints", "hidden_by_head"]
 
 
 @dataclass
@@ -205,3 +205,37 @@ def corrupt_keypoints(
         occluded = visible & ~missed & ~inside
     out[missed | occluded] = 0.0
     return CorruptionResult(keypoints=out, swapped=swapped, outlier=outlier, missed=missed, occluded=occluded)
+
+
+def hidden_by_head(
+    points: np.ndarray,
+    depth: np.ndarray,
+    ears: tuple[int, int],
+    nose: int,
+    front: Sequence[int],
+    pairs: Sequence[tuple[int, int]],
+) -> np.ndarray:
+    """(..., J) bool: face points the head itself hides from the camera, by their depths.
+
+    The face looks away when the ears are nearer the camera than the nose: then every point
+    of ``front`` (nose, eyes) is hidden. The head is turned side-on when a left/right pair of
+    ``pairs`` (ears, eyes) is further apart in depth than across the image: then the farther
+    of the pair is hidden. Detectors report such points missing (OpenPose) or place them where
+    they cannot be seen (BlazePose, whose mapping applies this rule), so the project's
+    detector and its synthetic people share this one rule.
+
+    Args:
+        points: (..., J, 2) pixels.
+        depth: (..., J) in the same pixel units, larger = farther from the camera.
+        ears: the (left, right) ear indices; nose: the nose index; front, pairs: indices.
+    """
+    hidden = np.zeros(depth.shape, dtype=bool)
+    away = (depth[..., ears[0]] + depth[..., ears[1]]) / 2 < depth[..., nose]
+    hidden[..., list(front)] |= away[..., None]
+    for i, j in pairs:
+        across = np.linalg.norm(points[..., i, :] - points[..., j, :], axis=-1)
+        apart = depth[..., i] - depth[..., j]
+        side_on = np.abs(apart) > across
+        hidden[..., i] |= side_on & (apart > 0)
+        hidden[..., j] |= side_on & (apart < 0)
+    return hidden

@@ -49,6 +49,14 @@ def _pose_pool(poses: np.ndarray | None, count: int) -> PosePool | None:
     return PosePool.from_poses(poses)
 
 
+# make_problems' ``inputs``: the people preset's detected-joint settings of each.
+INPUTS: dict[str, dict] = {
+    "all": {},
+    "openpose": {"openpose_only_prob": 1.0, "face_hiding_prob": 1.0},
+    "detector": {"openpose_only_prob": 1.0, "face_hiding_prob": 1.0, "no_small_toes_prob": 1.0},
+}
+
+
 def make_problems(
     model: BodyModel,
     count: int,
@@ -59,9 +67,15 @@ def make_problems(
     crop_size: int = CROP_SIZE,
     focal_length: float = FOCAL_LENGTH,
     poses: np.ndarray | None = None,
+    inputs: str = "all",
 ) -> KeypointProblems:
     """``count`` people of the ``"fitting"`` preset of :mod:`spin_diff.data.people`;
     ``corruption`` is a CorruptionConfig (None: clean).
+
+    ``inputs`` says which keypoints are detected (:data:`INPUTS`): ``"all"`` 49 (SPIN's
+    datasets: OpenPose's and the annotated ones), ``"openpose"`` the 25 OpenPose ones without
+    the face points the head hides (as OpenPose reports a photo), ``"detector"`` those without
+    the small toes too (as the bundled detector reports one). Only these masks change with it.
 
     ``shift_px`` moves the person in the crop (e.g. partly out of it, for border occlusion).
     ``poses`` (N, 72), whole poses in a y-up world (e.g. real mocap, :mod:`spin_diff.data.real_poses`),
@@ -69,8 +83,10 @@ def make_problems(
     own tilt (bending, lying) while turned to face the camera within ``max_yaw_degrees``.
     Problem ``i`` of ``seed`` does not depend on ``count``.
     """
+    if inputs not in INPUTS:
+        raise BadInputError(f"inputs {inputs!r}: choose from {sorted(INPUTS)}")
     spec = preset("fitting", yaw_range=(-max_yaw_degrees, max_yaw_degrees), image_size=(crop_size, crop_size),
-                  focal_length=float(focal_length))  # fmt: skip
+                  focal_length=float(focal_length), **INPUTS[inputs])  # fmt: skip
     pool = _pose_pool(poses, count)
     people = draw_people(model, spec, count, seed, pool=pool, corruption=corruption or CorruptionConfig(),
                          shift_px=shift_px)  # fmt: skip
@@ -129,6 +145,7 @@ def make_photo_problems(
     back_view_prob: float = 0.1,
     tilt_std: float = 6.0,
     poses: np.ndarray | None = None,
+    inputs: str | None = None,
 ) -> PhotoProblems:
     """``count`` people of the ``"photo"`` preset of :mod:`spin_diff.data.people`: placed in a
     ``image_size`` photo taken with focal ``focal_length`` (None: the image diagonal, about a
@@ -140,10 +157,14 @@ def make_photo_problems(
     of the free room. ``corruption`` is a CorruptionConfig applied in image pixels (None:
     clean). ``poses`` (N, 72), whole poses in a y-up world (e.g. real mocap), replaces the
     pose sampler as in :func:`make_problems` (``count`` drawn without replacement, each
-    keeping its own tilt).
+    keeping its own tilt). ``inputs``: ``"openpose"`` or ``"detector"`` of :data:`INPUTS` (the
+    face points the head hides, and the small toes, not detected); None: every OpenPose point.
     """
+    if inputs is not None and inputs not in ("openpose", "detector"):
+        raise BadInputError(f"inputs {inputs!r}: choose 'openpose' or 'detector' (or None: every OpenPose point)")
     spec = preset("photo", image_size=tuple(image_size), focal_length=focal_length, fill_range=tuple(box_fraction),
-                  placement=placement, yaw_range=tuple(yaw_range), back_view_prob=back_view_prob, tilt_std=tilt_std)  # fmt: skip
+                  placement=placement, yaw_range=tuple(yaw_range), back_view_prob=back_view_prob, tilt_std=tilt_std,
+                  **({} if inputs is None else INPUTS[inputs]))  # fmt: skip
     pool = _pose_pool(poses, count)
     people = draw_people(model, spec, count, seed, pool=pool, corruption=corruption or CorruptionConfig())
     clean = people.clean.clone()

@@ -23,7 +23,10 @@ and the bodies of the rendered image sets (:mod:`spin_diff.data.synth`). One cor
    :func:`spin_diff.data.corruption.corrupt_keypoints` with the preset's corruption (its box:
    the crop, or 1.2 x the person's keypoint box), then whole blocks removed: the 24 GT
    joints with ``openpose_only_prob`` (OpenPose input), the 25 OpenPose ones with
-   ``gt_only_prob``.
+   ``gt_only_prob``; for a share ``face_hiding_prob`` of people the OpenPose face points the
+   head hides are not detected (:func:`spin_diff.data.corruption.hidden_by_head` on the camera-frame depths, the
+   rule the bundled detector applies to BlazePose's), and with ``no_small_toes_prob`` a
+   person's two small toes are not (the bundled detector has none; OpenPose marks them).
 
 The presets, one row each (:data:`PRESETS`; :func:`preset` returns one, with overrides):
 
@@ -107,10 +110,10 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
-from spin_diff.body.joints import KEYPOINT_FLIP_PERM
+from spin_diff.body.joints import KEYPOINT_FLIP_PERM, joint_indices
 from spin_diff.body.model import pose_to_rotmat
 from spin_diff.constants import CROP_SIZE, FOCAL_LENGTH, NUM_KEYPOINTS, NUM_OPENPOSE_JOINTS
-from spin_diff.data.corruption import CorruptionConfig, corrupt_keypoints
+from spin_diff.data.corruption import CorruptionConfig, corrupt_keypoints, hidden_by_head
 from spin_diff.errors import BadInputError
 from spin_diff.geometry.rotations import axis_angle_to_matrix, facing_yaw, matrix_to_axis_angle, yaw_matrix
 from spin_diff.priors import pose_sampler
@@ -124,7 +127,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # Independent keyed streams: changing how one step draws never shifts another.
-_POSE, _ORIENT, _SHAPE, _FRAMING, _CORRUPTION, _BLOCKS = range(6)
+_POSE, _ORIENT, _SHAPE, _FRAMING, _CORRUPTION, _BLOCKS, _TOES, _FACE = range(8)
+# The OpenPose face points of the face-hiding rule and the small toes the bundled detector lacks.
+_NOSE, = joint_indices(["OP Nose"])
+_EARS = tuple(joint_indices(["OP LEar", "OP REar"]))
+_FACE_FRONT = joint_indices(["OP Nose", "OP LEye", "OP REye"])
+_FACE_PAIRS = [tuple(joint_indices([f"OP L{part}", f"OP R{part}"])) for part in ("Ear", "Eye")]
+_SMALL_TOES = joint_indices(["OP LSmallToe", "OP RSmallToe"])
 SAMPLER_CHUNK = 64  # pose-sampler poses per keyed chunk (the sampler draws batches, not people)
 
 
@@ -154,6 +163,8 @@ class PeoplePreset:
     openpose_only_prob: float = 0.0  # people whose 24 GT keypoints are removed
     gt_only_prob: float = 0.0  # people whose 25 OpenPose keypoints are removed
     pool_draw: Literal["with_replacement", "without_replacement"] = "without_replacement"
+    face_hiding_prob: float = 0.0  # people whose OpenPose face points the head hides are not detected
+    no_small_toes_prob: float = 0.0  # people whose two OpenPose small toes are not detected
 
     def corruption_config(self) -> CorruptionConfig:
         return CorruptionConfig.preset(self.corruption)
@@ -546,7 +557,8 @@ def draw_people(
     pixels = focal * camera[..., :2] / camera[..., 2:3] + principal + np.asarray(shift_px, dtype=np.float64)
     inside = (pixels >= 0).all(-1) & (pixels[..., 0] < width) & (pixels[..., 1] < height)
     clean = np.concatenate([pixels, np.ones((count, NUM_KEYPOINTS, 1))], -1)
-    keypoints = _detect(spec, clean, corruption, seed, index)
+    depth_px = focal * camera[..., 2] / camera[..., 2].mean(1, keepdims=True)  # pixels at the person's distance
+    keypoints = _detect(spec, clean, corruption, seed, index, depth_px)
     as_tensor = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
     return People(
         pose=pose, rotmat=rotmat, betas=betas, transl=as_tensor(transl), joints=joints, clean=as_tensor(clean),
@@ -556,8 +568,11 @@ def draw_people(
     )  # fmt: skip
 
 
-def _detect(spec: PeoplePreset, clean: np.ndarray, corruption, seed: int, index: np.ndarray) -> np.ndarray:
-    """Step 5: ``(N, 49, 3)`` clean keypoints -> what a detector gives."""
+def _detect(
+    spec: PeoplePreset, clean: np.ndarray, corruption, seed: int, index: np.ndarray, depth_px: np.ndarray
+) -> np.ndarray:
+    """Step 5: ``(N, 49, 3)`` clean keypoints -> what a detector gives; ``depth_px``: (N, 49)
+    camera-frame depths in pixels at the person's distance (the face-hiding rule's units)."""
     num = len(clean)
     config = spec.corruption_config() if corruption is None else corruption
     width, height = spec.image_size
@@ -573,4 +588,9 @@ def _detect(spec: PeoplePreset, clean: np.ndarray, corruption, seed: int, index:
     gt_only = ~openpose_only & (which < spec.openpose_only_prob + spec.gt_only_prob)
     detected[openpose_only, NUM_OPENPOSE_JOINTS:] = 0.0
     detected[gt_only, :NUM_OPENPOSE_JOINTS] = 0.0
+    if spec.face_hiding_prob > 0:
+        hidden = hidden_by_head(clean[..., :2], depth_px, _EARS, _NOSE, _FACE_FRONT, _FACE_PAIRS)
+        detected[hidden & (KeyedDraws(seed, _FACE, index).random(num) < spec.face_hiding_prob)[:, None]] = 0.0
+    if spec.no_small_toes_prob > 0:
+        detected[np.ix_(KeyedDraws(seed, _TOES, index).random(num) < spec.no_small_toes_prob, _SMALL_TOES)] = 0.0
     return detected

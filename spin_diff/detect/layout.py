@@ -18,6 +18,7 @@ import numpy as np
 
 from spin_diff.body import joints as J
 from spin_diff.constants import NUM_KEYPOINTS
+from spin_diff.data.corruption import hidden_by_head
 from spin_diff.detect.blazepose import BODY_LANDMARKS
 
 __all__ = ["BLAZEPOSE_LANDMARK_NAMES", "BODY25_FROM_BLAZEPOSE", "blazepose_to_keypoints49", "hidden_face_points"]
@@ -83,7 +84,8 @@ _PAIRS = [("left_ear", "right_ear"), ("left_eye", "right_eye")]
 
 
 def hidden_face_points(landmarks: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """(..., 33) bool: face landmarks the head itself hides, from BlazePose's depths.
+    """(..., 33) bool: face landmarks the head itself hides, from BlazePose's depths
+    (:func:`spin_diff.data.corruption.hidden_by_head`, the rule the synthetic people share).
 
     The face looks away when the ears are nearer the camera than the nose: then the nose,
     eyes and mouth are hidden. The head is turned side-on when an ear pair (eye pair) is
@@ -91,18 +93,8 @@ def hidden_face_points(landmarks: np.ndarray, depth: np.ndarray) -> np.ndarray:
 
     Args: landmarks (..., 33, 2) pixels; depth (..., 33) in the same pixels, larger = farther.
     """
-    hidden = np.zeros(depth.shape, dtype=bool)
-    ears = (depth[..., _INDEX["left_ear"]] + depth[..., _INDEX["right_ear"]]) / 2
-    away = ears < depth[..., _INDEX["nose"]]
-    hidden[..., _FACE_FRONT] |= away[..., None]
-    for left, right in _PAIRS:
-        i, j = _INDEX[left], _INDEX[right]
-        across = np.linalg.norm(landmarks[..., i, :] - landmarks[..., j, :], axis=-1)
-        apart = depth[..., i] - depth[..., j]
-        side_on = np.abs(apart) > across
-        hidden[..., i] |= side_on & (apart > 0)
-        hidden[..., j] |= side_on & (apart < 0)
-    return hidden
+    return hidden_by_head(landmarks, depth, (_INDEX["left_ear"], _INDEX["right_ear"]), _INDEX["nose"],
+                          _FACE_FRONT, [(_INDEX[left], _INDEX[right]) for left, right in _PAIRS])
 
 
 def blazepose_to_keypoints49(

@@ -14,7 +14,8 @@ from spin_diff.body.model import load_body_model
 from spin_diff.cli.main import main
 from spin_diff.constants import NUM_OPENPOSE_JOINTS
 from spin_diff.data import keypoint_sets, people
-from spin_diff.data.corruption import CorruptionConfig
+from spin_diff.body.joints import joint_indices
+from spin_diff.data.corruption import CorruptionConfig, hidden_by_head
 from spin_diff.data.keypoint_sets import make_photo_problems, make_problems
 from spin_diff.data.people import (
     PRESETS,
@@ -37,6 +38,7 @@ from spin_diff.training.train_keypoints import (
     train_keypoint_regressor,
 )
 
+HIDABLE = joint_indices(["OP Nose", "OP LEye", "OP REye", "OP LEar", "OP REar", "OP LSmallToe", "OP RSmallToe"])
 DRAWS = 3000  # enough for ~2% tolerances on rates and spreads, in a few seconds
 
 
@@ -139,6 +141,7 @@ def test_corruption_and_blocks_match_the_table(drawn):
     kept = np.concatenate([np.repeat(~openpose_gone[:, None], NUM_OPENPOSE_JOINTS, 1),
                            np.repeat(~gt_gone[:, None], detected.shape[1] - NUM_OPENPOSE_JOINTS, 1)], 1)
     inside = batch.inside.numpy() & kept
+    inside[:, HIDABLE] &= not (spec.face_hiding_prob or spec.no_small_toes_prob)  # tested below
     config = spec.corruption_config()
     if config == CorruptionConfig():
         np.testing.assert_array_equal(detected[kept], batch.clean.double().numpy()[kept])
@@ -146,6 +149,49 @@ def test_corruption_and_blocks_match_the_table(drawn):
         assert (detected[..., 2][inside] == 0).mean() == pytest.approx(config.miss_prob, abs=0.01)
         confidence = detected[..., 2][inside & (detected[..., 2] > 0)]
         assert confidence.mean() == pytest.approx(1 - config.confidence_spread / 2, abs=0.02)
+
+
+def test_face_points_the_head_hides_and_the_small_toes_go_missing_as_the_preset_says(body_model, flat_pool):
+    spec = replace(PRESETS["regressor"], corruption="none", openpose_only_prob=1.0, gt_only_prob=0.0,
+                   pool_draw="with_replacement", face_hiding_prob=1.0)  # fmt: skip
+    batch = draw_people(body_model, spec, DRAWS, seed=7, pool=flat_pool)
+    missing = batch.keypoints[..., 2].numpy() == 0
+    nose, l_ear, r_ear, l_toe, r_toe = joint_indices(["OP Nose", "OP LEar", "OP REar", "OP LSmallToe", "OP RSmallToe"])
+    toes = missing[:, l_toe]
+    np.testing.assert_array_equal(toes, missing[:, r_toe])  # both small toes or neither
+    assert toes.mean() == pytest.approx(spec.no_small_toes_prob, abs=0.025)
+    turned = ((batch.yaw + 180) % 360) - 180  # degrees, 0 facing the camera
+    away, side_on = np.abs(turned) > 120, (np.abs(turned) > 60) & (np.abs(turned) < 100)
+    assert missing[away, nose].mean() > 0.9 and missing[np.abs(turned) < 30, nose].mean() < 0.05
+    assert (missing[side_on, l_ear] | missing[side_on, r_ear]).mean() > 0.7  # the body's turn, not the head's
+    assert not (missing[:, l_ear] & missing[:, r_ear] & ~missing[:, nose]).any()  # never both ears of a visible face
+    # The same people without the two settings: every OpenPose point in the image is detected.
+    plain = draw_people(body_model, replace(spec, face_hiding_prob=0.0, no_small_toes_prob=0.0), DRAWS, seed=7,
+                        pool=flat_pool)  # fmt: skip
+    openpose = slice(0, NUM_OPENPOSE_JOINTS)
+    assert (plain.keypoints[:, openpose, 2] > 0).numpy()[plain.inside[:, openpose].numpy()].all()
+    torch.testing.assert_close(plain.pose, batch.pose)
+    # The preset's share: half the people turned away lose the nose, the other half keep it.
+    half = draw_people(body_model, replace(spec, face_hiding_prob=PRESETS["regressor"].face_hiding_prob), DRAWS,
+                       seed=7, pool=flat_pool)  # fmt: skip
+    share = (half.keypoints[away, nose, 2] == 0).float().mean()
+    assert float(share) == pytest.approx(PRESETS["regressor"].face_hiding_prob * missing[away, nose].mean(), abs=0.08)
+    for name in ("fitting", "photo", "rendered"):
+        assert PRESETS[name].face_hiding_prob == 0 and PRESETS[name].no_small_toes_prob == 0, name
+
+
+def test_hidden_by_head_known_answers():
+    # Points: 0 nose, 1/2 left/right ear, 3/4 left/right eye, 10 px apart across the image.
+    points = np.array([[0.0, 0.0], [-10.0, 0.0], [10.0, 0.0], [-4.0, -2.0], [4.0, -2.0]])
+    args = ((1, 2), 0, [0, 3, 4], [(1, 2), (3, 4)])
+    facing = np.array([0.0, 6.0, 6.0, 1.0, 1.0])  # ears behind the nose, level pairs
+    assert not hidden_by_head(points, facing, *args).any()
+    away = np.array([6.0, 0.0, 0.0, 5.0, 5.0])  # the nose behind the ears
+    np.testing.assert_array_equal(hidden_by_head(points, away, *args), [True, False, False, True, True])
+    side = np.array([0.0, 30.0, 2.0, 12.0, 1.0])  # left ear 28 px behind the right (20 px apart)
+    np.testing.assert_array_equal(hidden_by_head(points, side, *args), [False, True, False, True, False])
+    batched = hidden_by_head(np.stack([points] * 3), np.stack([facing, away, side]), *args)
+    np.testing.assert_array_equal(batched[2], hidden_by_head(points, side, *args))
 
 
 def test_the_table_is_the_docstring_table():
@@ -211,6 +257,26 @@ def test_make_problems_draws_the_fitting_preset(body_model):
     torch.testing.assert_close(problems.transl, direct.transl, atol=0, rtol=0)
 
 
+def test_make_problems_inputs_change_only_which_joints_are_detected(body_model):
+    corruption, poses = CorruptionConfig.preset("detector"), load_real_poses("val")
+    drawn = {kind: make_problems(body_model, 200, seed=3, corruption=corruption, poses=poses, inputs=kind)
+             for kind in ("all", "openpose", "detector")}  # fmt: skip
+    found = {kind: problems.keypoints[..., 2] > 0 for kind, problems in drawn.items()}
+    toes = joint_indices(["OP LSmallToe", "OP RSmallToe"])
+    face = joint_indices(["OP Nose", "OP LEye", "OP REye", "OP LEar", "OP REar"])
+    assert not found["openpose"][:, NUM_OPENPOSE_JOINTS:].any() and not found["detector"][:, toes].any()
+    assert found["openpose"][:, toes].float().mean() > 0.9  # only detector misses lose them
+    assert 0.02 < (found["all"][:, face] & ~found["openpose"][:, face]).float().mean() < 0.3  # the head hides some
+    rest = [j for j in range(NUM_OPENPOSE_JOINTS) if j not in face]
+    for kind in ("openpose", "detector"):
+        torch.testing.assert_close(drawn[kind].pose, drawn["all"].pose, atol=0, rtol=0)
+        same = found[kind][:, rest]  # every joint still detected is where "all" has it
+        torch.testing.assert_close(drawn[kind].keypoints[:, rest][same], drawn["all"].keypoints[:, rest][same])
+    torch.testing.assert_close(found["detector"][:, face], found["openpose"][:, face])
+    with pytest.raises(BadInputError, match="inputs 'blazepose'"):
+        make_problems(body_model, 2, inputs="blazepose")
+
+
 def test_make_photo_problems_draws_the_photo_preset(body_model):
     corruption = CorruptionConfig.preset("detector")
     problems = make_photo_problems(body_model, 4, seed=1, corruption=corruption)
@@ -225,6 +291,15 @@ def test_make_photo_problems_draws_the_photo_preset(body_model):
     torch.testing.assert_close(real.keypoints, direct.keypoints, atol=0, rtol=0)
     with pytest.raises(BadInputError, match="asked for 5 problems from 3 poses"):
         make_photo_problems(body_model, 5, seed=1, poses=poses[:3])
+    # a detector's joints: the same people, the small toes and the face points the head hides gone
+    detector = make_photo_problems(body_model, 4, seed=1, corruption=corruption, poses=poses, inputs="detector")
+    torch.testing.assert_close(detector.pose, real.pose, atol=0, rtol=0)
+    toes = joint_indices(["OP LSmallToe", "OP RSmallToe"])
+    assert (detector.keypoints[:, toes, 2] == 0).all() and (real.keypoints[:, toes, 2] > 0).any()
+    kept = detector.keypoints[..., 2] > 0
+    torch.testing.assert_close(detector.keypoints[kept], real.keypoints[kept], atol=0, rtol=0)
+    with pytest.raises(BadInputError, match="inputs 'all'"):
+        make_photo_problems(body_model, 2, inputs="all")
 
 
 def test_the_regressor_training_stream_draws_the_regressor_preset(body_model, monkeypatch):

@@ -75,17 +75,22 @@ def people_of(problems, split: str) -> list[Person]:
     return people
 
 
-def run(model, recipe: str, people, batch: int, *, regressor=None, hypotheses=None, start_only=False) -> dict:
+def run(model, recipe: str, people, batch: int, *, regressor=None, hypotheses=None, start_only=False,
+        prior: str | None = None) -> dict:  # fmt: skip
     """Fit everyone with ``recipe`` (from ``regressor``'s start, or the mean pose; ``start_only``:
     the start itself, as ``--no-optimise``); per person: pose, betas, confident residual (px),
-    GMM energy, success (fitting.quality), the start kept, and seconds."""
+    GMM energy, success (fitting.quality), the start kept, and seconds. ``prior``: the
+    diffusion prior's checkpoint (None: the conditional one for the bundled regressor, as
+    ``spin-diff fit`` chooses, else the unconditional one)."""
     config = load_config(Config, recipe_path(f"fit_{recipe}")).fitting
     if hypotheses is not None:
         config.start_hypotheses = list(hypotheses)
     if start_only:
         config.start_hypotheses = []
-    if regressor is not None:
-        prior_for_start(config, "regressor")
+    if prior is not None:
+        config.diffusion.checkpoint = prior
+    elif regressor is not None:
+        prior_for_start(config, getattr(regressor, "checkpoint_path", "regressor"))
     fitter = StartOnly(SMPLify(model, config)) if start_only else SMPLify(model, config)
     gmm = fitter.context.gmm if fitter.context.gmm is not None else gmm_prior_for(config, model)
     parts: dict[str, list] = {k: [] for k in ("pose", "betas", "residual", "gmm", "success")}

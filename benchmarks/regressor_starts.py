@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     apart = [names[name] for name in chosen] if {"openpose", "detector"} <= set(inputs) else []
     columns = [name if len(inputs) == 1 else f"{name} {kind}" for name, kind in problems]
     columns += [f"{name} op~det" for name in apart]
-    print(f"start alone, PA-MPJPE{' / MPJPE' if args.mpjpe else ''} mean (mm), {args.n} people each, detector-like keypoints; "
+    scores = "PA-MPJPE / MPJPE" if args.mpjpe else "PA-MPJPE"
+    print(f"start alone, {scores} mean (mm), {args.n} people each, detector-like keypoints; "
           f"{args.threads} torch thread(s)")
     print(f"| start | {' | '.join(columns)} |")
     print(f"| --- |{' --- |' * len(columns)}")

@@ -24,9 +24,10 @@ and the bodies of the rendered image sets (:mod:`spin_diff.data.synth`). One cor
    the crop, or 1.2 x the person's keypoint box), then whole blocks removed: the 24 GT
    joints with ``openpose_only_prob`` (OpenPose input), the 25 OpenPose ones with
    ``gt_only_prob``; for a share ``face_hiding_prob`` of people the OpenPose face points the
-   head hides are not detected (:func:`spin_diff.data.corruption.hidden_by_head` on the camera-frame depths, the
-   rule the bundled detector applies to BlazePose's), and with ``no_small_toes_prob`` a
-   person's two small toes are not (the bundled detector has none; OpenPose marks them).
+   head hides are not detected (:func:`spin_diff.data.corruption.hidden_by_head` on the
+   camera-frame depths, the rule the bundled detector applies to BlazePose's), and for a
+   share ``no_small_toes_prob`` the two small toes are not (the bundled detector has none;
+   OpenPose marks them). Every preset below leaves both shares at 0.
 
 The presets, one row each (:data:`PRESETS`; :func:`preset` returns one, with overrides):
 

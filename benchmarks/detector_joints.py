@@ -41,7 +41,7 @@ from spin_diff.data.real_poses import load_real_poses  # noqa: E402
 from spin_diff.evaluation.metrics import joint_errors  # noqa: E402
 from spin_diff.fitting.initialisation import resolve_init  # noqa: E402
 
-INPUTS = ("openpose", "detector")
+KINDS = ("openpose", "detector")  # make_photo_problems' inputs, compared
 AGREE_MM = 30.0  # the agreement target of the detected-vs-OpenPose fits on real photos
 
 
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     model = load_body_model()
     poses = load_real_poses(args.split)
     problems = {kind: make_photo_problems(model, args.n, seed=SEEDS[args.split], poses=poses, inputs=kind,
-                                          corruption=CorruptionConfig.preset("detector")) for kind in INPUTS}  # fmt: skip
-    people = {kind: people_of(problems[kind], args.split) for kind in INPUTS}
+                                          corruption=CorruptionConfig.preset("detector")) for kind in KINDS}  # fmt: skip
+    people = {kind: people_of(problems[kind], args.split) for kind in KINDS}
     print(f"{args.n} people of the real CMU {args.split} split in a 1280x960 photo, detector-like keypoints with "
           f"the face points the head hides missing; 'detector' also without small toes; batch {args.batch}, "
           f"{torch.get_num_threads()} thread(s)")  # fmt: skip
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, path, prior in candidates(args.candidates):
         regressor = resolve_init(path, model, images_available=False)
         fits = {}
-        for kind in INPUTS:
+        for kind in KINDS:
             start = run(model, "photo", people[kind], args.batch, regressor=regressor, start_only=True, prior=prior)
             fit = run(model, "photo", people[kind], args.batch, regressor=regressor, prior=prior)
             fits[kind] = (start, fit)

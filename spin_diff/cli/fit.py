@@ -92,8 +92,9 @@ def add_parser(subparsers) -> None:
 def default_recipe(start: str = "mean", optimise: bool = True) -> str:
     """The recipe for a start: the mean pose is far from any answer (cold start); a regressor's
     prediction starts the same stages (photo: on photos and on CMU people in a photo camera
-    SPIN's in-loop recipe, from_regressor, explained the keypoints worse). Without the fit (``--no-optimise``) the regressor's bodies
-    are placed by from_regressor's crop camera, as SPIN's demo shows them."""
+    SPIN's in-loop recipe, from_regressor, explained the keypoints worse). Without the fit
+    (``--no-optimise``) the regressor's bodies are placed by from_regressor's crop camera, as
+    SPIN's demo shows them."""
     if start == "mean":
         return "cold_start"
     return "photo" if optimise else "from_regressor"
